@@ -1,0 +1,5 @@
+//! `monitorctl`: operator CLI. Thin main.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

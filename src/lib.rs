@@ -1,0 +1,17 @@
+//! monitor: a sharding InfluxDB line-protocol proxy (`monitor-api`) with an alert manager
+//! (`monitor-alert-manager`) and an operator CLI (`monitorctl`).
+//!
+//! The library holds every concept as one module; the binaries in `src/bin/` only parse
+//! arguments, load configuration and call into it. See `DESIGN.md` in the shared folder and the
+//! README for the architecture.
+
+pub mod alertmanager;
+pub mod backend;
+pub mod config;
+pub mod influxql;
+pub mod protocol;
+pub mod proxy;
+pub mod queue;
+pub mod rules;
+pub mod shard;
+pub mod telemetry;
