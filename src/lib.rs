@@ -8,6 +8,7 @@
 pub mod alertmanager;
 pub mod backend;
 pub mod config;
+pub mod ctl;
 pub mod influxql;
 pub mod protocol;
 pub mod proxy;
