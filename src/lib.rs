@@ -13,6 +13,7 @@ pub mod influxql;
 pub mod protocol;
 pub mod proxy;
 pub mod queue;
+pub mod replication;
 pub mod rules;
 pub mod shard;
 pub mod telemetry;
