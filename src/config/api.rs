@@ -974,7 +974,12 @@ fn check_tag_key(key: &str, path: &KeyPath, problems: &mut Problems) {
 
 /// An absolute `http://` or `https://` URL with a host and no query or fragment.
 pub fn check_http_url(text: &str) -> Result<(), String> {
-    let url = Url::parse(text).map_err(|error| format!("invalid URL {text:?}: {error}"))?;
+    let url = Url::parse(text).map_err(|error| match error {
+        url::ParseError::RelativeUrlWithoutBase => {
+            format!("invalid URL {text:?}: {error} (expected e.g. \"http://host:port\")")
+        }
+        _ => format!("invalid URL {text:?}: {error}"),
+    })?;
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(format!(
             "invalid URL {text:?}: the scheme must be http or https"

@@ -65,6 +65,9 @@ impl Problems {
         for problem in &mut self.0 {
             problem.line = map.line_of(&problem.path);
         }
+        // Reported in file order, so a reader can fix them top to bottom.
+        self.0
+            .sort_by_key(|problem| problem.line.unwrap_or(usize::MAX));
         self
     }
 }
