@@ -118,3 +118,35 @@ fn rules_example_has_the_design_rules() {
     assert_eq!(names, ["HighMem", "Panic"]);
     assert_eq!(rules[0]["op"].as_str(), Some(">"));
 }
+
+#[test]
+fn check_config_tells_the_kinds_apart_and_uses_the_real_loaders() {
+    use monitor::config::{ConfigKind, check_config_file};
+    let api = check_config_file(example("monitor-api.yaml"), None).unwrap();
+    assert_eq!(api.kind, ConfigKind::Api);
+    assert!(
+        api.warnings.iter().any(|w| w.starts_with("open access")),
+        "{:?}",
+        api.warnings
+    );
+    let am = check_config_file(example("alert-manager.yaml"), None).unwrap();
+    assert_eq!(am.kind, ConfigKind::AlertManager);
+    assert!(am.warnings.is_empty(), "{:?}", am.warnings);
+    let rules = check_config_file(example("rules.yaml"), None).unwrap();
+    assert_eq!(rules.kind, ConfigKind::Rules);
+
+    let error = check_config_file(example("rules.yaml"), Some(ConfigKind::Api)).unwrap_err();
+    assert!(
+        error.to_string().contains("unknown field `rules`"),
+        "{error}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let unknown = dir.path().join("x.yaml");
+    std::fs::write(&unknown, "hello: world\n").unwrap();
+    let error = check_config_file(&unknown, None).unwrap_err();
+    assert!(
+        error.to_string().contains("cannot tell which program"),
+        "{error}"
+    );
+}

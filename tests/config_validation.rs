@@ -88,7 +88,17 @@ fn unknown_keys_and_wrong_types_name_the_key_and_line() {
     );
     assert_eq!(
         api_error_after_group("indexes:\n  a: g1\n  b: g1\n  a: g1\n"),
-        "api.yaml:7:3: indexes: duplicate key \"a\""
+        "api.yaml:9: indexes: duplicate key \"a\""
+    );
+    assert_eq!(
+        api_error("listen: \"127.0.0.1:1\"\nlisten: \"127.0.0.1:2\"\n"),
+        "api.yaml:2: duplicate field `listen`"
+    );
+    assert_eq!(
+        api_error(
+            "groups:\n  g1:\n    replicas:\n      - url: \"http://a\"\n        url: \"http://b\"\n"
+        ),
+        "api.yaml:5: groups.g1.replicas[0]: duplicate field `url`"
     );
 }
 

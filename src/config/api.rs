@@ -511,7 +511,7 @@ impl ApiConfig {
     /// Parses and validates YAML text; `file` names the source in errors.
     pub fn from_yaml_str(source: &str, file: &str) -> Result<Self, ConfigError> {
         let config: ApiConfig = serde_yaml_ng::from_str(source)
-            .map_err(|error| ConfigError::from_yaml(file, &error))?;
+            .map_err(|error| ConfigError::from_yaml(file, source, &error))?;
         config.validate().map_err(|problems| ConfigError::Invalid {
             file: file.to_owned(),
             problems: problems.locate(source),

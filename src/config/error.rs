@@ -123,9 +123,9 @@ pub enum ConfigError {
 
 impl ConfigError {
     /// Converts a `serde_yaml_ng` error, moving its location in front as `file:line:column:`.
-    pub(crate) fn from_yaml(file: &str, error: &serde_yaml_ng::Error) -> Self {
+    pub(crate) fn from_yaml(file: &str, source: &str, error: &serde_yaml_ng::Error) -> Self {
         let mut message = error.to_string();
-        let (line, column) = match error.location() {
+        let (mut line, mut column) = match error.location() {
             Some(location) => {
                 let suffix = format!(" at line {} column {}", location.line(), location.column());
                 if let Some(start) = message.find(&suffix) {
@@ -135,6 +135,12 @@ impl ConfigError {
             }
             None => (None, None),
         };
+        // serde_yaml_ng places a duplicate-key error at the start of the mapping; point at the
+        // repeated key instead, which is the line to fix.
+        if let Some(duplicate_line) = duplicate_key_line(&message, source) {
+            line = Some(duplicate_line);
+            column = None;
+        }
         ConfigError::Syntax {
             file: file.to_owned(),
             line,
@@ -150,6 +156,26 @@ impl ConfigError {
             _ => &[],
         }
     }
+}
+
+fn duplicate_key_line(message: &str, source: &str) -> Option<usize> {
+    // Two spellings: our ordered maps say `duplicate key "k"`, serde's derive `duplicate field `k``.
+    let (start, key) = if let Some(start) = message.find("duplicate key \"") {
+        let quoted = message[start + "duplicate key \"".len()..].strip_suffix('"')?;
+        (start, quoted.replace("\\\"", "\"").replace("\\\\", "\\"))
+    } else {
+        let start = message.find("duplicate field `")?;
+        let name = message[start + "duplicate field `".len()..].strip_suffix('`')?;
+        (start, name.to_owned())
+    };
+    let map_path = message[..start].strip_suffix(": ").unwrap_or("");
+    let path = KeyPath::parse_dotted(map_path).key(&key);
+    let full_depth = path.segments().len();
+    let map = SourceMap::new(source);
+    // Only trust a line found for the key itself, not for one of its parents.
+    (map.depth_found(&path) == full_depth)
+        .then(|| map.line_of(&path))
+        .flatten()
 }
 
 fn render_syntax(file: &str, line: Option<usize>, column: Option<usize>, message: &str) -> String {

@@ -41,6 +41,34 @@ impl KeyPath {
         Self(segments)
     }
 
+    /// Reads the dotted form serde_yaml_ng uses in its messages (`groups.g1.replicas[0]`, `.` for
+    /// the root). Best effort: a key containing `.` or `[` is split wrongly, which only costs
+    /// precision in the line found for it.
+    pub fn parse_dotted(text: &str) -> Self {
+        let mut path = Self::root();
+        if text == "." || text.is_empty() {
+            return path;
+        }
+        for piece in text.split('.') {
+            let (key, mut rest) = match piece.find('[') {
+                Some(bracket) => (&piece[..bracket], &piece[bracket..]),
+                None => (piece, ""),
+            };
+            if !key.is_empty() {
+                path = path.key(key);
+            }
+            while let Some(inner) = rest.strip_prefix('[') {
+                let Some(close) = inner.find(']') else { break };
+                match inner[..close].parse() {
+                    Ok(index) => path = path.index(index),
+                    Err(_) => path = path.key(&inner[..close]),
+                }
+                rest = &inner[close + 1..];
+            }
+        }
+        path
+    }
+
     /// The segments, outermost first.
     pub fn segments(&self) -> &[PathSegment] {
         &self.0
@@ -135,8 +163,18 @@ impl SourceMap {
     /// The 1-based line of the deepest segment of `path` found in the file, or `None` when not
     /// even the first segment is there.
     pub fn line_of(&self, path: &KeyPath) -> Option<usize> {
+        self.walk(path).1
+    }
+
+    /// How many leading segments of `path` exist in the file.
+    pub fn depth_found(&self, path: &KeyPath) -> usize {
+        self.walk(path).0
+    }
+
+    fn walk(&self, path: &KeyPath) -> (usize, Option<usize>) {
         let mut node = &self.root;
         let mut best = None;
+        let mut depth = 0;
         for segment in path.segments() {
             let found = match (node, segment) {
                 (Node::Map(entries), PathSegment::Key(key)) => {
@@ -149,11 +187,12 @@ impl SourceMap {
                 Some(located) => {
                     best = Some(located.line);
                     node = &located.node;
+                    depth += 1;
                 }
                 None => break,
             }
         }
-        best
+        (depth, best)
     }
 }
 
@@ -472,6 +511,25 @@ occurrences: { count: 1, window: "5m" }
         let g1 = KeyPath::root().key("groups").key("g1");
         assert_eq!(line(g1.key("nope").key("deeper")), Some(4));
         assert_eq!(line(KeyPath::root().key("absent")), None);
+    }
+
+    #[test]
+    fn serde_dotted_paths_parse_back() {
+        let path = KeyPath::parse_dotted("groups.g1.replicas[2].url");
+        assert_eq!(
+            path,
+            KeyPath::root()
+                .key("groups")
+                .key("g1")
+                .key("replicas")
+                .index(2)
+                .key("url")
+        );
+        assert_eq!(KeyPath::parse_dotted("."), KeyPath::root());
+        assert_eq!(
+            KeyPath::parse_dotted("a[0][1]"),
+            KeyPath::root().key("a").index(0).index(1)
+        );
     }
 
     #[test]

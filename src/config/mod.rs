@@ -5,12 +5,14 @@
 //!
 //! - [`api`]: `monitor-api` ([`ApiConfig`], [`load_api_config`]).
 //! - [`alert`]: `monitor-alert-manager` ([`AlertManagerConfig`], [`load_alert_manager_config`]).
+//! - [`check`]: `monitorctl check-config` ([`check_config_file`]).
 //! - [`units`]: durations (`"150ms"`, `"1h30m"`) and byte sizes (`"32MiB"`).
 //! - [`pattern`]: index selectors (exact, glob, `/regex/`, `*`).
 //! - [`locate`]: key paths and their lines in a YAML source.
 
 pub mod alert;
 pub mod api;
+pub mod check;
 pub mod error;
 pub mod locate;
 pub mod ordered;
@@ -22,6 +24,7 @@ pub use api::{
     ApiConfig, Consistency, DatabaseMapping, Dialect, FsyncPolicy, GroupConfig, ReplicaConfig,
     TokenConfig, load_api_config, validate_shard_map,
 };
+pub use check::{CheckReport, ConfigKind, check_config_file};
 pub use error::{ConfigError, Problem, Problems};
 pub use locate::{KeyPath, PathSegment, SourceMap};
 pub use ordered::OrderedMap;
