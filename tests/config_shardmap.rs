@@ -492,3 +492,56 @@ fn tokens_are_taken_from_every_influx_credential_form() {
         "authorization failed: unsupported authorization scheme \"Digest\" (use Token, Bearer or Basic)"
     );
 }
+
+#[test]
+fn the_store_is_shareable_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<ShardMapStore>();
+    assert_send_sync::<Access>();
+    assert_send_sync::<Arc<ShardMap>>();
+}
+
+#[test]
+fn concurrent_readers_see_whole_versions_while_writers_swap() {
+    // Each version moves cluster1 and eu-west together; a reader routing both through one
+    // snapshot must always see them in the same group, and versions only ever go up.
+    let store = Arc::new(ShardMapStore::in_memory(&config()).unwrap());
+    let writer = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            for round in 0..200 {
+                let target = ["g1", "g2", "g3"][round % 3];
+                let mut doc = store.snapshot().doc().clone();
+                doc.version = None;
+                doc.indexes = [("cluster1", target), ("eu-west", target)]
+                    .into_iter()
+                    .map(|(k, v)| (k, v.to_owned()))
+                    .collect();
+                store.replace(doc).unwrap();
+            }
+        })
+    };
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                let mut last_version = 0;
+                for _ in 0..2000 {
+                    let snapshot = store.snapshot();
+                    assert!(snapshot.version() >= last_version);
+                    last_version = snapshot.version();
+                    let a = snapshot.route(b"cluster1");
+                    let b = snapshot.route(b"eu-west");
+                    if snapshot.version() > 1 {
+                        assert_eq!(a, b, "version {}", snapshot.version());
+                    }
+                }
+            })
+        })
+        .collect();
+    writer.join().unwrap();
+    for reader in readers {
+        reader.join().unwrap();
+    }
+    assert_eq!(store.snapshot().version(), 201);
+}

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use regex::bytes::RegexSet;
+use regex::bytes::{Regex, RegexSet};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -186,6 +186,27 @@ pub enum RouteError {
     UnknownIndex(String),
 }
 
+/// Index patterns in config order. The set answers "does any match" in one pass without
+/// allocating (`RegexSet::matches` would allocate its answer); only when one does are the
+/// patterns tried in order to find the first.
+#[derive(Debug)]
+struct Patterns {
+    any: RegexSet,
+    in_order: Vec<(Regex, GroupId)>,
+}
+
+impl Patterns {
+    fn first_match(&self, index: &[u8]) -> Option<GroupId> {
+        if !self.any.is_match(index) {
+            return None;
+        }
+        self.in_order
+            .iter()
+            .find(|(regex, _)| regex.is_match(index))
+            .map(|(_, id)| *id)
+    }
+}
+
 /// An immutable, versioned routing table.
 #[derive(Debug)]
 pub struct ShardMap {
@@ -193,7 +214,7 @@ pub struct ShardMap {
     doc: ShardMapDoc,
     groups: Vec<Group>,
     exact: HashMap<Box<[u8]>, GroupId>,
-    patterns: Option<(RegexSet, Vec<GroupId>)>,
+    patterns: Option<Patterns>,
     default_group: Option<GroupId>,
 }
 
@@ -260,12 +281,17 @@ impl ShardMap {
         let patterns = if pattern_sources.is_empty() {
             None
         } else {
-            match RegexSet::new(&pattern_sources) {
-                Ok(set) => Some((set, pattern_groups)),
-                Err(error) => {
+            let compiled: Result<Vec<(Regex, GroupId)>, regex::Error> = pattern_sources
+                .iter()
+                .zip(pattern_groups)
+                .map(|(source, id)| Regex::new(source).map(|regex| (regex, id)))
+                .collect();
+            match (RegexSet::new(&pattern_sources), compiled) {
+                (Ok(any), Ok(in_order)) => Some(Patterns { any, in_order }),
+                (Err(error), _) | (_, Err(error)) => {
                     problems.push(
                         &KeyPath::root().key("indexes"),
-                        format!("patterns do not compile together: {error}"),
+                        format!("patterns do not compile: {error}"),
                     );
                     None
                 }
@@ -292,16 +318,14 @@ impl ShardMap {
     }
 
     /// The group for an index tag value (as unescaped bytes): an exact name first (one hash
-    /// lookup), then the patterns in config order (one pass of a compiled regex set), then the
-    /// default group.
+    /// lookup), then the patterns in config order (one regex-set pass decides whether any
+    /// matches), then the default group. Allocates only to report an unknown index.
     pub fn route(&self, index: &[u8]) -> Result<GroupId, RouteError> {
         if let Some(id) = self.exact.get(index) {
             return Ok(*id);
         }
-        if let Some((set, groups)) = &self.patterns
-            && let Some(first) = set.matches(index).iter().next()
-        {
-            return Ok(groups[first]);
+        if let Some(id) = self.patterns.as_ref().and_then(|p| p.first_match(index)) {
+            return Ok(id);
         }
         self.default_group
             .ok_or_else(|| RouteError::UnknownIndex(String::from_utf8_lossy(index).into_owned()))
