@@ -432,3 +432,28 @@ fn matchers_match_like_alertmanager() {
     assert!(!not_regex.matches(Some("TestAlert")));
     assert!(not_regex.matches(Some("HighMem")));
 }
+
+#[test]
+fn warnings_and_restart_only_keys() {
+    let yaml = r#"listen: "0.0.0.0:8186"
+groups:
+  g1:
+    replicas: [{url: "http://a:8086"}, {url: "http://b:8086"}]
+  g2:
+    replicas: [{url: "http://a:8086/"}, {url: "http://c:8086"}]
+"#;
+    let config = ApiConfig::from_yaml_str(yaml, "api.yaml").unwrap();
+    assert_eq!(
+        config.warnings(),
+        [
+            "open access on a non-loopback address (0.0.0.0:8186): no tokens are configured, anyone who can reach it may read and write every index",
+            "replica http://a:8086/ is in groups g1 and g2: both groups write the same backend",
+        ]
+    );
+    let mut changed = config.clone();
+    changed.listen = "127.0.0.1:9999".to_owned();
+    changed.queue.max_bytes = monitor::config::ByteSize(2 << 30);
+    changed.default_group = Some("g1".to_owned());
+    assert_eq!(config.restart_required(&changed), ["listen", "queue"]);
+    assert!(config.restart_required(&config).is_empty());
+}
