@@ -1,2 +1,4 @@
-//! The `monitor-api` HTTP surface: write, query, traces, logs, hosts, admin. Not implemented
-//! yet (issue 3); it must never acknowledge a line before it is durable.
+//! The `monitor-api` HTTP surface: write, query, traces, logs, hosts, admin. It must never
+//! acknowledge a line before it is durable, and never buffer a body beyond its limits.
+
+pub mod body;
