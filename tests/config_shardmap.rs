@@ -545,3 +545,37 @@ fn concurrent_readers_see_whole_versions_while_writers_swap() {
     }
     assert_eq!(store.snapshot().version(), 201);
 }
+
+#[test]
+fn parsed_lines_route_by_their_unescaped_index_tag() {
+    let yaml = r#"index_tag: idx
+groups:
+  g1:
+    replicas: [{url: "http://a"}, {url: "http://b"}]
+  g2:
+    replicas: [{url: "http://c"}, {url: "http://d"}]
+indexes:
+  "eu west": g2
+  "cluster*": g1
+"#;
+    let config = ApiConfig::from_yaml_str(yaml, "api.yaml").unwrap();
+    let classifier = config.classifier();
+    let map = ShardMapStore::in_memory(&config).unwrap().snapshot();
+    let body =
+        b"mem,idx=cluster1,host=h1 used=1 1\nmem,idx=eu\\ west used=2 2\nmem,idx=us used=3 3\n";
+    let routed: Vec<Result<String, RouteError>> = monitor::protocol::lines(body, &classifier)
+        .map(|line| {
+            let line = line.unwrap();
+            let index = line.index().unwrap().unescaped();
+            map.route_group(&index).map(|g| g.name.clone())
+        })
+        .collect();
+    assert_eq!(
+        routed,
+        [
+            Ok("g1".to_owned()),
+            Ok("g2".to_owned()),
+            Err(RouteError::UnknownIndex("us".to_owned()))
+        ]
+    );
+}

@@ -47,6 +47,11 @@ fn minimal_config_gets_every_default() {
     assert_eq!(config.log_measurement, "log");
     assert_eq!(config.tracelog_measurement, "tracelog");
     assert_eq!(config.trace_id_tag, "traceid");
+    let classifier = config.classifier();
+    assert_eq!(classifier.index_tag, b"index");
+    assert_eq!(classifier.log_measurement, b"log");
+    assert_eq!(classifier.tracelog_measurement, b"tracelog");
+    assert_eq!(classifier.trace_id_tag, b"traceid");
 }
 
 #[test]

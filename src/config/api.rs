@@ -714,6 +714,16 @@ impl ApiConfig {
         }
     }
 
+    /// The line classifier for this config's index tag, measurement names and trace id tag.
+    pub fn classifier(&self) -> crate::protocol::Classifier {
+        crate::protocol::Classifier {
+            index_tag: self.index_tag.as_bytes().to_vec(),
+            log_measurement: self.log_measurement.as_bytes().to_vec(),
+            tracelog_measurement: self.tracelog_measurement.as_bytes().to_vec(),
+            trace_id_tag: self.trace_id_tag.as_bytes().to_vec(),
+        }
+    }
+
     /// True when no token is configured: every client may read and write every index.
     pub fn is_open_access(&self) -> bool {
         self.tokens.is_empty()
