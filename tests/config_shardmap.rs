@@ -579,3 +579,31 @@ indexes:
         ]
     );
 }
+
+#[test]
+fn replicated_groups_write_one_replica_and_ids_must_be_distinct() {
+    let yaml = r#"groups:
+  solo:
+    replicated: true
+    replicas: [{url: "http://a"}, {url: "http://b"}]
+  trio:
+    replicas: [{url: "http://c"}, {url: "http://d"}, {url: "http://e"}]
+"#;
+    let config = ApiConfig::from_yaml_str(yaml, "api.yaml").unwrap();
+    let map = ShardMap::from_config(&config, 1).unwrap();
+    let solo = map.group_by_name("solo").unwrap();
+    assert_eq!(solo.write_fanout(), 1);
+    assert_eq!(solo.required_acks(Consistency::All), 1);
+    let trio = map.group_by_name("trio").unwrap();
+    assert_eq!(trio.write_fanout(), 3);
+    assert_eq!(trio.required_acks(Consistency::Quorum), 2);
+
+    let same_names = r#"{"groups": {"g1": {"replicas": [
+        {"url": "http://a", "name": "r"}, {"url": "http://b", "name": "r"}]}}}"#;
+    let doc = ShardMapDoc::from_json(same_names.as_bytes()).unwrap();
+    let problems = ShardMap::build(&doc, 1).unwrap_err();
+    assert_eq!(
+        problems.to_string(),
+        "groups.g1.replicas[1]: replica id \"r\" is used twice in this group; give the replicas distinct `name`s"
+    );
+}

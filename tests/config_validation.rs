@@ -462,3 +462,12 @@ groups:
     assert_eq!(config.restart_required(&changed), ["listen", "queue"]);
     assert!(config.restart_required(&config).is_empty());
 }
+
+#[test]
+fn lines_are_found_through_crlf_document_markers_and_comments() {
+    let yaml = "---\r\n# comment\r\ngroups:\r\n  g1:   # the first group\r\n\r\n    replicas:\r\n    # between\r\n    - url: \"http://a\"\r\n    - url: \"http://b\"\r\n      dialect: v2\r\n";
+    assert_eq!(
+        api_error(yaml),
+        "api.yaml:9: groups.g1.replicas[1]: dialect v2 needs `org`"
+    );
+}

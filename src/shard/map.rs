@@ -178,6 +178,23 @@ pub struct Group {
     pub replicas: Vec<Replica>,
 }
 
+impl Group {
+    /// Replicas a write goes to directly: all of them, or one (the first healthy, in order) for
+    /// a `replicated` group.
+    pub fn write_fanout(&self) -> usize {
+        if self.replicated {
+            1.min(self.replicas.len())
+        } else {
+            self.replicas.len()
+        }
+    }
+
+    /// Backend acknowledgements a write at `consistency` needs in this group.
+    pub fn required_acks(&self, consistency: crate::config::Consistency) -> usize {
+        consistency.required_acks(self.write_fanout())
+    }
+}
+
 /// Why an index could not be routed. The message names the index; the proxy answers 400 with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
