@@ -15,15 +15,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, 
 
 use crate::protocol::Precision;
 
-/// The write API a replica speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Dialect {
-    /// InfluxDB 1.x: `POST /write?db=&rp=&precision=`, Basic or `u`/`p` auth.
-    #[default]
-    V1,
-    /// InfluxDB 2.x compatible: `POST /api/v2/write?org=&bucket=&precision=`, `Token` auth.
-    V2,
-}
+pub use crate::config::Dialect;
 
 /// Where and how to reach one replica.
 #[derive(Debug, Clone)]

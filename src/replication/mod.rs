@@ -5,4 +5,5 @@
 //! It must never acknowledge a line that is not in the durable log, and never let a line a
 //! backend rejects block the lines behind it.
 
+pub mod acks;
 pub mod envelope;

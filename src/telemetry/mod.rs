@@ -4,6 +4,7 @@
 //! It must never put a secret (token, password) in a log line or a metric label.
 
 pub mod logging;
+pub mod metrics;
 pub mod request_id;
 
 pub use logging::init_logging;
