@@ -9,7 +9,7 @@ use std::borrow::Cow;
 /// Which escaping rules apply to a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Context {
-    /// `\,` and `\ ` are escapes.
+    /// `\,`, `\ ` and (as InfluxDB 1.x unescapes it) `\=`.
     Measurement,
     /// Tag keys and tag values: `\,`, `\=` and `\ `.
     Tag,
@@ -23,7 +23,7 @@ impl Context {
     #[inline]
     pub(crate) fn is_escapable(self, b: u8) -> bool {
         match self {
-            Context::Measurement => matches!(b, b',' | b' '),
+            Context::Measurement => matches!(b, b',' | b' ' | b'='),
             Context::Tag => matches!(b, b',' | b'=' | b' '),
             Context::FieldKey => matches!(b, b',' | b'=' | b' ' | b'"'),
             Context::StringField => matches!(b, b'\\' | b'"'),
@@ -148,14 +148,19 @@ fn escape_with(s: &str, out: &mut Vec<u8>, needs: impl Fn(u8) -> bool) {
     }
 }
 
-/// Escapes a measurement name (`,` and space).
+/// Escapes a measurement name (`,`, space and `=`, which InfluxDB 1.x unescapes).
 pub fn escape_measurement(s: &str, out: &mut Vec<u8>) {
-    escape_with(s, out, |b| matches!(b, b',' | b' '))
+    escape_with(s, out, |b| matches!(b, b',' | b' ' | b'='))
 }
 
-/// Escapes a tag key, tag value or field key (`,`, `=` and space).
+/// Escapes a tag key or tag value (`,`, `=` and space).
 pub fn escape_key(s: &str, out: &mut Vec<u8>) {
     escape_with(s, out, |b| matches!(b, b',' | b'=' | b' '))
+}
+
+/// Escapes a field key (`,`, `=`, space and `"`, which InfluxDB 1.x unescapes in field keys).
+pub fn escape_field_key(s: &str, out: &mut Vec<u8>) {
+    escape_with(s, out, |b| matches!(b, b',' | b'=' | b' ' | b'"'))
 }
 
 /// Escapes a string field value (`\` and `"`), without the surrounding quotes.
@@ -203,6 +208,9 @@ mod tests {
         assert_eq!(out, br#"say \"hi\" \\o/"#);
         out.clear();
         escape_measurement("m 1,2=3", &mut out);
-        assert_eq!(out, br"m\ 1\,2=3");
+        assert_eq!(out, br"m\ 1\,2\=3");
+        out.clear();
+        escape_field_key(r#"a"b"#, &mut out);
+        assert_eq!(out, br#"a\"b"#);
     }
 }

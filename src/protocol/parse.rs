@@ -606,57 +606,74 @@ fn line_end(buf: &[u8], i: usize) -> Option<(usize, usize)> {
     }
 }
 
-struct TagKeys {
-    inline: [(u32, u32); INLINE_TAGS],
+/// Keys seen so far in a line (tag keys, or field keys with their value type), for the
+/// duplicate checks. The first [`INLINE_TAGS`] live on the stack; beyond that they spill into
+/// a vector that is sorted once at the end of the section.
+struct SeenKeys {
+    inline: [(u32, u32, u8); INLINE_TAGS],
     len: usize,
-    spill: Option<Vec<(usize, usize)>>,
+    spill: Option<Vec<(usize, usize, u8)>>,
 }
 
-impl TagKeys {
+/// A clash between two keys of one section.
+enum Clash {
+    /// Same key twice (for fields: with the same type, which InfluxDB accepts, last wins).
+    Same,
+    /// Same key with different value types.
+    Conflict,
+}
+
+impl SeenKeys {
     fn new() -> Self {
-        TagKeys {
-            inline: [(0, 0); INLINE_TAGS],
+        SeenKeys {
+            inline: [(0, 0, 0); INLINE_TAGS],
             len: 0,
             spill: None,
         }
     }
 
-    /// Records a key; returns true when it duplicates an earlier one (checked inline for
-    /// the first [`INLINE_TAGS`] keys, later by [`TagKeys::find_duplicate`]).
+    /// Records a key; reports a clash with an earlier key (checked at once for the first
+    /// [`INLINE_TAGS`] keys, later by [`SeenKeys::find_clash`]).
     #[inline]
-    fn push(&mut self, buf: &[u8], start: usize, end: usize) -> bool {
+    fn push(&mut self, buf: &[u8], start: usize, end: usize, kind: u8) -> Option<Clash> {
         if let Some(spill) = &mut self.spill {
-            spill.push((start, end));
-            return false;
+            spill.push((start, end, kind));
+            return None;
         }
         let key = &buf[start..end];
-        for &(s, e) in &self.inline[..self.len] {
+        for &(s, e, k) in &self.inline[..self.len] {
             if &buf[s as usize..e as usize] == key {
-                return true;
+                return Some(if k == kind { Clash::Same } else { Clash::Conflict });
             }
         }
         if self.len < INLINE_TAGS && end <= u32::MAX as usize {
-            self.inline[self.len] = (start as u32, end as u32);
+            self.inline[self.len] = (start as u32, end as u32, kind);
             self.len += 1;
         } else {
-            let mut spill: Vec<(usize, usize)> = self.inline[..self.len]
+            let mut spill: Vec<(usize, usize, u8)> = self.inline[..self.len]
                 .iter()
-                .map(|&(s, e)| (s as usize, e as usize))
+                .map(|&(s, e, k)| (s as usize, e as usize, k))
                 .collect();
-            spill.push((start, end));
+            spill.push((start, end, kind));
             self.spill = Some(spill);
         }
-        false
+        None
     }
 
-    /// For lines with many tags: offset of a duplicated key, if any.
-    fn find_duplicate(&mut self, buf: &[u8]) -> Option<usize> {
+    /// For sections with many keys: offset and kind of a clash, if any.
+    fn find_clash(&mut self, buf: &[u8]) -> Option<(usize, Clash)> {
         let spill = self.spill.as_mut()?;
         spill.sort_unstable_by(|a, b| buf[a.0..a.1].cmp(&buf[b.0..b.1]).then(a.0.cmp(&b.0)));
-        spill
-            .windows(2)
-            .find(|w| buf[w[0].0..w[0].1] == buf[w[1].0..w[1].1])
-            .map(|w| w[1].0)
+        let mut same = None;
+        for w in spill.windows(2) {
+            if buf[w[0].0..w[0].1] == buf[w[1].0..w[1].1] {
+                if w[0].2 != w[1].2 {
+                    return Some((w[1].0, Clash::Conflict));
+                }
+                same.get_or_insert((w[1].0, Clash::Same));
+            }
+        }
+        same
     }
 }
 
@@ -698,7 +715,7 @@ fn parse_entry<'a>(
     let mut tags_escaped = false;
     let mut index = None;
     let mut trace_id = None;
-    let mut keys = TagKeys::new();
+    let mut keys = SeenKeys::new();
     match buf.get(i) {
         Some(b',') => {
             tags_start = i + 1;
@@ -723,7 +740,7 @@ fn parse_entry<'a>(
                 if let Some(r) = is_reserved(&key) {
                     return Err((k_start, ParseErrorKind::ReservedKey(r)));
                 }
-                if keys.push(buf, k_start, k_end) {
+                if keys.push(buf, k_start, k_end, 0).is_some() {
                     return Err((k_start, ParseErrorKind::DuplicateTag));
                 }
                 let v_start = k_end + 1;
@@ -754,7 +771,7 @@ fn parse_entry<'a>(
                     Some(_) => return Err((i, invalid_char(buf, i, "tag value"))),
                 }
             }
-            if let Some(dup) = keys.find_duplicate(buf) {
+            if let Some((dup, _)) = keys.find_clash(buf) {
                 return Err((dup, ParseErrorKind::DuplicateTag));
             }
         }
@@ -777,6 +794,7 @@ fn parse_entry<'a>(
     }
     let fields_start = i;
     let mut newlines = 0usize;
+    let mut field_keys = SeenKeys::new();
     let fields_end;
     loop {
         let k_start = i;
@@ -811,7 +829,7 @@ fn parse_entry<'a>(
             ));
         }
         let v = k_end + 1;
-        let v_end = match buf.get(v) {
+        let (v_end, value_type) = match buf.get(v) {
             None | Some(b'\n' | b'\r' | b' ' | b',') => {
                 return Err((v, ParseErrorKind::MissingFieldValue));
             }
@@ -835,7 +853,7 @@ fn parse_entry<'a>(
                 if memchr(b'\n', content).is_some() {
                     newlines += count_newlines(content);
                 }
-                close + 1
+                (close + 1, TYPE_STRING)
             }
             Some(&first) => {
                 let mut e = v;
@@ -843,10 +861,12 @@ fn parse_entry<'a>(
                     e += 1;
                 }
                 let tok = &buf[v..e];
-                check_value(first, tok).map_err(|k| (v, k))?;
-                e
+                (e, check_value(first, tok).map_err(|k| (v, k))?)
             }
         };
+        if let Some(Clash::Conflict) = field_keys.push(buf, k_start, k_end, value_type) {
+            return Err((k_start, ParseErrorKind::FieldTypeConflict));
+        }
         i = v_end;
         match buf.get(i) {
             Some(b',') => {
@@ -859,6 +879,10 @@ fn parse_entry<'a>(
             }
             Some(&b) => return Err((i, ParseErrorKind::UnexpectedAfterField(ByteName(b)))),
         }
+    }
+
+    if let Some((at, Clash::Conflict)) = field_keys.find_clash(buf) {
+        return Err((at, ParseErrorKind::FieldTypeConflict));
     }
 
     // Timestamp.
@@ -925,17 +949,22 @@ fn out_of_range() -> ParseErrorKind {
     }
 }
 
-/// Validates a non-string field value token starting with `first`.
-fn check_value(first: u8, tok: &[u8]) -> Result<(), ParseErrorKind> {
+const TYPE_FLOAT: u8 = 0;
+const TYPE_INTEGER: u8 = 1;
+const TYPE_STRING: u8 = 2;
+const TYPE_BOOLEAN: u8 = 3;
+
+/// Validates a non-string field value token starting with `first`; returns its type.
+fn check_value(first: u8, tok: &[u8]) -> Result<u8, ParseErrorKind> {
     match first {
         b't' | b'T' | b'f' | b'F' => match tok {
             b"t" | b"T" | b"true" | b"True" | b"TRUE" | b"f" | b"F" | b"false" | b"False"
-            | b"FALSE" => Ok(()),
+            | b"FALSE" => Ok(TYPE_BOOLEAN),
             _ => Err(ParseErrorKind::InvalidBoolean),
         },
         b'-' | b'0'..=b'9' | b'.' => match tok.last() {
             Some(b'i') => match parse_i64(&tok[..tok.len() - 1]) {
-                Ok(_) => Ok(()),
+                Ok(_) => Ok(TYPE_INTEGER),
                 Err(IntError::Syntax) => Err(ParseErrorKind::InvalidNumber),
                 Err(IntError::Range) => Err(ParseErrorKind::IntegerOutOfRange),
             },
@@ -944,7 +973,7 @@ fn check_value(first: u8, tok: &[u8]) -> Result<(), ParseErrorKind> {
                 Err(IntError::Syntax) => Err(ParseErrorKind::InvalidNumber),
                 Err(IntError::Range) => Err(ParseErrorKind::IntegerOutOfRange),
             },
-            _ => check_float(tok),
+            _ => check_float(tok).map(|()| TYPE_FLOAT),
         },
         _ => Err(ParseErrorKind::InvalidFieldValue),
     }
