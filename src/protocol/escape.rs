@@ -60,11 +60,13 @@ impl<'a> Escaped<'a> {
     }
 
     /// Bytes as written, escapes included.
+    #[inline]
     pub fn raw(&self) -> &'a [u8] {
         self.raw
     }
 
     /// Whether the token contains a backslash (an escape may follow it).
+    #[inline]
     pub fn has_escapes(&self) -> bool {
         self.escaped
     }
@@ -74,6 +76,7 @@ impl<'a> Escaped<'a> {
     }
 
     /// The token with escapes removed; borrowed when there is nothing to remove.
+    #[inline]
     pub fn unescaped(&self) -> Cow<'a, [u8]> {
         if !self.escaped {
             return Cow::Borrowed(self.raw);
@@ -94,27 +97,31 @@ impl<'a> Escaped<'a> {
     }
 
     /// Compares the unescaped token with `other` without allocating.
+    #[inline]
     pub fn eq_unescaped(&self, other: &[u8]) -> bool {
         if !self.escaped {
             return self.raw == other;
         }
-        let mut rest = other;
-        let mut i = 0;
-        let raw = self.raw;
-        while i < raw.len() {
-            let mut b = raw[i];
-            if b == b'\\' && i + 1 < raw.len() && self.context.is_escapable(raw[i + 1]) {
-                i += 1;
-                b = raw[i];
-            }
-            match rest.split_first() {
-                Some((&o, tail)) if o == b => rest = tail,
-                _ => return false,
-            }
-            i += 1;
-        }
-        rest.is_empty()
+        eq_unescaped_slow(self.raw, self.context, other)
     }
+}
+
+fn eq_unescaped_slow(raw: &[u8], context: Context, other: &[u8]) -> bool {
+    let mut rest = other;
+    let mut i = 0;
+    while i < raw.len() {
+        let mut b = raw[i];
+        if b == b'\\' && i + 1 < raw.len() && context.is_escapable(raw[i + 1]) {
+            i += 1;
+            b = raw[i];
+        }
+        match rest.split_first() {
+            Some((&o, tail)) if o == b => rest = tail,
+            _ => return false,
+        }
+        i += 1;
+    }
+    rest.is_empty()
 }
 
 fn unescape(raw: &[u8], context: Context) -> Cow<'_, [u8]> {

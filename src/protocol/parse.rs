@@ -163,16 +163,13 @@ impl<'a> Iterator for Tags<'a> {
         let (key_end, key_esc) = if self.escaped {
             find_unescaped(rest, 0, b'=', Context::Tag)
         } else {
-            (memchr(b'=', rest).unwrap_or(rest.len()), false)
+            (find_byte(rest, 0, b'='), false)
         };
         let value_start = (key_end + 1).min(rest.len());
         let (value_end, value_esc) = if self.escaped {
             find_unescaped(rest, value_start, b',', Context::Tag)
         } else {
-            (
-                memchr(b',', &rest[value_start..]).map_or(rest.len(), |p| value_start + p),
-                false,
-            )
+            (find_byte(rest, value_start, b','), false)
         };
         self.rest = rest.get(value_end + 1..).unwrap_or(&[]);
         Some((
@@ -204,7 +201,7 @@ impl<'a> Iterator for Fields<'a> {
             let s = Escaped::from_parts(&rest[v + 1..close], esc, Context::StringField);
             (FieldValue::String(s), close + 2)
         } else {
-            let end = memchr(b',', &rest[v..]).map_or(rest.len(), |p| v + p);
+            let end = find_byte(rest, v, b',');
             (typed_value(&rest[v..end]), end + 1)
         };
         self.rest = rest.get(next..).unwrap_or(&[]);
@@ -451,25 +448,32 @@ fn scan_token(buf: &[u8], mut i: usize, stop: &[bool; 256], ctx: Context) -> (us
     }
 }
 
+/// Index of the first `b` at or after `i` (or the end). Tokens are short: a plain loop beats
+/// memchr's setup here.
+#[inline(always)]
+fn find_byte(buf: &[u8], mut i: usize, b: u8) -> usize {
+    while i < buf.len() && buf[i] != b {
+        i += 1;
+    }
+    i
+}
+
 /// Finds the first `stop` byte not escaped under `ctx` (validated input only).
+#[inline]
 fn find_unescaped(buf: &[u8], mut i: usize, stop: u8, ctx: Context) -> (usize, bool) {
     let mut escaped = false;
     while i < buf.len() {
-        match memchr2(stop, b'\\', &buf[i..]) {
-            None => return (buf.len(), escaped),
-            Some(p) => {
-                let at = i + p;
-                if buf[at] == stop {
-                    return (at, escaped);
-                }
-                escaped = true;
-                i = if at + 1 < buf.len() && ctx.is_escapable(buf[at + 1]) {
-                    at + 2
-                } else {
-                    at + 1
-                };
+        let b = buf[i];
+        if b == stop {
+            return (i, escaped);
+        }
+        if b == b'\\' {
+            escaped = true;
+            if i + 1 < buf.len() && ctx.is_escapable(buf[i + 1]) {
+                i += 1;
             }
         }
+        i += 1;
     }
     (buf.len(), escaped)
 }
@@ -611,6 +615,11 @@ fn line_end(buf: &[u8], i: usize) -> Option<(usize, usize)> {
 /// a vector that is sorted once at the end of the section.
 struct SeenKeys {
     inline: [(u32, u32, u8); INLINE_TAGS],
+    /// Cheap fingerprints of the inline keys, compared before the bytes.
+    prints: [u32; INLINE_TAGS],
+    /// One bit per fingerprint hash: a clear bit means "certainly not seen", which spares the
+    /// scan for almost every key.
+    bloom: u128,
     len: usize,
     spill: Option<Vec<(usize, usize, u8)>>,
 }
@@ -627,6 +636,8 @@ impl SeenKeys {
     fn new() -> Self {
         SeenKeys {
             inline: [(0, 0, 0); INLINE_TAGS],
+            prints: [0; INLINE_TAGS],
+            bloom: 0,
             len: 0,
             spill: None,
         }
@@ -634,19 +645,38 @@ impl SeenKeys {
 
     /// Records a key; reports a clash with an earlier key (checked at once for the first
     /// [`INLINE_TAGS`] keys, later by [`SeenKeys::find_clash`]).
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, buf: &[u8], start: usize, end: usize, kind: u8) -> Option<Clash> {
+        let print = fingerprint(&buf[start..end]);
+        let mask = 1u128 << (print.wrapping_mul(0x9E37_79B1) >> 25);
+        let maybe_seen = self.bloom & mask != 0;
+        self.bloom |= mask;
+        if !maybe_seen && self.len < INLINE_TAGS && self.spill.is_none() && end <= u32::MAX as usize {
+            self.prints[self.len] = print;
+            self.inline[self.len] = (start as u32, end as u32, kind);
+            self.len += 1;
+            return None;
+        }
+        self.push_slow(buf, start, end, kind, print)
+    }
+
+    #[inline(never)]
+    fn push_slow(&mut self, buf: &[u8], start: usize, end: usize, kind: u8, print: u32) -> Option<Clash> {
         if let Some(spill) = &mut self.spill {
             spill.push((start, end, kind));
             return None;
         }
         let key = &buf[start..end];
-        for &(s, e, k) in &self.inline[..self.len] {
-            if &buf[s as usize..e as usize] == key {
-                return Some(if k == kind { Clash::Same } else { Clash::Conflict });
+        for (i, &p) in self.prints[..self.len].iter().enumerate() {
+            if p == print {
+                let (s, e, k) = self.inline[i];
+                if &buf[s as usize..e as usize] == key {
+                    return Some(if k == kind { Clash::Same } else { Clash::Conflict });
+                }
             }
         }
         if self.len < INLINE_TAGS && end <= u32::MAX as usize {
+            self.prints[self.len] = print;
             self.inline[self.len] = (start as u32, end as u32, kind);
             self.len += 1;
         } else {
@@ -677,6 +707,20 @@ impl SeenKeys {
     }
 }
 
+/// Length and first, middle and last byte: different keys rarely share all four.
+#[inline]
+fn fingerprint(key: &[u8]) -> u32 {
+    let n = key.len();
+    if n == 0 {
+        return 0;
+    }
+    ((n as u32 & 0xff) << 24)
+        | (u32::from(key[0]) << 16)
+        | (u32::from(key[n / 2]) << 8)
+        | u32::from(key[n - 1])
+}
+
+#[inline]
 fn is_reserved(key: &Escaped<'_>) -> Option<&'static str> {
     RESERVED_KEYS
         .iter()
