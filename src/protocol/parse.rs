@@ -739,6 +739,12 @@ fn parse_entry<'a>(
     classifier: &Classifier,
     precision: Precision,
 ) -> Result<(Line<'a>, usize, usize), ParseFail> {
+    // An entry ends only at a newline or the end of input: without a newline in the first
+    // MAX_LINE_BYTES, it is too long, and a 10 MB line is refused before it is scanned.
+    if buf.len() > MAX_LINE_BYTES && memchr(b'\n', &buf[..=MAX_LINE_BYTES]).is_none() {
+        return Err((MAX_LINE_BYTES, ParseErrorKind::LineTooLong(MAX_LINE_BYTES)));
+    }
+
     // Measurement.
     let (m_end, m_esc) = scan_token(buf, 0, &MEASUREMENT_STOP, Context::Measurement);
     if m_end == 0 {
@@ -917,7 +923,11 @@ fn parse_entry<'a>(
                 i += 1;
                 continue;
             }
-            Some(b' ') | None | Some(b'\n' | b'\r') => {
+            Some(b' ') | None | Some(b'\n') => {
+                fields_end = i;
+                break;
+            }
+            Some(b'\r') if line_end(buf, i).is_some() => {
                 fields_end = i;
                 break;
             }
