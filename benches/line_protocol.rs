@@ -131,7 +131,11 @@ fn bench(c: &mut Criterion) {
         });
         if std::env::var_os("PARSE_ONLY").is_some() {
             group.bench_function("monitor-parse-only", |b| {
-                b.iter(|| lines(black_box(body.as_bytes()), &classifier).filter(|l| l.is_ok()).count())
+                b.iter(|| {
+                    lines(black_box(body.as_bytes()), &classifier)
+                        .filter(|l| l.is_ok())
+                        .count()
+                })
             });
         }
         group.bench_function("influxdb-line-protocol-2.0.0", |b| {

@@ -82,7 +82,9 @@ fn decode(body: &[u8], precision: Precision, default_time: i64) -> Result<Vec<Va
                     FieldValue::Integer(i) => serde_json::json!({"int": i}),
                     FieldValue::Unsigned(u) => serde_json::json!({"uint": u}),
                     FieldValue::Boolean(b) => serde_json::json!({"bool": b}),
-                    FieldValue::String(s) => serde_json::json!({"string": str_or_bin(&s.unescaped())}),
+                    FieldValue::String(s) => {
+                        serde_json::json!({"string": str_or_bin(&s.unescaped())})
+                    }
                 };
                 serde_json::json!({"key": str_or_bin(&k.unescaped()), "value": value})
             })
@@ -104,21 +106,24 @@ fn floats_equal(a: f64, b: f64) -> bool {
 
 fn values_equal(ours: &Value, expected: &Value) -> bool {
     match (ours, expected) {
-        (Value::Number(a), Value::Number(b)) => match (a.as_i64(), b.as_i64(), a.as_u64(), b.as_u64()) {
-            (Some(x), Some(y), _, _) => x == y,
-            (_, _, Some(x), Some(y)) => x == y,
-            _ => match (a.as_f64(), b.as_f64()) {
-                (Some(x), Some(y)) => floats_equal(x, y),
-                _ => false,
-            },
-        },
+        (Value::Number(a), Value::Number(b)) => {
+            match (a.as_i64(), b.as_i64(), a.as_u64(), b.as_u64()) {
+                (Some(x), Some(y), _, _) => x == y,
+                (_, _, Some(x), Some(y)) => x == y,
+                _ => match (a.as_f64(), b.as_f64()) {
+                    (Some(x), Some(y)) => floats_equal(x, y),
+                    _ => false,
+                },
+            }
+        }
         (Value::Array(a), Value::Array(b)) => {
             a.len() == b.len() && a.iter().zip(b).all(|(x, y)| values_equal(x, y))
         }
         (Value::Object(a), Value::Object(b)) => {
             // `{"float": 1}` in the corpus may be written as an integer literal.
             a.len() == b.len()
-                && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| values_equal(v, w)))
+                && a.iter()
+                    .all(|(k, v)| b.get(k).is_some_and(|w| values_equal(v, w)))
         }
         (a, b) => a == b,
     }
@@ -220,7 +225,9 @@ fn main() -> ExitCode {
         println!("deviation {category}: {n}");
     }
     if stale > 0 {
-        println!("{stale} listed deviations now match: remove them from proto-spec/deviations.json");
+        println!(
+            "{stale} listed deviations now match: remove them from proto-spec/deviations.json"
+        );
     }
     println!(
         "{passed} passed, {} failed ({documented} documented deviations)",

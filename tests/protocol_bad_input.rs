@@ -31,8 +31,14 @@ fn invalid_utf8_is_refused_and_neighbours_parse() {
 #[test]
 fn nul_bytes_are_refused_outside_strings() {
     let out = run(b"m\0 f=1\nm,t=\0 f=1\nm s=\"a\0b\"\n");
-    assert!(matches!(out[0], Err((1, 2, ParseErrorKind::InvalidCharacter(..)))));
-    assert!(matches!(out[1], Err((2, 5, ParseErrorKind::InvalidCharacter(..)))));
+    assert!(matches!(
+        out[0],
+        Err((1, 2, ParseErrorKind::InvalidCharacter(..)))
+    ));
+    assert!(matches!(
+        out[1],
+        Err((2, 5, ParseErrorKind::InvalidCharacter(..)))
+    ));
     assert_eq!(out[2], Ok("m s=\"a\0b\"".into()));
 }
 
@@ -50,8 +56,14 @@ fn overflowing_integers_and_timestamps() {
         b"m f=9223372036854775808i\nm f=1 9223372036854775807\nm f=1 99999999999999999999\nm f=-9223372036854775808i 9223372036854775806\n",
     );
     assert_eq!(out[0], Err((1, 5, ParseErrorKind::IntegerOutOfRange)));
-    assert!(matches!(out[1], Err((2, 7, ParseErrorKind::TimestampOutOfRange { .. }))));
-    assert!(matches!(out[2], Err((3, 7, ParseErrorKind::TimestampOutOfRange { .. }))));
+    assert!(matches!(
+        out[1],
+        Err((2, 7, ParseErrorKind::TimestampOutOfRange { .. }))
+    ));
+    assert!(matches!(
+        out[2],
+        Err((3, 7, ParseErrorKind::TimestampOutOfRange { .. }))
+    ));
     assert!(out[3].is_ok());
 }
 
@@ -59,10 +71,16 @@ fn overflowing_integers_and_timestamps() {
 fn timestamps_are_range_checked_after_scaling() {
     let c = Classifier::default();
     let ok = parse_line_with_precision(b"m f=1 9223372036854", 1, &c, Precision::Millisecond);
-    assert_eq!(ok.unwrap().unwrap().timestamp_nanos(), Some(9_223_372_036_854_000_000));
+    assert_eq!(
+        ok.unwrap().unwrap().timestamp_nanos(),
+        Some(9_223_372_036_854_000_000)
+    );
     let err = parse_line_with_precision(b"m f=1 9223372036855", 1, &c, Precision::Millisecond)
         .unwrap_err();
-    assert!(matches!(err.kind, ParseErrorKind::TimestampOutOfRange { .. }));
+    assert!(matches!(
+        err.kind,
+        ParseErrorKind::TimestampOutOfRange { .. }
+    ));
     assert_eq!(err.column, 7);
 }
 
@@ -99,7 +117,10 @@ fn ten_megabyte_string_is_refused() {
     body.extend_from_slice(b"\"\nlog msg=\"short\"\n");
     let out = run(&body);
     assert_eq!(out.len(), 2);
-    assert!(matches!(out[0], Err((1, _, ParseErrorKind::LineTooLong(_)))));
+    assert!(matches!(
+        out[0],
+        Err((1, _, ParseErrorKind::LineTooLong(_)))
+    ));
     assert_eq!(out[1], Ok("log msg=\"short\"".into()));
 }
 
@@ -125,7 +146,9 @@ fn iterator_keeps_going_after_every_error() {
         .collect();
     assert_eq!(
         summary,
-        ["ok1 f=1", "err 2:4", "ok2 f=2", "err 6:8", "err 7:10", "ok3 f=3"]
+        [
+            "ok1 f=1", "err 2:4", "ok2 f=2", "err 6:8", "err 7:10", "ok3 f=3"
+        ]
     );
 }
 
@@ -133,8 +156,14 @@ fn iterator_keeps_going_after_every_error() {
 fn error_messages_are_influxdb_shaped() {
     let c = Classifier::default();
     let err = parse_line(b"cpu", 7, &c).unwrap_err();
-    assert_eq!(err.to_string(), "unable to parse 'cpu': missing fields (line 7, column 4)");
-    assert_eq!(err.influx_message(), "unable to parse 'cpu': missing fields");
+    assert_eq!(
+        err.to_string(),
+        "unable to parse 'cpu': missing fields (line 7, column 4)"
+    );
+    assert_eq!(
+        err.influx_message(),
+        "unable to parse 'cpu': missing fields"
+    );
     let long = vec![b'x'; 5000];
     let err = parse_line(&long, 1, &c).unwrap_err();
     assert!(err.snippet.len() <= 260 && err.snippet.ends_with("..."));
@@ -165,7 +194,9 @@ fn multi_line_string_keeps_line_numbers_right() {
 #[test]
 fn stamping_a_line_without_timestamp() {
     let c = Classifier::default();
-    let line = parse_line(b"mem,index=c1 used=1   ", 1, &c).unwrap().unwrap();
+    let line = parse_line(b"mem,index=c1 used=1   ", 1, &c)
+        .unwrap()
+        .unwrap();
     assert_eq!(line.timestamp(), None);
     let mut out = Vec::new();
     write_timestamp(line.without_timestamp(), Precision::Second.now(), &mut out);

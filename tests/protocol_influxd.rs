@@ -67,7 +67,10 @@ fn probes_refused_by_influxd_are_refused_here() {
     }
     assert!(lines.len() > 200, "only {} probe lines", lines.len());
     let (poison, stricter) = check(&lines);
-    eprintln!("{} probe lines, {stricter} stored by influxd but refused here", lines.len());
+    eprintln!(
+        "{} probe lines, {stricter} stored by influxd but refused here",
+        lines.len()
+    );
     assert!(poison.is_empty(), "poison lines:\n{}", poison.join("\n"));
 }
 
@@ -85,6 +88,14 @@ fn corpus_lines_refused_by_influxd_are_refused_here() {
         }
     }
     let (poison, stricter) = check(&lines);
-    eprintln!("{} corpus lines, {stricter} stored by influxd but refused here", lines.len());
-    assert!(poison.is_empty(), "{} poison lines:\n{}", poison.len(), poison.join("\n"));
+    eprintln!(
+        "{} corpus lines, {stricter} stored by influxd but refused here",
+        lines.len()
+    );
+    assert!(
+        poison.is_empty(),
+        "{} poison lines:\n{}",
+        poison.len(),
+        poison.join("\n")
+    );
 }

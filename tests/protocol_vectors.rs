@@ -1,9 +1,7 @@
 //! Runs the parser over `proto-spec/vectors/lines.json`: valid lines with their expected
 //! points, classification and index, invalid lines with reason, line and byte column.
 
-use monitor::protocol::{
-    Classifier, FieldValue, Kind, OwnedFieldValue, Point, Precision, lines,
-};
+use monitor::protocol::{Classifier, FieldValue, Kind, OwnedFieldValue, Point, Precision, lines};
 use serde_json::Value;
 
 fn expected_value(v: &Value) -> OwnedFieldValue {
@@ -22,7 +20,12 @@ fn expected_point(p: &Value) -> Point {
         v.as_array()
             .unwrap()
             .iter()
-            .map(|kv| (kv[0].as_str().unwrap().to_owned(), kv[1].as_str().unwrap().to_owned()))
+            .map(|kv| {
+                (
+                    kv[0].as_str().unwrap().to_owned(),
+                    kv[1].as_str().unwrap().to_owned(),
+                )
+            })
             .collect()
     };
     Point {
@@ -53,7 +56,9 @@ fn vectors() {
         let name = v["name"].as_str().unwrap();
         let input = v["input"].as_str().unwrap().as_bytes();
         let precision = Precision::from_v1(v["precision"].as_str().unwrap_or("ns")).unwrap();
-        let results: Vec<_> = lines(input, &classifier).with_precision(precision).collect();
+        let results: Vec<_> = lines(input, &classifier)
+            .with_precision(precision)
+            .collect();
         match v["expect"].as_str().unwrap() {
             "ok" => {
                 let parsed: Vec<_> = results

@@ -125,8 +125,7 @@ impl<'a> Line<'a> {
 
     /// The timestamp in nanoseconds (already range-checked while parsing).
     pub fn timestamp_nanos(&self) -> Option<i64> {
-        self.timestamp
-            .and_then(|ts| self.precision.to_nanos(ts))
+        self.timestamp.and_then(|ts| self.precision.to_nanos(ts))
     }
 
     /// The precision the line was parsed with.
@@ -297,7 +296,8 @@ impl<'a, 'c> Iterator for Lines<'a, 'c> {
                         Ok((mut line, next, newlines)) => {
                             line.number = number;
                             self.pos = start + next;
-                            self.line += newlines + usize::from(next > 0 && input[next - 1] == b'\n');
+                            self.line +=
+                                newlines + usize::from(next > 0 && input[next - 1] == b'\n');
                             Ok(line)
                         }
                         Err((off, kind)) => {
@@ -378,8 +378,10 @@ fn error_at(
     let err_abs = err_abs.min(body.len());
     let before = &body[entry_line_start..err_abs];
     let newlines = count_newlines(before);
-    let phys_start = memchr::memrchr(b'\n', before).map_or(entry_line_start, |p| entry_line_start + p + 1);
-    let entry_end = memchr(b'\n', &body[entry_line_start..]).map_or(body.len(), |p| entry_line_start + p);
+    let phys_start =
+        memchr::memrchr(b'\n', before).map_or(entry_line_start, |p| entry_line_start + p + 1);
+    let entry_end =
+        memchr(b'\n', &body[entry_line_start..]).map_or(body.len(), |p| entry_line_start + p);
     ParseError::new(
         entry_number + newlines,
         err_abs - phys_start + 1,
@@ -529,7 +531,13 @@ fn parse_i64(tok: &[u8]) -> Result<i64, IntError> {
         let d = i64::from(d - b'0');
         v = v
             .checked_mul(10)
-            .and_then(|v| if neg { v.checked_sub(d) } else { v.checked_add(d) })
+            .and_then(|v| {
+                if neg {
+                    v.checked_sub(d)
+                } else {
+                    v.checked_add(d)
+                }
+            })
             .ok_or(IntError::Range)?;
     }
     Ok(v)
@@ -651,7 +659,8 @@ impl SeenKeys {
         let mask = 1u128 << (print.wrapping_mul(0x9E37_79B1) >> 25);
         let maybe_seen = self.bloom & mask != 0;
         self.bloom |= mask;
-        if !maybe_seen && self.len < INLINE_TAGS && self.spill.is_none() && end <= u32::MAX as usize {
+        if !maybe_seen && self.len < INLINE_TAGS && self.spill.is_none() && end <= u32::MAX as usize
+        {
             self.prints[self.len] = print;
             self.inline[self.len] = (start as u32, end as u32, kind);
             self.len += 1;
@@ -661,7 +670,14 @@ impl SeenKeys {
     }
 
     #[inline(never)]
-    fn push_slow(&mut self, buf: &[u8], start: usize, end: usize, kind: u8, print: u32) -> Option<Clash> {
+    fn push_slow(
+        &mut self,
+        buf: &[u8],
+        start: usize,
+        end: usize,
+        kind: u8,
+        print: u32,
+    ) -> Option<Clash> {
         if let Some(spill) = &mut self.spill {
             spill.push((start, end, kind));
             return None;
@@ -671,7 +687,11 @@ impl SeenKeys {
             if p == print {
                 let (s, e, k) = self.inline[i];
                 if &buf[s as usize..e as usize] == key {
-                    return Some(if k == kind { Clash::Same } else { Clash::Conflict });
+                    return Some(if k == kind {
+                        Clash::Same
+                    } else {
+                        Clash::Conflict
+                    });
                 }
             }
         }
@@ -1048,17 +1068,23 @@ mod tests {
 
     #[test]
     fn float_grammar() {
-        for ok in ["1", "1.", ".5", "-.5", "1.e5", "1E+5", "-0", "007", "1.5e-3"] {
+        for ok in [
+            "1", "1.", ".5", "-.5", "1.e5", "1E+5", "-0", "007", "1.5e-3",
+        ] {
             assert!(check_float(ok.as_bytes()).is_ok(), "{ok}");
         }
-        for bad in [".", "-", "-.", ".e5", "1e", "1e+", "1.2.3", "0x10", "1_0", "1e5.0", "--1", "1e400"] {
+        for bad in [
+            ".", "-", "-.", ".e5", "1e", "1e+", "1.2.3", "0x10", "1_0", "1e5.0", "--1", "1e400",
+        ] {
             assert!(check_float(bad.as_bytes()).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn metric_line() {
-        let l = one(b"mem,index=cluster1,host=h1 used=12i,free=3.5,ok=t,s=\"x\" 1465839830100400200").unwrap();
+        let l =
+            one(b"mem,index=cluster1,host=h1 used=12i,free=3.5,ok=t,s=\"x\" 1465839830100400200")
+                .unwrap();
         assert_eq!(l.kind(), Kind::Metric);
         assert_eq!(l.index().unwrap().raw(), b"cluster1");
         assert_eq!(l.timestamp(), Some(1465839830100400200));
@@ -1066,6 +1092,9 @@ mod tests {
         assert_eq!(l.field(b"free"), Some(FieldValue::Float(3.5)));
         assert_eq!(l.field(b"ok"), Some(FieldValue::Boolean(true)));
         assert_eq!(l.tags().count(), 2);
-        assert_eq!(l.without_timestamp(), &b"mem,index=cluster1,host=h1 used=12i,free=3.5,ok=t,s=\"x\""[..]);
+        assert_eq!(
+            l.without_timestamp(),
+            &b"mem,index=cluster1,host=h1 used=12i,free=3.5,ok=t,s=\"x\""[..]
+        );
     }
 }
