@@ -6,4 +6,5 @@
 //! backend rejects block the lines behind it.
 
 pub mod acks;
+pub mod batcher;
 pub mod envelope;

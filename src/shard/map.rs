@@ -349,6 +349,11 @@ impl ShardMap {
     }
 
     /// [`route`](Self::route), returning the group itself.
+    /// The group for lines without an index tag, when `default_group` is configured.
+    pub fn default_group(&self) -> Option<GroupId> {
+        self.default_group
+    }
+
     pub fn route_group(&self, index: &[u8]) -> Result<&Group, RouteError> {
         self.route(index).map(|id| &self.groups[id.index()])
     }
