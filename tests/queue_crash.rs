@@ -29,9 +29,15 @@ fn config() -> LogConfig {
 /// The child's body; a no-op unless started by `acknowledged_records_survive_sigkill`.
 #[test]
 fn crash_child_appender() {
-    let Ok(dir) = std::env::var(CHILD_DIR_ENV) else { return };
+    let Ok(dir) = std::env::var(CHILD_DIR_ENV) else {
+        return;
+    };
     let round: usize = std::env::var(CHILD_ROUND_ENV).unwrap().parse().unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async move {
         let log = Arc::new(GroupLog::open(&dir, config()).unwrap());
         if !log.replicas().contains(&"checker".to_string()) {
@@ -44,7 +50,8 @@ fn crash_child_appender() {
                 // Varying sizes so records straddle page and segment boundaries.
                 let padding = "p".repeat(100 + task * 37);
                 for seq in 0.. {
-                    let record = format!("crash,round={round},task={task} seq={seq}i,pad=\"{padding}\"\n");
+                    let record =
+                        format!("crash,round={round},task={task} seq={seq}i,pad=\"{padding}\"\n");
                     log.append(record.as_bytes()).await.unwrap();
                     println!("ACK {round} {task} {seq}");
                 }
@@ -60,7 +67,10 @@ fn parse_record(record: &[u8]) -> (usize, usize, usize) {
     let text = std::str::from_utf8(record).unwrap();
     let field = |key: &str| -> usize {
         let start = text.find(key).unwrap() + key.len();
-        let digits: String = text[start..].chars().take_while(|c| c.is_ascii_digit()).collect();
+        let digits: String = text[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
         digits.parse().unwrap()
     };
     (field("round="), field("task="), field("seq="))
@@ -72,7 +82,12 @@ async fn acknowledged_records_survive_sigkill() {
     let mut acknowledged: Vec<(usize, usize, usize)> = Vec::new();
     for round in 0..3 {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["crash_child_appender", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash_child_appender",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_DIR_ENV, dir.path())
             .env(CHILD_ROUND_ENV, round.to_string())
             .stdout(Stdio::piped())
@@ -83,7 +98,9 @@ async fn acknowledged_records_survive_sigkill() {
         let mut acks_this_round = 0;
         for line in stdout.lines() {
             let line = line.unwrap();
-            let Some(rest) = line.strip_prefix("ACK ") else { continue };
+            let Some(rest) = line.strip_prefix("ACK ") else {
+                continue;
+            };
             let numbers: Vec<usize> = rest.split(' ').map(|n| n.parse().unwrap()).collect();
             acknowledged.push((numbers[0], numbers[1], numbers[2]));
             acks_this_round += 1;
@@ -93,13 +110,19 @@ async fn acknowledged_records_survive_sigkill() {
             }
         }
         child.wait().unwrap();
-        assert!(acks_this_round >= 1500, "child stopped early in round {round}");
+        assert!(
+            acks_this_round >= 1500,
+            "child stopped early in round {round}"
+        );
 
         let log = GroupLog::open(dir.path(), config()).unwrap();
         let mut reader = log.reader("checker").unwrap();
         let mut present: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
         while let Some(batch) = reader.try_next_batch(4 << 20).unwrap() {
-            assert_eq!(batch.skipped_corrupt_bytes, 0, "a torn tail is truncated, never skipped");
+            assert_eq!(
+                batch.skipped_corrupt_bytes, 0,
+                "a torn tail is truncated, never skipped"
+            );
             for record in batch.records() {
                 let (r, task, seq) = parse_record(record);
                 present.entry((r, task)).or_default().push(seq);
@@ -113,7 +136,10 @@ async fn acknowledged_records_survive_sigkill() {
         }
         for &(r, task, seq) in &acknowledged {
             let kept = present.get(&(r, task)).map_or(0, Vec::len);
-            assert!(seq < kept, "acknowledged record round {r} task {task} seq {seq} lost (kept {kept})");
+            assert!(
+                seq < kept,
+                "acknowledged record round {r} task {task} seq {seq} lost (kept {kept})"
+            );
         }
         let report = log.recovery_report();
         eprintln!(

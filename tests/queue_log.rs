@@ -20,7 +20,10 @@ fn small_config() -> LogConfig {
 }
 
 fn records(batch: &Batch) -> Vec<String> {
-    batch.records().map(|r| String::from_utf8(r.to_vec()).unwrap()).collect()
+    batch
+        .records()
+        .map(|r| String::from_utf8(r.to_vec()).unwrap())
+        .collect()
 }
 
 fn segment_files(dir: &Path) -> Vec<String> {
@@ -71,7 +74,10 @@ async fn append_read_commit() {
     assert_eq!(reader.pending_bytes(), log.head());
     assert!(reader.oldest_pending_age().is_some());
     let batch = reader.next_batch(1 << 20).await.unwrap();
-    assert_eq!(records(&batch), ["cpu v=1 1\n", "cpu v=2 2\n", "mem v=3 3\n"]);
+    assert_eq!(
+        records(&batch),
+        ["cpu v=1 1\n", "cpu v=2 2\n", "mem v=3 3\n"]
+    );
     assert_eq!(batch.data, b"cpu v=1 1\ncpu v=2 2\nmem v=3 3\n");
     assert_eq!((batch.start, batch.end), (0, log.head()));
     assert!(batch.first_appended_at.is_some());
@@ -86,7 +92,10 @@ async fn append_read_commit() {
     assert_eq!(stats.bytes_appended, log.head());
     assert_eq!(stats.replicas.len(), 1);
     assert_eq!(stats.replicas[0].pending_bytes, 0);
-    assert_eq!(stats.replicas[0].persisted, 0, "cursor persistence lags until maintenance");
+    assert_eq!(
+        stats.replicas[0].persisted, 0,
+        "cursor persistence lags until maintenance"
+    );
     log.maintain().unwrap();
     assert_eq!(log.stats().replicas[0].persisted, log.head());
 }
@@ -97,16 +106,30 @@ async fn batches_respect_max_bytes_and_never_split_a_record() {
     let log = GroupLog::open(dir.path(), small_config()).unwrap();
     log.add_replica("r", StartAt::Head).unwrap();
     let big = format!("{}\n", "x".repeat(999));
-    for payload in ["a\n".repeat(50), "b\n".repeat(50), "c\n".repeat(50), big.clone(), "d\n".into()] {
+    for payload in [
+        "a\n".repeat(50),
+        "b\n".repeat(50),
+        "c\n".repeat(50),
+        big.clone(),
+        "d\n".into(),
+    ] {
         log.append(payload.as_bytes()).await.unwrap();
     }
     let mut reader = log.reader("r").unwrap();
     let first = reader.next_batch(250).await.unwrap();
-    assert_eq!(first.record_count(), 2, "100 + 100 fit in 250, a third would not");
+    assert_eq!(
+        first.record_count(),
+        2,
+        "100 + 100 fit in 250, a third would not"
+    );
     let second = reader.next_batch(250).await.unwrap();
     assert_eq!(records(&second), ["c\n".repeat(50)]);
     let third = reader.next_batch(250).await.unwrap();
-    assert_eq!(records(&third), [big], "a record larger than max_bytes comes alone, whole");
+    assert_eq!(
+        records(&third),
+        [big],
+        "a record larger than max_bytes comes alone, whole"
+    );
     let fourth = reader.next_batch(250).await.unwrap();
     assert_eq!(records(&fourth), ["d\n"]);
     assert_eq!(fourth.end, log.head());
@@ -174,7 +197,10 @@ async fn two_readers_at_different_speeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_appenders_are_all_durable_in_one_consistent_order() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { segment_bytes: 64 << 10, ..small_config() };
+    let config = LogConfig {
+        segment_bytes: 64 << 10,
+        ..small_config()
+    };
     let log = Arc::new(GroupLog::open(dir.path(), config).unwrap());
     log.add_replica("r", StartAt::Head).unwrap();
     let mut tasks = Vec::new();
@@ -243,22 +269,38 @@ async fn cap_reached_returns_full_without_writing() {
         }
         assert!(accepted < 100, "cap never reached");
     };
-    let QueueError::Full { retry_after, reason } = error.clone() else {
+    let QueueError::Full {
+        retry_after,
+        reason,
+    } = error.clone()
+    else {
         panic!("expected Full, got {error}");
     };
     assert_eq!(retry_after, Duration::from_secs(7));
     assert_eq!(error.retry_after(), Some(Duration::from_secs(7)));
-    assert!(matches!(reason, FullReason::DiskCap { cap_bytes: 12288, .. }));
+    assert!(matches!(
+        reason,
+        FullReason::DiskCap {
+            cap_bytes: 12288,
+            ..
+        }
+    ));
     // Nothing was written for the refused append, and the next one is refused the same way.
     let head = log.head();
     let on_disk = disk_bytes(dir.path());
     assert!(on_disk <= 3 * 4096);
     assert_eq!(on_disk, accepted * (1000 + FRAME_HEADER_LEN));
-    assert!(matches!(log.append(&payload).await, Err(QueueError::Full { .. })));
+    assert!(matches!(
+        log.append(&payload).await,
+        Err(QueueError::Full { .. })
+    ));
     assert_eq!((log.head(), disk_bytes(dir.path())), (head, on_disk));
     assert_eq!(log.stats().full_rejections, 2);
     // Small records are refused too: the cap is on bytes kept, not on one big record.
-    assert!(matches!(log.append(&payload[..900]).await, Err(QueueError::Full { .. })));
+    assert!(matches!(
+        log.append(&payload[..900]).await,
+        Err(QueueError::Full { .. })
+    ));
 
     // Once the replica acknowledged and its cursor is persisted, sealed segments go and
     // appends are accepted again.
@@ -274,17 +316,33 @@ async fn cap_reached_returns_full_without_writing() {
 #[tokio::test]
 async fn oldest_pending_age_cap_refuses_appends() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { max_pending_age: Some(Duration::from_millis(5)), ..small_config() };
+    let config = LogConfig {
+        max_pending_age: Some(Duration::from_millis(5)),
+        ..small_config()
+    };
     let log = GroupLog::open(dir.path(), config).unwrap();
     log.add_replica("r", StartAt::Head).unwrap();
     log.append(b"old v=1\n").await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     log.maintain().unwrap();
     let error = log.append(b"new v=1\n").await.unwrap_err();
-    assert!(matches!(error, QueueError::Full { reason: FullReason::PendingAge { .. }, .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            QueueError::Full {
+                reason: FullReason::PendingAge { .. },
+                ..
+            }
+        ),
+        "{error}"
+    );
     let mut reader = log.reader("r").unwrap();
     let batch = reader.next_batch(1024).await.unwrap();
-    assert_eq!(records(&batch), ["old v=1\n"], "the refused record was not written");
+    assert_eq!(
+        records(&batch),
+        ["old v=1\n"],
+        "the refused record was not written"
+    );
     reader.commit(batch.end).unwrap();
     log.maintain().unwrap();
     log.append(b"new v=1\n").await.unwrap();
@@ -303,8 +361,13 @@ async fn segments_rotate_and_are_deleted_once_every_cursor_passed() {
     // 4 records of 1000 bytes per 4096-byte segment: 5 segments, named by base position.
     assert_eq!(
         segment_files(dir.path()),
-        ["00000000000000000000.seg", "00000000000000004000.seg", "00000000000000008000.seg",
-         "00000000000000012000.seg", "00000000000000016000.seg"]
+        [
+            "00000000000000000000.seg",
+            "00000000000000004000.seg",
+            "00000000000000008000.seg",
+            "00000000000000012000.seg",
+            "00000000000000016000.seg"
+        ]
     );
     assert_eq!(log.stats().segments_created, 4);
 
@@ -313,7 +376,11 @@ async fn segments_rotate_and_are_deleted_once_every_cursor_passed() {
     assert_eq!(all.len(), 20);
     a.commit(end).unwrap();
     log.maintain().unwrap();
-    assert_eq!(segment_files(dir.path()).len(), 5, "b has not passed anything");
+    assert_eq!(
+        segment_files(dir.path()).len(),
+        5,
+        "b has not passed anything"
+    );
 
     let mut b = log.reader("b").unwrap();
     let mut taken = 0;
@@ -326,7 +393,11 @@ async fn segments_rotate_and_are_deleted_once_every_cursor_passed() {
     log.maintain().unwrap();
     assert_eq!(
         segment_files(dir.path()),
-        ["00000000000000008000.seg", "00000000000000012000.seg", "00000000000000016000.seg"]
+        [
+            "00000000000000008000.seg",
+            "00000000000000012000.seg",
+            "00000000000000016000.seg"
+        ]
     );
     assert_eq!(log.tail(), 8000);
     assert_eq!(log.stats().segments_deleted, 2);
@@ -347,26 +418,44 @@ async fn replicas_added_at_head_or_tail_and_removed() {
     log.append(b"before v=1\n").await.unwrap();
     assert_eq!(log.add_replica("late", StartAt::Head).unwrap(), log.head());
     assert_eq!(log.add_replica("full", StartAt::Tail).unwrap(), 0);
-    assert!(matches!(log.add_replica("a", StartAt::Head), Err(QueueError::ReplicaExists(_))));
-    assert!(matches!(log.add_replica("../x", StartAt::Head), Err(QueueError::InvalidReplicaName(_))));
+    assert!(matches!(
+        log.add_replica("a", StartAt::Head),
+        Err(QueueError::ReplicaExists(_))
+    ));
+    assert!(matches!(
+        log.add_replica("../x", StartAt::Head),
+        Err(QueueError::InvalidReplicaName(_))
+    ));
     assert_eq!(log.ensure_replica("a").unwrap(), 0);
     log.append(b"after v=1\n").await.unwrap();
 
     let mut late = log.reader("late").unwrap();
     assert_eq!(drain(&mut late, 1024).await.0, ["after v=1\n"]);
     let mut full = log.reader("full").unwrap();
-    assert_eq!(drain(&mut full, 1024).await.0, ["before v=1\n", "after v=1\n"]);
+    assert_eq!(
+        drain(&mut full, 1024).await.0,
+        ["before v=1\n", "after v=1\n"]
+    );
     assert!(matches!(log.reader("late"), Err(QueueError::ReaderBusy(_))));
     drop(late);
     assert!(log.reader("late").is_ok());
-    assert!(matches!(log.reader("nope"), Err(QueueError::UnknownReplica(_))));
+    assert!(matches!(
+        log.reader("nope"),
+        Err(QueueError::UnknownReplica(_))
+    ));
     assert!(dir.path().join("full.cursor").exists());
 
     log.remove_replica("full").unwrap();
     assert!(!dir.path().join("full.cursor").exists());
     assert_eq!(log.replicas(), ["a", "late"]);
-    assert!(matches!(full.try_next_batch(1024), Err(QueueError::ReplicaRemoved(_))));
-    assert!(matches!(full.next_batch(1024).await, Err(QueueError::ReplicaRemoved(_))));
+    assert!(matches!(
+        full.try_next_batch(1024),
+        Err(QueueError::ReplicaRemoved(_))
+    ));
+    assert!(matches!(
+        full.next_batch(1024).await,
+        Err(QueueError::ReplicaRemoved(_))
+    ));
 }
 
 #[tokio::test]
@@ -377,22 +466,40 @@ async fn commit_outside_what_was_handed_out_is_refused() {
     log.append(b"a v=1\n").await.unwrap();
     log.append(b"b v=1\n").await.unwrap();
     let mut reader = log.reader("r").unwrap();
-    assert!(matches!(reader.commit(1), Err(QueueError::InvalidCommit { .. })), "nothing read yet");
+    assert!(
+        matches!(reader.commit(1), Err(QueueError::InvalidCommit { .. })),
+        "nothing read yet"
+    );
     let batch = reader.next_batch(1).await.unwrap();
     assert!(reader.commit(batch.end + 1).is_err());
     reader.commit(batch.end).unwrap();
-    assert!(reader.commit(batch.end - 1).is_err(), "cursors never move back");
+    assert!(
+        reader.commit(batch.end - 1).is_err(),
+        "cursors never move back"
+    );
 }
 
 #[tokio::test]
 async fn oversized_record_and_double_open_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { max_record_bytes: 100, ..small_config() };
+    let config = LogConfig {
+        max_record_bytes: 100,
+        ..small_config()
+    };
     let log = GroupLog::open(dir.path(), config).unwrap();
     let error = log.append(&[b'z'; 101]).await.unwrap_err();
-    assert!(matches!(error, QueueError::RecordTooLarge { size: 101, limit: 100 }));
+    assert!(matches!(
+        error,
+        QueueError::RecordTooLarge {
+            size: 101,
+            limit: 100
+        }
+    ));
     assert_eq!(log.head(), 0);
-    assert!(matches!(GroupLog::open(dir.path(), small_config()), Err(QueueError::Locked { .. })));
+    assert!(matches!(
+        GroupLog::open(dir.path(), small_config()),
+        Err(QueueError::Locked { .. })
+    ));
     log.close().unwrap();
     assert!(GroupLog::open(dir.path(), small_config()).is_ok());
 }
@@ -400,11 +507,27 @@ async fn oversized_record_and_double_open_are_refused() {
 #[tokio::test]
 async fn invalid_configuration_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let tiny_cap = LogConfig { segment_bytes: 1 << 20, max_disk_bytes: 1 << 20, ..small_config() };
-    assert!(matches!(GroupLog::open(dir.path(), tiny_cap), Err(QueueError::InvalidConfig(_))));
-    let zero = LogConfig { fsync: FsyncPolicy::Interval(Duration::ZERO), ..small_config() };
-    assert!(matches!(GroupLog::open(dir.path(), zero), Err(QueueError::InvalidConfig(_))));
-    assert_eq!("always".parse::<FsyncPolicy>().unwrap(), FsyncPolicy::Always);
+    let tiny_cap = LogConfig {
+        segment_bytes: 1 << 20,
+        max_disk_bytes: 1 << 20,
+        ..small_config()
+    };
+    assert!(matches!(
+        GroupLog::open(dir.path(), tiny_cap),
+        Err(QueueError::InvalidConfig(_))
+    ));
+    let zero = LogConfig {
+        fsync: FsyncPolicy::Interval(Duration::ZERO),
+        ..small_config()
+    };
+    assert!(matches!(
+        GroupLog::open(dir.path(), zero),
+        Err(QueueError::InvalidConfig(_))
+    ));
+    assert_eq!(
+        "always".parse::<FsyncPolicy>().unwrap(),
+        FsyncPolicy::Always
+    );
     assert_eq!("never".parse::<FsyncPolicy>().unwrap(), FsyncPolicy::Never);
     assert_eq!(
         "interval:250".parse::<FsyncPolicy>().unwrap(),
@@ -415,9 +538,16 @@ async fn invalid_configuration_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fsync_policy_keeps_acknowledged_records_across_a_clean_restart() {
-    for policy in [FsyncPolicy::Always, FsyncPolicy::Interval(Duration::from_millis(5)), FsyncPolicy::Never] {
+    for policy in [
+        FsyncPolicy::Always,
+        FsyncPolicy::Interval(Duration::from_millis(5)),
+        FsyncPolicy::Never,
+    ] {
         let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig { fsync: policy, ..small_config() };
+        let config = LogConfig {
+            fsync: policy,
+            ..small_config()
+        };
         let log = Arc::new(GroupLog::open(dir.path(), config.clone()).unwrap());
         log.add_replica("r", StartAt::Head).unwrap();
         let mut tasks = Vec::new();
@@ -425,7 +555,9 @@ async fn every_fsync_policy_keeps_acknowledged_records_across_a_clean_restart() 
             let log = log.clone();
             tasks.push(tokio::spawn(async move {
                 for seq in 0..100 {
-                    log.append(format!("p{task} s={seq}\n").as_bytes()).await.unwrap();
+                    log.append(format!("p{task} s={seq}\n").as_bytes())
+                        .await
+                        .unwrap();
                 }
             }));
         }

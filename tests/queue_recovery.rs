@@ -25,7 +25,11 @@ fn drain(reader: &mut Reader) -> (Vec<String>, u64) {
     let mut all = Vec::new();
     let mut skipped = 0;
     while let Some(batch) = reader.try_next_batch(1 << 20).unwrap() {
-        all.extend(batch.records().map(|r| String::from_utf8(r.to_vec()).unwrap()));
+        all.extend(
+            batch
+                .records()
+                .map(|r| String::from_utf8(r.to_vec()).unwrap()),
+        );
         skipped += batch.skipped_corrupt_bytes;
     }
     (all, skipped)
@@ -70,7 +74,10 @@ async fn restart_replays_exactly_the_uncommitted_records() {
     }
     let log = GroupLog::open(dir.path(), config()).unwrap();
     let report = log.recovery_report();
-    assert_eq!(report.cursors, [("other".to_string(), 0), ("r".to_string(), positions[3].1)]);
+    assert_eq!(
+        report.cursors,
+        [("other".to_string(), 0), ("r".to_string(), positions[3].1)]
+    );
     assert_eq!(report.torn_bytes_truncated, 0);
     let mut reader = log.reader("r").unwrap();
     let expected: Vec<String> = (4..10).map(line).collect();
@@ -86,7 +93,10 @@ async fn a_torn_tail_loses_only_the_last_record() {
         let positions = write_records(dir.path(), 5).await;
         let (last_start, last_end) = positions[4];
         // The crash hit while the last record was being written: only `cut` bytes of it landed.
-        let file = OpenOptions::new().write(true).open(segment(dir.path(), 0)).unwrap();
+        let file = OpenOptions::new()
+            .write(true)
+            .open(segment(dir.path(), 0))
+            .unwrap();
         file.set_len(last_start + cut).unwrap();
         drop(file);
 
@@ -96,7 +106,10 @@ async fn a_torn_tail_loses_only_the_last_record() {
         assert_eq!(report.torn_bytes_truncated, cut);
         assert_eq!(report.head, last_start);
         assert_eq!(log.stats().torn_tails_truncated, 1);
-        assert_eq!(std::fs::metadata(segment(dir.path(), 0)).unwrap().len(), last_start);
+        assert_eq!(
+            std::fs::metadata(segment(dir.path(), 0)).unwrap().len(),
+            last_start
+        );
         let mut reader = log.reader("r").unwrap();
         assert_eq!(drain(&mut reader).0, (0..4).map(line).collect::<Vec<_>>());
         // The log goes on from the cut.
@@ -111,8 +124,12 @@ async fn a_torn_tail_loses_only_the_last_record() {
 async fn garbage_after_the_last_record_is_truncated() {
     let dir = tempfile::tempdir().unwrap();
     let positions = write_records(dir.path(), 5).await;
-    let mut file = OpenOptions::new().append(true).open(segment(dir.path(), 0)).unwrap();
-    file.write_all(&[0xde, 0xad, 0xbe, 0xef].repeat(25)).unwrap();
+    let mut file = OpenOptions::new()
+        .append(true)
+        .open(segment(dir.path(), 0))
+        .unwrap();
+    file.write_all(&[0xde, 0xad, 0xbe, 0xef].repeat(25))
+        .unwrap();
     file.write_all(&[0; 300]).unwrap();
     drop(file);
     let log = GroupLog::open(dir.path(), config()).unwrap();
@@ -133,15 +150,25 @@ async fn a_flipped_byte_in_the_middle_skips_only_that_record_and_counts_it() {
 
         let log = GroupLog::open(dir.path(), config()).unwrap();
         let report = log.recovery_report().clone();
-        assert_eq!(report.corrupt_ranges, [(start, end)], "flip at +{offset_in_frame}");
-        assert_eq!(report.torn_bytes_truncated, 0, "valid records follow: not a torn tail");
+        assert_eq!(
+            report.corrupt_ranges,
+            [(start, end)],
+            "flip at +{offset_in_frame}"
+        );
+        assert_eq!(
+            report.torn_bytes_truncated, 0,
+            "valid records follow: not a torn tail"
+        );
         assert_eq!(log.head(), positions[4].1);
         let mut reader = log.reader("r").unwrap();
         let (read, skipped) = drain(&mut reader);
         assert_eq!(read, [line(0), line(1), line(3), line(4)]);
         assert_eq!(skipped, end - start);
         let stats = log.stats();
-        assert_eq!((stats.corrupt_regions_skipped, stats.corrupt_bytes_skipped), (1, end - start));
+        assert_eq!(
+            (stats.corrupt_regions_skipped, stats.corrupt_bytes_skipped),
+            (1, end - start)
+        );
     }
 }
 
@@ -158,7 +185,10 @@ async fn damage_in_a_sealed_segment_is_skipped_up_to_the_next_valid_record() {
     // Segments 0, 4000, 8000 of four 1000-byte records each. Damage the first segment's second
     // record and cut the second segment short (as a machine crash under `never` could).
     flip_byte(&segment(dir.path(), 0), 1000 + 100);
-    let short = OpenOptions::new().write(true).open(segment(dir.path(), 4000)).unwrap();
+    let short = OpenOptions::new()
+        .write(true)
+        .open(segment(dir.path(), 4000))
+        .unwrap();
     short.set_len(2500).unwrap();
     drop(short);
 
@@ -195,7 +225,11 @@ async fn damaged_cursor_replays_from_the_tail_and_impossible_cursors_are_clamped
     let head = positions[5].1;
     assert_eq!(
         report.cursors,
-        [("ahead".into(), head), ("inside".into(), positions[2].0), ("r".into(), 0)]
+        [
+            ("ahead".into(), head),
+            ("inside".into(), positions[2].0),
+            ("r".into(), 0)
+        ]
     );
     let mut reader = log.reader("r").unwrap();
     assert_eq!(drain(&mut reader).0.len(), 6);

@@ -105,9 +105,7 @@ impl LogConfig {
                 self.write_buffer_bytes
             ));
         }
-        if let FsyncPolicy::Interval(every) = self.fsync
-            && every.is_zero()
-        {
+        if self.fsync == FsyncPolicy::Interval(Duration::ZERO) {
             return invalid("fsync interval must be > 0 (use always)".to_string());
         }
         if self.cursor_sync_interval.is_zero() {

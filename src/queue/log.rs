@@ -4,7 +4,8 @@
 //! cursor still needs, and never accept an append it could not keep under the disk cap.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, OpenOptions};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -119,12 +120,12 @@ impl Shared {
         let parsed = segment
             .read_exact_at(&mut header, position)
             .ok()
-            .map(|()| FrameHeader::decode(&header).appended_at_ms);
-        let now = frame::now_unix_ms();
+            .map(|()| FrameHeader::decode(&header));
+        let plausible = |h: &FrameHeader| {
+            h.appended_at_ms > 0 && h.appended_at_ms <= frame::now_unix_ms() + 86_400_000
+        };
         match parsed {
-            Some(ms) if ms > 0 && ms <= now + 86_400_000 => {
-                Some(FrameHeader::decode(&header).appended_at())
-            }
+            Some(header) if plausible(&header) => Some(header.appended_at()),
             _ => segment.modified(),
         }
     }
@@ -200,10 +201,10 @@ impl Shared {
                 lock(&self.staging).disk_bytes -= segment.disk_len.load(Ordering::Relaxed);
                 Counters::add(&self.counters.segments_deleted, 1);
             }
-            if !passed.is_empty()
-                && let Err(error) = cursor::sync_dir(&self.dir)
-            {
-                first_error.get_or_insert(error);
+            if !passed.is_empty() {
+                if let Err(error) = cursor::sync_dir(&self.dir) {
+                    first_error.get_or_insert(error);
+                }
             }
         }
         let oldest = replicas
@@ -633,12 +634,19 @@ fn acquire_lock(dir: &Path) -> Result<File, QueueError> {
         .write(true)
         .open(&path)
         .map_err(|e| QueueError::io(&path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(QueueError::Locked {
+    // flock (not a pid file): the kernel drops it when the process dies, however it dies.
+    // SAFETY: `file` owns a valid open descriptor for the duration of the call.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if locked == 0 {
+        return Ok(file);
+    }
+    let error = std::io::Error::last_os_error();
+    if error.kind() == std::io::ErrorKind::WouldBlock {
+        Err(QueueError::Locked {
             path: dir.to_path_buf(),
-        }),
-        Err(TryLockError::Error(e)) => Err(QueueError::io(&path, e)),
+        })
+    } else {
+        Err(QueueError::io(&path, error))
     }
 }
 

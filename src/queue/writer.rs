@@ -121,12 +121,13 @@ impl Writer {
             if !taken.buf.is_empty() {
                 self.write_and_publish(&taken);
             }
-            if self
+            let sync_due = self
                 .sync_deadline()
-                .is_some_and(|deadline| Instant::now() >= deadline)
-                && let Err(error) = self.sync()
-            {
-                self.fail(error);
+                .is_some_and(|deadline| Instant::now() >= deadline);
+            if sync_due {
+                if let Err(error) = self.sync() {
+                    self.fail(error);
+                }
             }
             if taken.closing {
                 if let Err(error) = self.sync() {
