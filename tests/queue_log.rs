@@ -577,3 +577,33 @@ async fn every_fsync_policy_keeps_acknowledged_records_across_a_clean_restart() 
         assert_eq!(drain(&mut reader, 1 << 20).await.0.len(), 400, "{policy:?}");
     }
 }
+
+#[tokio::test]
+async fn the_background_thread_persists_cursors_and_deletes_passed_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        cursor_sync_interval: Duration::from_millis(10),
+        ..small_config()
+    };
+    let log = GroupLog::open(dir.path(), config).unwrap();
+    log.add_replica("r", StartAt::Head).unwrap();
+    let payload = vec![b'w'; 2000];
+    for _ in 0..6 {
+        log.append(&payload).await.unwrap();
+    }
+    let mut reader = log.reader("r").unwrap();
+    let (_, end) = drain(&mut reader, 1 << 20).await;
+    reader.commit(end).unwrap();
+    // Liveness, not speed: wait (up to a generous bound) for the maintenance thread to act.
+    for _ in 0..1000 {
+        let stats = log.stats();
+        if stats.replicas[0].persisted == end && stats.segments == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stats = log.stats();
+    assert_eq!(stats.replicas[0].persisted, end);
+    assert_eq!(stats.segments, 1);
+    assert_eq!(segment_files(dir.path()).len(), 1);
+}

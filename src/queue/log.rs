@@ -198,7 +198,10 @@ impl Shared {
                 if let Err(e) = fs::remove_file(&segment.path) {
                     first_error.get_or_insert(QueueError::io(&segment.path, e));
                 }
-                lock(&self.staging).disk_bytes -= segment.disk_len.load(Ordering::Relaxed);
+                let mut staging = lock(&self.staging);
+                staging.disk_bytes = staging
+                    .disk_bytes
+                    .saturating_sub(segment.disk_len.load(Ordering::Relaxed));
                 Counters::add(&self.counters.segments_deleted, 1);
             }
             if !passed.is_empty() {
@@ -223,25 +226,24 @@ impl Shared {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Every interval, and once more when stopping (so a clean shutdown persists every cursor).
     fn run_maintenance(&self) {
-        let mut stop = lock(&self.maintenance_stop);
         loop {
-            if *stop {
-                break;
+            let mut stop = lock(&self.maintenance_stop);
+            if !*stop {
+                stop = self
+                    .maintenance_wake
+                    .wait_timeout(stop, self.config.cursor_sync_interval)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .0;
             }
-            stop = self
-                .maintenance_wake
-                .wait_timeout(stop, self.config.cursor_sync_interval)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
             let stopping = *stop;
             drop(stop);
             if let Err(error) = self.maintain() {
                 tracing::warn!(dir = %self.dir.display(), %error, "queue maintenance failed; retrying next interval");
             }
-            stop = lock(&self.maintenance_stop);
             if stopping {
-                break;
+                return;
             }
         }
     }

@@ -195,7 +195,8 @@ impl Writer {
     fn write_and_publish(&mut self, taken: &Taken) {
         let already_failed = self.shared.progress.borrow().failed.is_some();
         if already_failed {
-            lock(&self.shared.staging).disk_bytes -= taken.buf.len() as u64;
+            let mut staging = lock(&self.shared.staging);
+            staging.disk_bytes = staging.disk_bytes.saturating_sub(taken.buf.len() as u64);
         } else {
             match self.write_taken(taken) {
                 Ok(()) => {
