@@ -56,7 +56,7 @@ pub struct LogConfig {
     /// Largest single record accepted.
     pub max_record_bytes: u64,
     /// Bytes of appended-but-not-yet-written records the writer may hold in memory; appenders
-    /// wait (backpressure) beyond it.
+    /// wait (backpressure) beyond it, so it also bounds what one group commit covers.
     pub write_buffer_bytes: u64,
     /// How often committed cursors are persisted and fully passed segments deleted.
     pub cursor_sync_interval: Duration,
@@ -72,7 +72,7 @@ impl Default for LogConfig {
             max_disk_bytes: 1 << 30,
             max_pending_age: None,
             max_record_bytes: 64 << 20,
-            write_buffer_bytes: 64 << 20,
+            write_buffer_bytes: 16 << 20,
             cursor_sync_interval: Duration::from_secs(1),
             full_retry_after: Duration::from_secs(2),
         }

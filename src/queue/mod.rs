@@ -79,9 +79,10 @@
 //! written; an append that would exceed it fails with `Full { retry_after }` before anything is
 //! staged. The optional `max_pending_age` refuses appends while some replica's oldest unsent
 //! record is older (checked against a value refreshed every `cursor_sync_interval`). Space comes
-//! back when whole segments are deleted, so the cap must hold at least two segments. Memory: the
-//! staging buffer (at most `write_buffer_bytes`, or one larger record) plus what readers request
-//! (`max_bytes` per batch); readers read the files through the page cache.
+//! back when whole segments are deleted, so the cap must hold at least two segments. Memory: records
+//! staged or being written hold at most `write_buffer_bytes` (or one larger record); the two
+//! alternating buffers keep at most twice that allocated (32 MiB per group by default). Readers
+//! hold what they request (`max_bytes` per batch) and read the files through the page cache.
 //!
 //! A write or fsync error stops the log: that append and every later one fail with the error
 //! ([`QueueError::DiskFull`] for ENOSPC), because after a failed fsync the kernel may have dropped
