@@ -566,7 +566,13 @@ async fn every_fsync_policy_keeps_acknowledged_records_across_a_clean_restart() 
         }
         let stats = log.stats();
         match policy {
-            FsyncPolicy::Always => assert!(stats.fsyncs >= 1),
+            FsyncPolicy::Always => {
+                assert!(stats.fsyncs >= 1);
+                assert_eq!(
+                    stats.synced, stats.head,
+                    "always acknowledges only synced records"
+                );
+            }
             FsyncPolicy::Never => assert_eq!(stats.fsyncs, 0),
             FsyncPolicy::Interval(_) => {}
         }

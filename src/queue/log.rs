@@ -575,6 +575,7 @@ impl GroupLog {
         let mut stats = QueueStats::default();
         self.shared.counters.snapshot_into(&mut stats);
         stats.head = self.head();
+        stats.synced = self.shared.progress.borrow().synced_end;
         stats.tail = self.tail();
         stats.disk_bytes = lock(&self.shared.staging).disk_bytes;
         stats.segments = self.shared.segments.len() as u64;

@@ -52,6 +52,9 @@ pub struct QueueStats {
     pub cursor_persist_errors: u64,
     /// Position after the last acknowledged record.
     pub head: u64,
+    /// Position up to which the log was last fsynced by the writer: `head - synced` is what a
+    /// machine crash could take back under `interval`/`never` (always 0 under `always`).
+    pub synced: u64,
     /// Position of the oldest byte still on disk.
     pub tail: u64,
     pub disk_bytes: u64,

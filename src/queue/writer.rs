@@ -269,6 +269,12 @@ impl Writer {
         Counters::add(&self.shared.counters.fsyncs, 1);
         self.synced_end = self.written_end;
         self.unsynced_since = None;
+        let synced_end = self.synced_end;
+        // Recorded for stats only: nobody waits on it, so no wake-up.
+        self.shared.progress.send_if_modified(|p| {
+            p.synced_end = synced_end;
+            false
+        });
         Ok(())
     }
 
