@@ -1,7 +1,8 @@
 //! Crash simulation: a child process (this test binary, re-run with an environment variable)
-//! appends with `fsync = always` from several tasks and prints every acknowledged sequence
-//! number; the parent kills it with SIGKILL mid-stream, reopens the log and checks that every
-//! acknowledged record is there, in per-appender order, with no gaps.
+//! appends from several tasks and prints every acknowledged sequence number; the parent kills it
+//! with SIGKILL mid-stream, reopens the log and checks that every acknowledged record is there,
+//! in per-appender order, with no gaps. Rounds use `fsync = always`, then `interval` and `never`,
+//! whose acknowledgements must survive a process crash too (the data is in the page cache).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -9,15 +10,16 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use monitor::queue::{FsyncPolicy, GroupLog, LogConfig, StartAt};
+use monitor::queue::{GroupLog, LogConfig, StartAt};
 
 const CHILD_DIR_ENV: &str = "MONITOR_QUEUE_CRASH_CHILD_DIR";
 const CHILD_ROUND_ENV: &str = "MONITOR_QUEUE_CRASH_CHILD_ROUND";
 const TASKS: usize = 8;
+const ROUND_POLICIES: [&str; 5] = ["always", "always", "always", "interval:1000", "never"];
 
-fn config() -> LogConfig {
+fn config(round: usize) -> LogConfig {
     LogConfig {
-        fsync: FsyncPolicy::Always,
+        fsync: ROUND_POLICIES[round].parse().unwrap(),
         // Small segments so that kills also land around rotations.
         segment_bytes: 16 << 10,
         max_disk_bytes: 1 << 30,
@@ -39,7 +41,7 @@ fn crash_child_appender() {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let log = Arc::new(GroupLog::open(&dir, config()).unwrap());
+        let log = Arc::new(GroupLog::open(&dir, config(round)).unwrap());
         if !log.replicas().contains(&"checker".to_string()) {
             log.add_replica("checker", StartAt::Tail).unwrap();
         }
@@ -80,7 +82,7 @@ fn parse_record(record: &[u8]) -> (usize, usize, usize) {
 async fn acknowledged_records_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let mut acknowledged: Vec<(usize, usize, usize)> = Vec::new();
-    for round in 0..3 {
+    for (round, policy) in ROUND_POLICIES.iter().enumerate() {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "crash_child_appender",
@@ -104,7 +106,7 @@ async fn acknowledged_records_survive_sigkill() {
             let numbers: Vec<usize> = rest.split(' ').map(|n| n.parse().unwrap()).collect();
             acknowledged.push((numbers[0], numbers[1], numbers[2]));
             acks_this_round += 1;
-            if acks_this_round == 1500 + round * 700 {
+            if acks_this_round == 1500 + round * 500 {
                 child.kill().unwrap(); // SIGKILL
                 break;
             }
@@ -115,7 +117,7 @@ async fn acknowledged_records_survive_sigkill() {
             "child stopped early in round {round}"
         );
 
-        let log = GroupLog::open(dir.path(), config()).unwrap();
+        let log = GroupLog::open(dir.path(), config(round)).unwrap();
         let mut reader = log.reader("checker").unwrap();
         let mut present: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
         while let Some(batch) = reader.try_next_batch(4 << 20).unwrap() {
@@ -143,7 +145,8 @@ async fn acknowledged_records_survive_sigkill() {
         }
         let report = log.recovery_report();
         eprintln!(
-            "round {round}: {} acks, head {}, torn bytes {}, segments {}",
+            "round {round} ({}): {} acks, head {}, torn bytes {}, segments {}",
+            policy,
             acknowledged.len(),
             report.head,
             report.torn_bytes_truncated,

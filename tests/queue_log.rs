@@ -613,3 +613,58 @@ async fn the_background_thread_persists_cursors_and_deletes_passed_segments() {
     assert_eq!(stats.segments, 1);
     assert_eq!(segment_files(dir.path()).len(), 1);
 }
+
+#[tokio::test]
+async fn interval_policy_fsyncs_on_its_timer() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        fsync: FsyncPolicy::Interval(Duration::from_millis(20)),
+        ..small_config()
+    };
+    let log = GroupLog::open(dir.path(), config).unwrap();
+    log.append(b"a v=1\n").await.unwrap();
+    log.append(b"b v=1\n").await.unwrap();
+    // Liveness, not speed: the writer syncs without further appends or a close.
+    for _ in 0..1000 {
+        if log.stats().synced == log.head() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stats = log.stats();
+    assert_eq!(stats.synced, stats.head);
+    assert!(stats.fsyncs >= 1);
+}
+
+#[tokio::test]
+async fn a_failed_write_stops_the_log_instead_of_acknowledging() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().join("group");
+    let log = GroupLog::open(&log_dir, small_config()).unwrap();
+    log.add_replica("r", StartAt::Head).unwrap();
+    let payload = vec![b'f'; 1000];
+    log.append(&payload).await.unwrap();
+    // The directory disappears: the next segment cannot be created.
+    std::fs::remove_dir_all(&log_dir).unwrap();
+    let mut failure = None;
+    for _ in 0..10 {
+        if let Err(error) = log.append(&payload).await {
+            failure = Some(error);
+            break;
+        }
+    }
+    let failure = failure.expect("rotation into a missing directory must fail");
+    assert!(
+        matches!(failure, QueueError::Io { ref path, .. } if path.starts_with(&log_dir)),
+        "{failure}"
+    );
+    // Sticky: later appends get the same error, nothing more is acknowledged.
+    let head = log.head();
+    assert!(matches!(
+        log.append(b"x\n").await,
+        Err(QueueError::Io { .. })
+    ));
+    assert_eq!(log.head(), head);
+    assert_eq!(log.stats().write_errors, 1);
+    assert!(log.close().is_err());
+}
