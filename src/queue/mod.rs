@@ -84,6 +84,33 @@
 //! alternating buffers keep at most twice that allocated (32 MiB per group by default). Readers
 //! hold what they request (`max_bytes` per batch) and read the files through the page cache.
 //!
+//! # Use
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), monitor::queue::QueueError> {
+//! use monitor::queue::{GroupLog, LogConfig, QueueError};
+//!
+//! let log = GroupLog::open("/var/lib/monitor/queue/g1", LogConfig::default())?;
+//! for replica in ["influx-a", "influx-b", "influx-c"] {
+//!     log.ensure_replica(replica)?;
+//! }
+//! // Write path: one append per group batch; `Full` becomes 503 + Retry-After.
+//! match log.append(b"cpu,index=c1 v=1 1\n").await {
+//!     Ok(_receipt) => { /* acknowledge per consistency level */ }
+//!     Err(QueueError::Full { retry_after, .. }) => { /* 503, Retry-After: retry_after */ }
+//!     Err(other) => return Err(other),
+//! }
+//! // One sender per replica.
+//! let mut reader = log.reader("influx-a")?;
+//! loop {
+//!     let batch = reader.next_batch(4 << 20).await?;
+//!     for _record in batch.records() { /* group by target, write to the backend */ }
+//!     // ... once the backend acknowledged every record of the batch:
+//!     reader.commit(batch.end)?;
+//! }
+//! # }
+//! ```
+//!
 //! A write or fsync error stops the log: that append and every later one fail with the error
 //! ([`QueueError::DiskFull`] for ENOSPC), because after a failed fsync the kernel may have dropped
 //! the data and retrying could acknowledge a lost record. Reopening rescans and recovers.
