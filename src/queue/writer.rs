@@ -72,6 +72,7 @@ pub(crate) struct Writer {
     written_end: u64,
     synced_end: u64,
     unsynced_since: Option<Instant>,
+    failed: bool,
 }
 
 /// Makes appenders fail instead of waiting forever if the writer thread panics.
@@ -109,6 +110,7 @@ impl Writer {
             written_end: end,
             synced_end: end,
             unsynced_since: None,
+            failed: false,
         })
     }
 
@@ -130,8 +132,10 @@ impl Writer {
                 }
             }
             if taken.closing {
-                if let Err(error) = self.sync() {
-                    self.fail(error);
+                if !self.failed {
+                    if let Err(error) = self.sync() {
+                        self.fail(error);
+                    }
                 }
                 shared.progress.send_modify(|p| {
                     p.closed = true;
@@ -193,8 +197,7 @@ impl Writer {
     }
 
     fn write_and_publish(&mut self, taken: &Taken) {
-        let already_failed = self.shared.progress.borrow().failed.is_some();
-        if already_failed {
+        if self.failed {
             let mut staging = lock(&self.shared.staging);
             staging.disk_bytes = staging.disk_bytes.saturating_sub(taken.buf.len() as u64);
         } else {
@@ -215,7 +218,11 @@ impl Writer {
         self.shared.memory.add_permits(taken.permits as usize);
     }
 
+    /// After a failed write or fsync nothing is retried: the kernel may have dropped the data, so
+    /// a retry that succeeds could acknowledge records that are not on disk.
     fn fail(&mut self, error: QueueError) {
+        self.failed = true;
+        self.unsynced_since = None;
         tracing::error!(dir = %self.shared.dir.display(), %error, "queue write failed; log stops accepting appends until reopened");
         Counters::add(&self.shared.counters.write_errors, 1);
         lock(&self.shared.staging).failed = Some(error.clone());
