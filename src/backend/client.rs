@@ -205,6 +205,36 @@ impl BackendClient {
         Err(self.classify_failure(status, retry_after, &text))
     }
 
+    /// `CREATE DATABASE` through the v1 query API (a v2 backend's buckets are not ours to
+    /// create: that is refused as unsupported).
+    pub async fn create_database(&self, database: &str, request_id: &str) -> Result<(), BackendError> {
+        if self.endpoint.dialect == Dialect::V2 {
+            return Err(BackendError::Unsupported {
+                url: self.endpoint.url.clone(),
+                message: format!("bucket {database:?} does not exist and v2 buckets are not created by the proxy"),
+            });
+        }
+        let url = format!("{}/query", self.endpoint.url.trim_end_matches('/'));
+        let statement = format!("CREATE DATABASE \"{}\"", database.replace('\\', "\\\\").replace('"', "\\\""));
+        let request = self
+            .http
+            .post(url)
+            .query(&[("q", statement.as_str())])
+            .header("X-Request-Id", request_id);
+        let response = self
+            .authorize(request)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if status.is_success() && !text.contains("\"error\"") {
+            Ok(())
+        } else {
+            Err(self.classify_failure(status, None, &text))
+        }
+    }
+
     /// `GET /ping`: whether the replica answers at all.
     pub async fn ping(&self) -> Result<(), BackendError> {
         let url = format!("{}/ping", self.endpoint.url.trim_end_matches('/'));

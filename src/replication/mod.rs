@@ -7,4 +7,7 @@
 
 pub mod acks;
 pub mod batcher;
+pub mod deadletter;
 pub mod envelope;
+pub mod pipeline;
+pub mod sender;
