@@ -1,5 +1,5 @@
-//! Durable queue throughput: appends under group commit (fsync always / never) with 1, 8 and 64
-//! concurrent appenders for ~64 KiB and ~1 MiB batches, and reader throughput from the page
+//! Durable queue throughput: appends under group commit (fsync always / interval / never) with
+//! 1, 8 and 64 concurrent appenders for ~64 KiB and ~1 MiB batches, and reader throughput from the page
 //! cache. Run with `cargo bench --bench queue`; results and their reading are in BENCHMARKS.md.
 //! Every log lives in a fresh temp dir under /tmp, removed after each measurement.
 
@@ -96,6 +96,11 @@ fn append_throughput(c: &mut Criterion) {
     let rt = runtime();
     let cases: &[(&str, FsyncPolicy, &[u64])] = &[
         ("always", FsyncPolicy::Always, &[1, 8, 64]),
+        (
+            "interval_100ms",
+            FsyncPolicy::Interval(Duration::from_millis(100)),
+            &[8],
+        ),
         ("never", FsyncPolicy::Never, &[1, 8]),
     ];
     for &(size_name, size) in &[("64KiB", 64 * KIB), ("1MiB", 1024 * KIB)] {

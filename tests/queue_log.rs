@@ -133,6 +133,10 @@ async fn batches_respect_max_bytes_and_never_split_a_record() {
     let fourth = reader.next_batch(250).await.unwrap();
     assert_eq!(records(&fourth), ["d\n"]);
     assert_eq!(fourth.end, log.head());
+    // Per-record commit points: each record's end is the next one's start.
+    let ends: Vec<u64> = first.records_with_end().map(|(_, end)| end).collect();
+    assert_eq!(ends, [FRAME_HEADER_LEN + 100, 2 * (FRAME_HEADER_LEN + 100)]);
+    assert_eq!(ends[1], first.end);
     // Commit only the first batch, rewind: the reader resends from there.
     reader.commit(first.end).unwrap();
     reader.rewind();

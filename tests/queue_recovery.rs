@@ -241,3 +241,22 @@ async fn damaged_cursor_replays_from_the_tail_and_impossible_cursors_are_clamped
     log.append(b"x v=1\n").await.unwrap();
     assert_eq!(drain(&mut ahead).0, ["x v=1\n"]);
 }
+
+#[tokio::test]
+async fn record_commit_points_step_over_skipped_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let positions = write_records(dir.path(), 4).await;
+    flip_byte(&segment(dir.path(), 0), positions[1].0 + FRAME_HEADER_LEN);
+    let log = GroupLog::open(dir.path(), config()).unwrap();
+    let mut reader = log.reader("r").unwrap();
+    let batch = reader.next_batch(1 << 20).await.unwrap();
+    let ends: Vec<u64> = batch.records_with_end().map(|(_, end)| end).collect();
+    assert_eq!(ends, [positions[0].1, positions[2].1, positions[3].1]);
+    // Committing after the record that follows the damage also passes the damage.
+    reader.commit(ends[1]).unwrap();
+    drop(reader);
+    drop(log);
+    let log = GroupLog::open(dir.path(), config()).unwrap();
+    let mut reader = log.reader("r").unwrap();
+    assert_eq!(drain(&mut reader).0, [line(3)]);
+}

@@ -26,6 +26,7 @@ pub struct Batch {
     /// The records' payloads back to back (newline-terminated line protocol for the proxy).
     pub data: Vec<u8>,
     record_lens: Vec<u32>,
+    record_ends: Vec<u64>,
     /// When the first record of the batch was appended.
     pub first_appended_at: Option<SystemTime>,
     /// Damaged bytes inside `[start, end)` that were skipped (and counted) instead of returned.
@@ -48,6 +49,12 @@ impl Batch {
             *offset += len as usize;
             self.data.get(start..*offset)
         })
+    }
+
+    /// Each record's payload with the position just after it: a valid `commit` point when the
+    /// backend acknowledged the records up to that one but not the rest of the batch.
+    pub fn records_with_end(&self) -> impl Iterator<Item = (&[u8], u64)> {
+        self.records().zip(self.record_ends.iter().copied())
     }
 }
 
@@ -229,6 +236,7 @@ fn read_batch(shared: &Shared, from: u64, end: u64, max_bytes: usize) -> Result<
                 && frame.matches(&header, payload);
             if intact {
                 batch.record_lens.push(frame.len);
+                batch.record_ends.push(position + frame.frame_len());
                 batch
                     .first_appended_at
                     .get_or_insert_with(|| frame.appended_at());
