@@ -58,8 +58,8 @@ impl AppState {
         self.access.swap(Arc::new(access));
         self.config.swap(Arc::new(new));
         let map = match outcome {
-            ReloadOutcome::Unchanged => "shard map unchanged".to_owned(),
-            other => format!("shard map {other:?}"),
+            ReloadOutcome::Unchanged(map) => format!("shard map unchanged (version {})", map.version()),
+            ReloadOutcome::Replaced(map) => format!("shard map replaced (now version {})", map.version()),
         };
         let mut message = format!("reloaded {}: {map}", path.display());
         if !needs_restart.is_empty() {
