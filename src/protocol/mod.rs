@@ -2,7 +2,7 @@
 //! (metric, log, tracelog) and precision handling.
 //!
 //! The parser is zero-copy: a [`Line`] borrows every part of itself from the request body and
-//! unescapes lazily. It accepts exactly what an InfluxDB 1.x backend accepts (see
+//! unescapes lazily. It accepts only what an InfluxDB 1.x backend accepts (see
 //! `proto-spec/README.md` for the rules and every deviation from the upstream corpus), so a line
 //! accepted here is never refused by a backend for its syntax. It must never panic on any input
 //! and never allocate per line for lines without escapes.
@@ -16,7 +16,10 @@ pub mod precision;
 
 pub use classify::{Classifier, Kind};
 pub use error::{ParseError, ParseErrorKind};
-pub use escape::Escaped;
-pub use parse::{FieldValue, Line, Lines, lines, parse_line};
+pub use escape::{Context, Escaped};
+pub use parse::{
+    FieldValue, Fields, Line, Lines, MAX_LINE_BYTES, MAX_SERIES_KEY_BYTES, MAX_STRING_FIELD_BYTES,
+    Tags, lines, parse_line, parse_line_with_precision,
+};
 pub use point::{OwnedFieldValue, Point};
-pub use precision::Precision;
+pub use precision::{Precision, write_timestamp};

@@ -1,0 +1,988 @@
+//! The zero-copy line-protocol parser: splits a request body into lines, validates each line
+//! against everything an InfluxDB 1.x backend would refuse, and hands out [`Line`]s that borrow
+//! every part of themselves from the body.
+//!
+//! Structure: hand-written byte loops with lookup tables scan the hot tokens (keys, tag values,
+//! string fields via memchr); nom parses the numeric grammar of field values and timestamps.
+//! Must never panic, never allocate for a valid line (only lines with more than
+//! [`INLINE_TAGS`] tags use a heap buffer for the duplicate check), and never accept a line that
+//! InfluxDB 1.6 refuses for its syntax (see `proto-spec/README.md`).
+
+use memchr::{memchr, memchr2};
+use nom::{
+    IResult, Parser,
+    branch::alt,
+    character::complete::{char, digit0, digit1, one_of},
+    combinator::{opt, recognize},
+};
+
+use super::classify::{Classifier, Kind};
+use super::error::{ByteName, ParseError, ParseErrorKind};
+use super::escape::{Context, Escaped};
+use super::precision::{MAX_NANOS, MIN_NANOS, Precision};
+
+/// Longest accepted line (an entry, including string fields that span several physical lines).
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+/// Longest accepted string field value, unescaped (InfluxDB's documented 64 KiB limit).
+pub const MAX_STRING_FIELD_BYTES: usize = 64 * 1024;
+/// InfluxDB's `MaxKeyLength`: measurement + tags + `#!~#` + field key, as written.
+pub const MAX_SERIES_KEY_BYTES: usize = 65535;
+/// Tag and field keys InfluxDB 1.x refuses (partial write, `invalid tag key` / `field name`).
+pub const RESERVED_KEYS: &[&str] = &["time"];
+/// Tags checked for duplicates without a heap allocation.
+pub const INLINE_TAGS: usize = 32;
+
+/// A typed field value, borrowed from the body when it is a string.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FieldValue<'a> {
+    Float(f64),
+    Integer(i64),
+    Unsigned(u64),
+    String(Escaped<'a>),
+    Boolean(bool),
+}
+
+/// One accepted line. Everything is borrowed from the request body.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Line<'a> {
+    number: usize,
+    raw: &'a [u8],
+    measurement: Escaped<'a>,
+    tags: &'a [u8],
+    tags_escaped: bool,
+    fields: &'a [u8],
+    fields_end: usize,
+    timestamp: Option<i64>,
+    precision: Precision,
+    kind: Kind,
+    index: Option<Escaped<'a>>,
+    trace_id: Option<Escaped<'a>>,
+}
+
+impl<'a> Line<'a> {
+    /// 1-based number of the (first) physical line within the body.
+    pub fn number(&self) -> usize {
+        self.number
+    }
+
+    /// The line without line terminator and leading whitespace. May contain newlines inside
+    /// string field values.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    pub fn measurement(&self) -> Escaped<'a> {
+        self.measurement
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Value of the index tag (the classifier's `index_tag`), found while parsing.
+    pub fn index(&self) -> Option<Escaped<'a>> {
+        self.index
+    }
+
+    /// Value of the trace id tag (the classifier's `trace_id_tag`), found while parsing.
+    pub fn trace_id(&self) -> Option<Escaped<'a>> {
+        self.trace_id
+    }
+
+    /// Tags in body order.
+    pub fn tags(&self) -> Tags<'a> {
+        Tags {
+            rest: self.tags,
+            escaped: self.tags_escaped,
+        }
+    }
+
+    /// Value of the first tag with that (unescaped) key.
+    pub fn tag(&self, key: &[u8]) -> Option<Escaped<'a>> {
+        self.tags()
+            .find(|(k, _)| k.eq_unescaped(key))
+            .map(|(_, v)| v)
+    }
+
+    /// Fields in body order (duplicates included, as written).
+    pub fn fields(&self) -> Fields<'a> {
+        Fields { rest: self.fields }
+    }
+
+    /// The value InfluxDB stores for that (unescaped) field key: with duplicate keys, the
+    /// last one wins, as in InfluxDB 1.x.
+    pub fn field(&self, key: &[u8]) -> Option<FieldValue<'a>> {
+        self.fields()
+            .filter(|(k, _)| k.eq_unescaped(key))
+            .last()
+            .map(|(_, v)| v)
+    }
+
+    /// The timestamp as written, in the request's precision.
+    pub fn timestamp(&self) -> Option<i64> {
+        self.timestamp
+    }
+
+    /// The timestamp in nanoseconds (already range-checked while parsing).
+    pub fn timestamp_nanos(&self) -> Option<i64> {
+        self.timestamp
+            .and_then(|ts| self.precision.to_nanos(ts))
+    }
+
+    /// The precision the line was parsed with.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The raw line minus ` <timestamp>` (and any trailing spaces).
+    pub fn without_timestamp(&self) -> &'a [u8] {
+        &self.raw[..self.fields_end]
+    }
+
+    /// The raw field section (`k=v,k2=v2`).
+    pub fn fields_raw(&self) -> &'a [u8] {
+        self.fields
+    }
+}
+
+/// Iterator over a line's tags.
+#[derive(Debug, Clone)]
+pub struct Tags<'a> {
+    rest: &'a [u8],
+    escaped: bool,
+}
+
+impl<'a> Iterator for Tags<'a> {
+    type Item = (Escaped<'a>, Escaped<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let rest = self.rest;
+        let (key_end, key_esc) = if self.escaped {
+            find_unescaped(rest, 0, b'=', Context::Tag)
+        } else {
+            (memchr(b'=', rest).unwrap_or(rest.len()), false)
+        };
+        let value_start = (key_end + 1).min(rest.len());
+        let (value_end, value_esc) = if self.escaped {
+            find_unescaped(rest, value_start, b',', Context::Tag)
+        } else {
+            (
+                memchr(b',', &rest[value_start..]).map_or(rest.len(), |p| value_start + p),
+                false,
+            )
+        };
+        self.rest = rest.get(value_end + 1..).unwrap_or(&[]);
+        Some((
+            Escaped::from_parts(&rest[..key_end], key_esc, Context::Tag),
+            Escaped::from_parts(&rest[value_start..value_end], value_esc, Context::Tag),
+        ))
+    }
+}
+
+/// Iterator over a line's fields with typed values.
+#[derive(Debug, Clone)]
+pub struct Fields<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = (Escaped<'a>, FieldValue<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.rest;
+        if rest.is_empty() {
+            return None;
+        }
+        let (key_end, key_esc) = find_unescaped(rest, 0, b'=', Context::FieldKey);
+        let key = Escaped::from_parts(&rest[..key_end], key_esc, Context::FieldKey);
+        let v = (key_end + 1).min(rest.len());
+        let (value, next) = if rest.get(v) == Some(&b'"') {
+            let (close, esc) = find_string_end(rest, v + 1).unwrap_or((rest.len(), true));
+            let s = Escaped::from_parts(&rest[v + 1..close], esc, Context::StringField);
+            (FieldValue::String(s), close + 2)
+        } else {
+            let end = memchr(b',', &rest[v..]).map_or(rest.len(), |p| v + p);
+            (typed_value(&rest[v..end]), end + 1)
+        };
+        self.rest = rest.get(next..).unwrap_or(&[]);
+        Some((key, value))
+    }
+}
+
+/// Splits `body` into lines (memchr on `\n`, string fields may span lines) and parses each.
+pub fn lines<'a, 'c>(body: &'a [u8], classifier: &'c Classifier) -> Lines<'a, 'c> {
+    Lines {
+        body,
+        pos: 0,
+        line: 1,
+        classifier,
+        precision: Precision::Nanosecond,
+    }
+}
+
+/// Iterator over the lines of a body: `Ok` for each accepted line, `Err` for each refused
+/// one; it always continues with the next line after an error. Blank and comment lines are
+/// skipped.
+#[derive(Debug, Clone)]
+pub struct Lines<'a, 'c> {
+    body: &'a [u8],
+    pos: usize,
+    line: usize,
+    classifier: &'c Classifier,
+    precision: Precision,
+}
+
+impl<'a, 'c> Lines<'a, 'c> {
+    /// Timestamps are interpreted (and range-checked) in this precision (default ns).
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+
+    /// Byte offset in the body where the next line starts.
+    pub fn offset(&self) -> usize {
+        self.pos
+    }
+}
+
+impl<'a, 'c> Iterator for Lines<'a, 'c> {
+    type Item = Result<Line<'a>, ParseError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let body = self.body;
+        loop {
+            let start = skip_spaces(body, self.pos);
+            match body.get(start) {
+                None => {
+                    self.pos = body.len();
+                    return None;
+                }
+                Some(b'\n') => {
+                    self.pos = start + 1;
+                    self.line += 1;
+                    continue;
+                }
+                Some(b'\r') if start + 1 == body.len() => {
+                    self.pos = body.len();
+                    return None;
+                }
+                Some(b'\r') if body.get(start + 1) == Some(&b'\n') => {
+                    self.pos = start + 2;
+                    self.line += 1;
+                    continue;
+                }
+                Some(b'#') => {
+                    let end = memchr(b'\n', &body[start..]).map_or(body.len(), |p| start + p);
+                    let bad = invalid_comment_byte(&body[start..end]);
+                    let line = self.line;
+                    let line_start = self.pos;
+                    self.pos = (end + 1).min(body.len());
+                    self.line += 1;
+                    if let Some(col) = bad {
+                        let off = start + col;
+                        return Some(Err(ParseError::new(
+                            line,
+                            off - line_start + 1,
+                            ParseErrorKind::InvalidComment,
+                            &body[line_start..end],
+                        )));
+                    }
+                    continue;
+                }
+                Some(_) => {
+                    let line_start = self.pos;
+                    let number = self.line;
+                    let input = &body[start..];
+                    return Some(match parse_entry(input, self.classifier, self.precision) {
+                        Ok((mut line, next, newlines)) => {
+                            line.number = number;
+                            self.pos = start + next;
+                            self.line += newlines + usize::from(next > 0 && input[next - 1] == b'\n');
+                            Ok(line)
+                        }
+                        Err((off, kind)) => {
+                            let err_abs = start + off;
+                            let resume = memchr(b'\n', &body[err_abs.min(body.len())..])
+                                .map_or(body.len(), |p| err_abs + p + 1);
+                            let err = error_at(body, line_start, number, err_abs, kind);
+                            self.line += count_newlines(&body[line_start..resume]);
+                            self.pos = resume;
+                            Err(err)
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Parses a single line (a trailing `\n` or `\r\n` is allowed). `Ok(None)` for blank and
+/// comment lines. Timestamps are taken as nanoseconds.
+pub fn parse_line<'a>(
+    line: &'a [u8],
+    number: usize,
+    classifier: &Classifier,
+) -> Result<Option<Line<'a>>, ParseError> {
+    parse_line_with_precision(line, number, classifier, Precision::Nanosecond)
+}
+
+/// [`parse_line`] with timestamps in `precision`.
+pub fn parse_line_with_precision<'a>(
+    line: &'a [u8],
+    number: usize,
+    classifier: &Classifier,
+    precision: Precision,
+) -> Result<Option<Line<'a>>, ParseError> {
+    let mut it = lines(line, classifier).with_precision(precision);
+    it.line = number;
+    match it.next() {
+        None => Ok(None),
+        Some(Err(e)) => Err(e),
+        Some(Ok(parsed)) => {
+            let rest = skip_blank_tail(&line[it.pos..]);
+            if rest.is_empty() {
+                Ok(Some(parsed))
+            } else {
+                let off = it.pos - usize::from(it.pos > 0);
+                Err(error_at(
+                    line,
+                    0,
+                    number,
+                    off,
+                    ParseErrorKind::MultipleLines,
+                ))
+            }
+        }
+    }
+}
+
+fn skip_blank_tail(rest: &[u8]) -> &[u8] {
+    let trimmed = rest
+        .iter()
+        .position(|&b| !matches!(b, b' ' | b'\r' | b'\n'))
+        .map_or(&rest[rest.len()..], |p| &rest[p..]);
+    trimmed
+}
+
+fn count_newlines(b: &[u8]) -> usize {
+    memchr::memchr_iter(b'\n', b).count()
+}
+
+fn error_at(
+    body: &[u8],
+    entry_line_start: usize,
+    entry_number: usize,
+    err_abs: usize,
+    kind: ParseErrorKind,
+) -> ParseError {
+    let err_abs = err_abs.min(body.len());
+    let before = &body[entry_line_start..err_abs];
+    let newlines = count_newlines(before);
+    let phys_start = memchr::memrchr(b'\n', before).map_or(entry_line_start, |p| entry_line_start + p + 1);
+    let entry_end = memchr(b'\n', &body[entry_line_start..]).map_or(body.len(), |p| entry_line_start + p);
+    ParseError::new(
+        entry_number + newlines,
+        err_abs - phys_start + 1,
+        kind,
+        &body[entry_line_start..entry_end],
+    )
+}
+
+fn invalid_comment_byte(comment: &[u8]) -> Option<usize> {
+    let comment = comment.strip_suffix(b"\r").unwrap_or(comment);
+    comment.iter().position(|&b| is_nonprintable(b))
+}
+
+#[inline]
+fn skip_spaces(body: &[u8], mut i: usize) -> usize {
+    while i < body.len() && body[i] == b' ' {
+        i += 1;
+    }
+    i
+}
+
+#[inline]
+const fn is_nonprintable(b: u8) -> bool {
+    b < 0x20 || b == 0x7f
+}
+
+const fn table(specials: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = is_nonprintable(b as u8);
+        b += 1;
+    }
+    let mut i = 0;
+    while i < specials.len() {
+        t[specials[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+/// Bytes that end (or need a closer look inside) a measurement.
+static MEASUREMENT_STOP: [bool; 256] = table(b", \\");
+/// Bytes that end (or need a closer look inside) a tag key, tag value or field key.
+static KEY_STOP: [bool; 256] = table(b",= \\");
+
+/// Scans a token from `i` up to the first unescaped stop byte. Returns the end and whether the
+/// token contains a backslash.
+#[inline(always)]
+fn scan_token(buf: &[u8], mut i: usize, stop: &[bool; 256], ctx: Context) -> (usize, bool) {
+    let mut escaped = false;
+    loop {
+        while i < buf.len() && !stop[buf[i] as usize] {
+            i += 1;
+        }
+        if i < buf.len() && buf[i] == b'\\' {
+            escaped = true;
+            i += if i + 1 < buf.len() && ctx.is_escapable(buf[i + 1]) {
+                2
+            } else {
+                1
+            };
+            continue;
+        }
+        return (i, escaped);
+    }
+}
+
+/// Finds the first `stop` byte not escaped under `ctx` (validated input only).
+fn find_unescaped(buf: &[u8], mut i: usize, stop: u8, ctx: Context) -> (usize, bool) {
+    let mut escaped = false;
+    while i < buf.len() {
+        match memchr2(stop, b'\\', &buf[i..]) {
+            None => return (buf.len(), escaped),
+            Some(p) => {
+                let at = i + p;
+                if buf[at] == stop {
+                    return (at, escaped);
+                }
+                escaped = true;
+                i = if at + 1 < buf.len() && ctx.is_escapable(buf[at + 1]) {
+                    at + 2
+                } else {
+                    at + 1
+                };
+            }
+        }
+    }
+    (buf.len(), escaped)
+}
+
+/// Finds the closing quote of a string field whose content starts at `i`. Returns its index
+/// and whether the content contains a backslash; `None` when unterminated.
+#[inline]
+fn find_string_end(buf: &[u8], mut i: usize) -> Option<(usize, bool)> {
+    let mut escaped = false;
+    loop {
+        let p = i + memchr2(b'"', b'\\', buf.get(i..)?)?;
+        if buf[p] == b'"' {
+            return Some((p, escaped));
+        }
+        escaped = true;
+        i = p + 2;
+    }
+}
+
+/// Type of a validated non-string field value.
+fn typed_value(tok: &[u8]) -> FieldValue<'_> {
+    match tok.first() {
+        Some(b't' | b'T') => FieldValue::Boolean(true),
+        Some(b'f' | b'F') => FieldValue::Boolean(false),
+        _ => match tok.last() {
+            Some(b'i') => FieldValue::Integer(parse_i64(&tok[..tok.len() - 1]).unwrap_or(0)),
+            Some(b'u') => FieldValue::Unsigned(parse_u64(&tok[..tok.len() - 1]).unwrap_or(0)),
+            _ => FieldValue::Float(parse_f64(tok).unwrap_or(0.0)),
+        },
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum IntError {
+    Syntax,
+    Range,
+}
+
+/// `-?[0-9]+` as i64.
+fn parse_i64(tok: &[u8]) -> Result<i64, IntError> {
+    let (neg, digits) = match tok.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, tok),
+    };
+    if digits.is_empty() {
+        return Err(IntError::Syntax);
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return Err(IntError::Syntax);
+        }
+        let d = i64::from(d - b'0');
+        v = v
+            .checked_mul(10)
+            .and_then(|v| if neg { v.checked_sub(d) } else { v.checked_add(d) })
+            .ok_or(IntError::Range)?;
+    }
+    Ok(v)
+}
+
+fn parse_u64(tok: &[u8]) -> Result<u64, IntError> {
+    if tok.is_empty() {
+        return Err(IntError::Syntax);
+    }
+    let mut v: u64 = 0;
+    for &d in tok {
+        if !d.is_ascii_digit() {
+            return Err(IntError::Syntax);
+        }
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(d - b'0')))
+            .ok_or(IntError::Range)?;
+    }
+    Ok(v)
+}
+
+fn parse_f64(tok: &[u8]) -> Option<f64> {
+    std::str::from_utf8(tok).ok()?.parse::<f64>().ok()
+}
+
+/// The float grammar InfluxDB 1.x accepts: `-?(digits[.digits?]|.digits)([eE][+-]?digits)?`.
+fn float_literal(input: &[u8]) -> IResult<&[u8], &[u8]> {
+    recognize((
+        opt(char('-')),
+        alt((
+            recognize((digit1, opt((char('.'), digit0)))),
+            recognize((char('.'), digit1)),
+        )),
+        opt((one_of("eE"), opt(one_of("+-")), digit1)),
+    ))
+    .parse(input)
+}
+
+/// Validates a float token; `Ok(())` when InfluxDB 1.x would store it.
+fn check_float(tok: &[u8]) -> Result<(), ParseErrorKind> {
+    match float_literal(tok) {
+        Ok((rest, _)) if rest.is_empty() => {}
+        _ => return Err(ParseErrorKind::InvalidNumber),
+    }
+    // Without an exponent, fewer than 300 digits cannot overflow f64.
+    let has_exponent = memchr2(b'e', b'E', tok).is_some();
+    if has_exponent || tok.len() >= 300 {
+        match parse_f64(tok) {
+            Some(v) if v.is_finite() => {}
+            Some(_) => return Err(ParseErrorKind::InvalidFloat),
+            None => return Err(ParseErrorKind::InvalidFloat),
+        }
+    }
+    Ok(())
+}
+
+type ParseFail = (usize, ParseErrorKind);
+
+#[inline]
+fn at_eol(buf: &[u8], i: usize) -> bool {
+    matches!(buf.get(i), None | Some(b'\n' | b'\r'))
+}
+
+/// Where an entry ends: `Some((end, next))` when `i` is at a line end (`\n`, `\r\n`, end of
+/// input, or `\r` at end of input).
+#[inline]
+fn line_end(buf: &[u8], i: usize) -> Option<(usize, usize)> {
+    match buf.get(i) {
+        None => Some((i, i)),
+        Some(b'\n') => Some((i, i + 1)),
+        Some(b'\r') => match buf.get(i + 1) {
+            None => Some((i, i + 1)),
+            Some(b'\n') => Some((i, i + 2)),
+            Some(_) => None,
+        },
+        Some(_) => None,
+    }
+}
+
+struct TagKeys {
+    inline: [(u32, u32); INLINE_TAGS],
+    len: usize,
+    spill: Option<Vec<(usize, usize)>>,
+}
+
+impl TagKeys {
+    fn new() -> Self {
+        TagKeys {
+            inline: [(0, 0); INLINE_TAGS],
+            len: 0,
+            spill: None,
+        }
+    }
+
+    /// Records a key; returns true when it duplicates an earlier one (checked inline for
+    /// the first [`INLINE_TAGS`] keys, later by [`TagKeys::find_duplicate`]).
+    #[inline]
+    fn push(&mut self, buf: &[u8], start: usize, end: usize) -> bool {
+        if let Some(spill) = &mut self.spill {
+            spill.push((start, end));
+            return false;
+        }
+        let key = &buf[start..end];
+        for &(s, e) in &self.inline[..self.len] {
+            if &buf[s as usize..e as usize] == key {
+                return true;
+            }
+        }
+        if self.len < INLINE_TAGS && end <= u32::MAX as usize {
+            self.inline[self.len] = (start as u32, end as u32);
+            self.len += 1;
+        } else {
+            let mut spill: Vec<(usize, usize)> = self.inline[..self.len]
+                .iter()
+                .map(|&(s, e)| (s as usize, e as usize))
+                .collect();
+            spill.push((start, end));
+            self.spill = Some(spill);
+        }
+        false
+    }
+
+    /// For lines with many tags: offset of a duplicated key, if any.
+    fn find_duplicate(&mut self, buf: &[u8]) -> Option<usize> {
+        let spill = self.spill.as_mut()?;
+        spill.sort_unstable_by(|a, b| buf[a.0..a.1].cmp(&buf[b.0..b.1]).then(a.0.cmp(&b.0)));
+        spill
+            .windows(2)
+            .find(|w| buf[w[0].0..w[0].1] == buf[w[1].0..w[1].1])
+            .map(|w| w[1].0)
+    }
+}
+
+fn is_reserved(key: &Escaped<'_>) -> Option<&'static str> {
+    RESERVED_KEYS
+        .iter()
+        .copied()
+        .find(|r| key.eq_unescaped(r.as_bytes()))
+}
+
+fn invalid_char(buf: &[u8], i: usize, what: &'static str) -> ParseErrorKind {
+    ParseErrorKind::InvalidCharacter(ByteName(buf.get(i).copied().unwrap_or(0)), what)
+}
+
+/// Parses one entry starting at `buf[0]` (not a space, not a comment). Returns the line, the
+/// offset just past its terminator, and how many newlines its string fields contain.
+fn parse_entry<'a>(
+    buf: &'a [u8],
+    classifier: &Classifier,
+    precision: Precision,
+) -> Result<(Line<'a>, usize, usize), ParseFail> {
+    // Measurement.
+    let (m_end, m_esc) = scan_token(buf, 0, &MEASUREMENT_STOP, Context::Measurement);
+    if m_end == 0 {
+        return Err((
+            0,
+            if at_eol(buf, 0) {
+                ParseErrorKind::MissingMeasurement
+            } else {
+                invalid_char(buf, 0, "measurement")
+            },
+        ));
+    }
+    let measurement = Escaped::from_parts(&buf[..m_end], m_esc, Context::Measurement);
+
+    // Tags.
+    let mut i = m_end;
+    let mut tags_start = m_end;
+    let mut tags_escaped = false;
+    let mut index = None;
+    let mut trace_id = None;
+    let mut keys = TagKeys::new();
+    match buf.get(i) {
+        Some(b',') => {
+            tags_start = i + 1;
+            loop {
+                i += 1; // past the comma
+                let k_start = i;
+                if matches!(buf.get(i), None | Some(b' ' | b'\r' | b'\n' | b',' | b'=')) {
+                    return Err((i, ParseErrorKind::MissingTagKey));
+                }
+                let (k_end, k_esc) = scan_token(buf, i, &KEY_STOP, Context::Tag);
+                if k_end == k_start {
+                    return Err((i, invalid_char(buf, i, "tag key")));
+                }
+                match buf.get(k_end) {
+                    Some(b'=') => {}
+                    Some(&b) if is_nonprintable(b) && b != b'\r' && b != b'\n' => {
+                        return Err((k_end, invalid_char(buf, k_end, "tag key")));
+                    }
+                    _ => return Err((k_end, ParseErrorKind::MissingTagEquals)),
+                }
+                let key = Escaped::from_parts(&buf[k_start..k_end], k_esc, Context::Tag);
+                if let Some(r) = is_reserved(&key) {
+                    return Err((k_start, ParseErrorKind::ReservedKey(r)));
+                }
+                if keys.push(buf, k_start, k_end) {
+                    return Err((k_start, ParseErrorKind::DuplicateTag));
+                }
+                let v_start = k_end + 1;
+                let (v_end, v_esc) = scan_token(buf, v_start, &KEY_STOP, Context::Tag);
+                if v_end == v_start {
+                    return Err((
+                        v_start,
+                        match buf.get(v_start) {
+                            Some(&b) if is_nonprintable(b) && b != b'\r' && b != b'\n' => {
+                                invalid_char(buf, v_start, "tag value")
+                            }
+                            _ => ParseErrorKind::MissingTagValue,
+                        },
+                    ));
+                }
+                tags_escaped |= k_esc | v_esc;
+                let value = Escaped::from_parts(&buf[v_start..v_end], v_esc, Context::Tag);
+                if key.eq_unescaped(&classifier.index_tag) {
+                    index = Some(value);
+                } else if key.eq_unescaped(&classifier.trace_id_tag) {
+                    trace_id = Some(value);
+                }
+                i = v_end;
+                match buf.get(i) {
+                    Some(b',') => continue,
+                    Some(b' ') => break,
+                    None | Some(b'\n' | b'\r') => return Err((i, ParseErrorKind::MissingFields)),
+                    Some(_) => return Err((i, invalid_char(buf, i, "tag value"))),
+                }
+            }
+            if let Some(dup) = keys.find_duplicate(buf) {
+                return Err((dup, ParseErrorKind::DuplicateTag));
+            }
+        }
+        Some(b' ') => {}
+        None | Some(b'\n' | b'\r') => return Err((i, ParseErrorKind::MissingFields)),
+        Some(_) => return Err((i, invalid_char(buf, i, "measurement"))),
+    }
+    let tags_end = i;
+    let tags = if tags_start < tags_end {
+        &buf[tags_start..tags_end]
+    } else {
+        &buf[..0]
+    };
+    let series_key_len = tags_end;
+
+    // Fields.
+    i = skip_spaces(buf, i);
+    if at_eol(buf, i) {
+        return Err((i, ParseErrorKind::MissingFields));
+    }
+    let fields_start = i;
+    let mut newlines = 0usize;
+    let fields_end;
+    loop {
+        let k_start = i;
+        let (k_end, k_esc) = scan_token(buf, i, &KEY_STOP, Context::FieldKey);
+        if k_end == k_start {
+            return Err((
+                i,
+                match buf.get(i) {
+                    Some(&b) if is_nonprintable(b) && b != b'\r' && b != b'\n' => {
+                        invalid_char(buf, i, "field key")
+                    }
+                    _ => ParseErrorKind::MissingFieldKey,
+                },
+            ));
+        }
+        match buf.get(k_end) {
+            Some(b'=') => {}
+            Some(&b) if is_nonprintable(b) && b != b'\r' && b != b'\n' => {
+                return Err((k_end, invalid_char(buf, k_end, "field key")));
+            }
+            _ => return Err((k_end, ParseErrorKind::MissingFieldEquals)),
+        }
+        let key = Escaped::from_parts(&buf[k_start..k_end], k_esc, Context::FieldKey);
+        if let Some(r) = is_reserved(&key) {
+            return Err((k_start, ParseErrorKind::ReservedKey(r)));
+        }
+        let key_size = series_key_len + 4 + (k_end - k_start);
+        if key_size > MAX_SERIES_KEY_BYTES {
+            return Err((
+                k_start,
+                ParseErrorKind::KeyTooLong(key_size, MAX_SERIES_KEY_BYTES),
+            ));
+        }
+        let v = k_end + 1;
+        let v_end = match buf.get(v) {
+            None | Some(b'\n' | b'\r' | b' ' | b',') => {
+                return Err((v, ParseErrorKind::MissingFieldValue));
+            }
+            Some(b'"') => {
+                let Some((close, esc)) = find_string_end(buf, v + 1) else {
+                    return Err((v, ParseErrorKind::UnterminatedString));
+                };
+                let content = &buf[v + 1..close];
+                if content.len() > MAX_STRING_FIELD_BYTES {
+                    let unescaped_len = if esc {
+                        Escaped::from_parts(content, true, Context::StringField)
+                            .unescaped()
+                            .len()
+                    } else {
+                        content.len()
+                    };
+                    if unescaped_len > MAX_STRING_FIELD_BYTES {
+                        return Err((v, ParseErrorKind::StringTooLong(MAX_STRING_FIELD_BYTES)));
+                    }
+                }
+                if memchr(b'\n', content).is_some() {
+                    newlines += count_newlines(content);
+                }
+                close + 1
+            }
+            Some(&first) => {
+                let mut e = v;
+                while e < buf.len() && !matches!(buf[e], b',' | b' ' | b'\r' | b'\n') {
+                    e += 1;
+                }
+                let tok = &buf[v..e];
+                check_value(first, tok).map_err(|k| (v, k))?;
+                e
+            }
+        };
+        i = v_end;
+        match buf.get(i) {
+            Some(b',') => {
+                i += 1;
+                continue;
+            }
+            Some(b' ') | None | Some(b'\n' | b'\r') => {
+                fields_end = i;
+                break;
+            }
+            Some(&b) => return Err((i, ParseErrorKind::UnexpectedAfterField(ByteName(b)))),
+        }
+    }
+
+    // Timestamp.
+    let mut timestamp = None;
+    i = skip_spaces(buf, i);
+    let (end, next) = match line_end(buf, i) {
+        Some(found) => found,
+        None => {
+            let t_start = i;
+            while i < buf.len() && matches!(buf[i], b'-' | b'0'..=b'9') {
+                i += 1;
+            }
+            if !matches!(buf.get(i), None | Some(b' ' | b'\r' | b'\n')) {
+                return Err((t_start, ParseErrorKind::InvalidTimestamp));
+            }
+            let ts = match parse_i64(&buf[t_start..i]) {
+                Ok(ts) => ts,
+                Err(IntError::Syntax) => return Err((t_start, ParseErrorKind::InvalidTimestamp)),
+                Err(IntError::Range) => return Err((t_start, out_of_range())),
+            };
+            if precision.to_nanos(ts).is_none() {
+                return Err((t_start, out_of_range()));
+            }
+            timestamp = Some(ts);
+            i = skip_spaces(buf, i);
+            line_end(buf, i).ok_or((i, ParseErrorKind::TrailingGarbage))?
+        }
+    };
+
+    if end > MAX_LINE_BYTES {
+        return Err((MAX_LINE_BYTES, ParseErrorKind::LineTooLong(MAX_LINE_BYTES)));
+    }
+    let raw = &buf[..end];
+    if let Err(e) = std::str::from_utf8(raw) {
+        return Err((e.valid_up_to(), ParseErrorKind::InvalidUtf8));
+    }
+
+    let kind = if m_esc {
+        classifier.classify(&measurement.unescaped())
+    } else {
+        classifier.classify(measurement.raw())
+    };
+    let line = Line {
+        number: 0,
+        raw,
+        measurement,
+        tags,
+        tags_escaped,
+        fields: &buf[fields_start..fields_end],
+        fields_end,
+        timestamp,
+        precision,
+        kind,
+        index,
+        trace_id,
+    };
+    Ok((line, next, newlines))
+}
+
+fn out_of_range() -> ParseErrorKind {
+    ParseErrorKind::TimestampOutOfRange {
+        min: MIN_NANOS,
+        max: MAX_NANOS,
+    }
+}
+
+/// Validates a non-string field value token starting with `first`.
+fn check_value(first: u8, tok: &[u8]) -> Result<(), ParseErrorKind> {
+    match first {
+        b't' | b'T' | b'f' | b'F' => match tok {
+            b"t" | b"T" | b"true" | b"True" | b"TRUE" | b"f" | b"F" | b"false" | b"False"
+            | b"FALSE" => Ok(()),
+            _ => Err(ParseErrorKind::InvalidBoolean),
+        },
+        b'-' | b'0'..=b'9' | b'.' => match tok.last() {
+            Some(b'i') => match parse_i64(&tok[..tok.len() - 1]) {
+                Ok(_) => Ok(()),
+                Err(IntError::Syntax) => Err(ParseErrorKind::InvalidNumber),
+                Err(IntError::Range) => Err(ParseErrorKind::IntegerOutOfRange),
+            },
+            Some(b'u') => match parse_u64(&tok[..tok.len() - 1]) {
+                Ok(_) => Err(ParseErrorKind::UnsignedNotSupported),
+                Err(IntError::Syntax) => Err(ParseErrorKind::InvalidNumber),
+                Err(IntError::Range) => Err(ParseErrorKind::IntegerOutOfRange),
+            },
+            _ => check_float(tok),
+        },
+        _ => Err(ParseErrorKind::InvalidFieldValue),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(s: &[u8]) -> Result<Line<'_>, ParseError> {
+        let c = Classifier::default();
+        match parse_line(s, 1, &c) {
+            Ok(Some(l)) => Ok(l),
+            Ok(None) => panic!("blank"),
+            Err(e) => Err(e),
+        }
+    }
+
+    #[test]
+    fn float_grammar() {
+        for ok in ["1", "1.", ".5", "-.5", "1.e5", "1E+5", "-0", "007", "1.5e-3"] {
+            assert!(check_float(ok.as_bytes()).is_ok(), "{ok}");
+        }
+        for bad in [".", "-", "-.", ".e5", "1e", "1e+", "1.2.3", "0x10", "1_0", "1e5.0", "--1", "1e400"] {
+            assert!(check_float(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn metric_line() {
+        let l = one(b"mem,index=cluster1,host=h1 used=12i,free=3.5,ok=t,s=\"x\" 1465839830100400200").unwrap();
+        assert_eq!(l.kind(), Kind::Metric);
+        assert_eq!(l.index().unwrap().raw(), b"cluster1");
+        assert_eq!(l.timestamp(), Some(1465839830100400200));
+        assert_eq!(l.field(b"used"), Some(FieldValue::Integer(12)));
+        assert_eq!(l.field(b"free"), Some(FieldValue::Float(3.5)));
+        assert_eq!(l.field(b"ok"), Some(FieldValue::Boolean(true)));
+        assert_eq!(l.tags().count(), 2);
+        assert_eq!(l.without_timestamp(), &b"mem,index=cluster1,host=h1 used=12i,free=3.5,ok=t,s=\"x\""[..]);
+    }
+}
