@@ -17,7 +17,12 @@ fn timestamp(i: usize) -> i64 {
 fn write_and_check(cluster: &InfluxCluster, i: usize) {
     let body = format!("smoke,node=n{i} value={i}i {}\n", timestamp(i));
     let response = cluster.write(i, "smoke", body.as_bytes());
-    assert_eq!(response.status, 204, "write to node {i}: {}", response.text());
+    assert_eq!(
+        response.status,
+        204,
+        "write to node {i}: {}",
+        response.text()
+    );
 }
 
 fn rows(cluster: &InfluxCluster, i: usize) -> Vec<Vec<serde_json::Value>> {
@@ -37,7 +42,11 @@ fn three_influxd_write_read_kill9_restart() {
     }
     for i in 0..3 {
         let rows = rows(&cluster, i);
-        assert_eq!(rows.len(), 1, "node {i} holds exactly its own point: {rows:?}");
+        assert_eq!(
+            rows.len(),
+            1,
+            "node {i} holds exactly its own point: {rows:?}"
+        );
         assert_eq!(rows[0][0], serde_json::json!(timestamp(i)));
         assert_eq!(rows[0][1], serde_json::json!(i));
         assert_eq!(rows[0][2], serde_json::json!(format!("n{i}")));
@@ -54,10 +63,18 @@ fn three_influxd_write_read_kill9_restart() {
     );
     assert!(refused.is_err(), "a killed node must refuse connections");
     cluster.restart(1);
-    assert_ne!(cluster.pid(1), Some(old_pid), "restart starts a new process");
+    assert_ne!(
+        cluster.pid(1),
+        Some(old_pid),
+        "restart starts a new process"
+    );
     assert_eq!(support::http_get(cluster.http_port(1), "/ping").status, 204);
     let after = rows(&cluster, 1);
-    assert_eq!(after.len(), 1, "data written before kill -9 survives (WAL replay): {after:?}");
+    assert_eq!(
+        after.len(),
+        1,
+        "data written before kill -9 survives (WAL replay): {after:?}"
+    );
     assert_eq!(after[0][1], serde_json::json!(1));
 
     // the other nodes were not disturbed
@@ -80,7 +97,10 @@ fn two_clusters_at_once_do_not_collide() {
     b.create_database(0, "x");
     assert_eq!(a.write(0, "x", b"m v=1 1").status, 204);
     let on_b = b.query(0, "x", "SELECT * FROM m");
-    assert!(on_b["results"][0].get("series").is_none(), "b must not see a's point: {on_b}");
+    assert!(
+        on_b["results"][0].get("series").is_none(),
+        "b must not see a's point: {on_b}"
+    );
     let dir = a.dir().to_path_buf();
     drop(a);
     assert!(!dir.exists(), "the cluster's temp dir is removed on drop");
@@ -101,7 +121,10 @@ fn smtp_line(reader: &mut BufReader<TcpStream>) -> String {
 fn smtp_command(stream: &mut TcpStream, reader: &mut BufReader<TcpStream>, cmd: &str, code: &str) {
     stream.write_all(cmd.as_bytes()).expect("send SMTP command");
     let reply = smtp_line(reader);
-    assert!(reply.starts_with(code), "{cmd:?} answered {reply:?}, expected {code}");
+    assert!(
+        reply.starts_with(code),
+        "{cmd:?} answered {reply:?}, expected {code}"
+    );
 }
 
 #[test]
@@ -110,13 +133,30 @@ fn smtp_sink_stores_a_mail_sent_over_raw_smtp() {
     assert!(sink.messages().is_empty());
 
     let mut stream = TcpStream::connect(sink.addr()).expect("connect to the SMTP sink");
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     assert!(smtp_line(&mut reader).starts_with("220"));
     smtp_command(&mut stream, &mut reader, "EHLO test.local\r\n", "250");
-    smtp_command(&mut stream, &mut reader, "MAIL FROM:<alerts@monitor.test>\r\n", "250");
-    smtp_command(&mut stream, &mut reader, "RCPT TO:<oncall@example.test>\r\n", "250");
-    smtp_command(&mut stream, &mut reader, "RCPT TO:<team@example.test>\r\n", "250");
+    smtp_command(
+        &mut stream,
+        &mut reader,
+        "MAIL FROM:<alerts@monitor.test>\r\n",
+        "250",
+    );
+    smtp_command(
+        &mut stream,
+        &mut reader,
+        "RCPT TO:<oncall@example.test>\r\n",
+        "250",
+    );
+    smtp_command(
+        &mut stream,
+        &mut reader,
+        "RCPT TO:<team@example.test>\r\n",
+        "250",
+    );
     smtp_command(&mut stream, &mut reader, "DATA\r\n", "354");
     let message = "From: alerts@monitor.test\r\nTo: oncall@example.test\r\nSubject: [FIRING] disk full\r\n\r\nhost db1: disk 99%\r\n..leading dot\r\n.\r\n";
     smtp_command(&mut stream, &mut reader, message, "250");
@@ -126,10 +166,24 @@ fn smtp_sink_stores_a_mail_sent_over_raw_smtp() {
     assert_eq!(mails.len(), 1, "exactly one mail stored");
     let mail = &mails[0];
     assert_eq!(mail.mail_from, "alerts@monitor.test");
-    assert_eq!(mail.rcpt_to, vec!["oncall@example.test", "team@example.test"]);
-    assert_eq!(mail.header("subject").as_deref(), Some("[FIRING] disk full"));
-    assert!(mail.body().contains("host db1: disk 99%"), "body: {:?}", mail.body());
-    assert!(mail.body().contains("\r\n.leading dot"), "dot-stuffing undone: {:?}", mail.body());
+    assert_eq!(
+        mail.rcpt_to,
+        vec!["oncall@example.test", "team@example.test"]
+    );
+    assert_eq!(
+        mail.header("subject").as_deref(),
+        Some("[FIRING] disk full")
+    );
+    assert!(
+        mail.body().contains("host db1: disk 99%"),
+        "body: {:?}",
+        mail.body()
+    );
+    assert!(
+        mail.body().contains("\r\n.leading dot"),
+        "dot-stuffing undone: {:?}",
+        mail.body()
+    );
 }
 
 #[test]

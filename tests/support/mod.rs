@@ -78,7 +78,10 @@ pub struct HttpResponse {
 impl HttpResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -87,7 +90,11 @@ impl HttpResponse {
 
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("response (status {}) is not JSON: {e}: {}", self.status, self.text())
+            panic!(
+                "response (status {}) is not JSON: {e}: {}",
+                self.status,
+                self.text()
+            )
         })
     }
 }
@@ -97,7 +104,9 @@ pub fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -159,7 +168,12 @@ pub fn http_request(
             headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
-    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     let mut body = Vec::new();
     if method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status) {
         // no body
@@ -185,7 +199,11 @@ pub fn http_request(
     } else {
         reader.read_to_end(&mut body)?;
     }
-    Ok(HttpResponse { status, headers, body })
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// GET `http://127.0.0.1:{port}{path_and_query}`; panics on connection errors.
@@ -287,7 +305,11 @@ impl InfluxCluster {
     }
 
     fn start_args(&self, ports: &[u16]) -> Vec<String> {
-        let list = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
+        let list = ports
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         vec![
             "start".into(),
             "--dir".into(),
@@ -333,7 +355,8 @@ impl InfluxCluster {
     }
 
     fn running_pid(&self, i: usize) -> u32 {
-        self.pid(i).unwrap_or_else(|| panic!("influxd node {i} is not running"))
+        self.pid(i)
+            .unwrap_or_else(|| panic!("influxd node {i} is not running"))
     }
 
     /// The node's log so far.
@@ -346,9 +369,14 @@ impl InfluxCluster {
         let pid = self.running_pid(i);
         signal_pid(pid, "-KILL");
         let gone = wait_for(Duration::from_secs(10), || {
-            TcpStream::connect(("127.0.0.1", self.ports[i])).is_err().then_some(())
+            TcpStream::connect(("127.0.0.1", self.ports[i]))
+                .is_err()
+                .then_some(())
         });
-        assert!(gone.is_some(), "influxd node {i} still accepts connections after SIGKILL");
+        assert!(
+            gone.is_some(),
+            "influxd node {i} still accepts connections after SIGKILL"
+        );
     }
 
     /// SIGSTOP node `i`: it keeps its sockets but answers nothing (a hung backend).
@@ -378,7 +406,9 @@ impl InfluxCluster {
     pub fn restart(&self, i: usize) {
         if let Some(pid) = self.pid(i) {
             // a stopped process cannot handle SIGTERM
-            let _ = Command::new("kill").args(["-CONT", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-CONT", &pid.to_string()])
+                .status();
         }
         self.stop(i);
         self.run(&self.start_args(&[self.ports[i]]))
@@ -387,9 +417,17 @@ impl InfluxCluster {
 
     /// `/query` on node `i` (POST, `epoch=ns`); returns the JSON body. Panics unless status 200.
     pub fn query(&self, i: usize, db: &str, q: &str) -> serde_json::Value {
-        let path = format!("/query?{}", query_string(&[("db", db), ("q", q), ("epoch", "ns")]));
+        let path = format!(
+            "/query?{}",
+            query_string(&[("db", db), ("q", q), ("epoch", "ns")])
+        );
         let response = http_post(self.ports[i], &path, b"");
-        assert_eq!(response.status, 200, "query {q:?} on node {i}: {}", response.text());
+        assert_eq!(
+            response.status,
+            200,
+            "query {q:?} on node {i}: {}",
+            response.text()
+        );
         response.json()
     }
 
@@ -420,8 +458,17 @@ impl InfluxCluster {
         self.write_with_precision(i, db, "ns", body)
     }
 
-    pub fn write_with_precision(&self, i: usize, db: &str, precision: &str, body: &[u8]) -> HttpResponse {
-        let path = format!("/write?{}", query_string(&[("db", db), ("precision", precision)]));
+    pub fn write_with_precision(
+        &self,
+        i: usize,
+        db: &str,
+        precision: &str,
+        body: &[u8],
+    ) -> HttpResponse {
+        let path = format!(
+            "/write?{}",
+            query_string(&[("db", db), ("precision", precision)])
+        );
         http_post(self.ports[i], &path, body)
     }
 }
@@ -430,7 +477,9 @@ impl Drop for InfluxCluster {
     fn drop(&mut self) {
         for i in 0..self.len() {
             if let Some(pid) = self.pid(i) {
-                let _ = Command::new("kill").args(["-CONT", &pid.to_string()]).status();
+                let _ = Command::new("kill")
+                    .args(["-CONT", &pid.to_string()])
+                    .status();
             }
         }
         let args = vec![
@@ -442,7 +491,9 @@ impl Drop for InfluxCluster {
             // the script failed: kill what it recorded ourselves
             for i in 0..self.len() {
                 if let Some(pid) = self.pid(i) {
-                    let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+                    let _ = Command::new("kill")
+                        .args(["-KILL", &pid.to_string()])
+                        .status();
                 }
             }
         }
@@ -490,7 +541,10 @@ impl Mail {
 
     /// The message body (after the blank line).
     pub fn body(&self) -> &str {
-        self.data.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("")
+        self.data
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or("")
     }
 }
 
@@ -571,11 +625,17 @@ impl SmtpSink {
 
 impl Drop for SmtpSink {
     fn drop(&mut self) {
-        let args = vec!["stop".to_string(), "--dir".to_string(), self.dir.path().display().to_string()];
+        let args = vec![
+            "stop".to_string(),
+            "--dir".to_string(),
+            self.dir.path().display().to_string(),
+        ];
         if run_script(&Self::script(), &args).is_err()
             && let Some(pid) = read_pid(&self.dir.path().join("pid"))
         {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
     }
 }
