@@ -25,7 +25,7 @@ use support::{HttpResponse, InfluxCluster};
 const MAX_BATCH_LINES: usize = 400;
 const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 const GENERATED_BODIES: usize = 4000;
-const SEED: u64 = 0x6d6f_6e69_746f_72;
+const SEED: u64 = 0x006d_6f6e_6974_6f72;
 
 // ------------------------------------------------------------------------------------------
 // inputs
@@ -236,11 +236,12 @@ const TIMESTAMPS: (&[&str], &[&str]) = (
 const EDGY_PERCENT: usize = 4;
 
 fn pick_piece(rng: &mut Rng, set: (&[&'static str], &[&'static str])) -> &'static str {
-    if rng.chance(EDGY_PERCENT) {
-        *rng.pick(set.1)
+    let items = if rng.chance(EDGY_PERCENT) {
+        set.1
     } else {
-        *rng.pick(set.0)
-    }
+        set.0
+    };
+    items[rng.below(items.len())]
 }
 
 /// A name of 1..=`max_pieces` pieces.
@@ -321,7 +322,8 @@ fn structured_line(rng: &mut Rng, n: usize) -> String {
         line.push_str(ts);
     }
     if rng.chance(5) {
-        line.push_str(*rng.pick(&[" ", "  ", "\t", "\r", " # c"]));
+        let tail: &&str = rng.pick(&[" ", "  ", "\t", "\r", " # c"]);
+        line.push_str(tail);
     }
     line
 }
