@@ -53,6 +53,8 @@ pub enum ParseErrorKind {
     UnterminatedString,
     #[error("string field value longer than {0} bytes")]
     StringTooLong(usize),
+    #[error("field type conflict: the same field key with two value types in one line")]
+    FieldTypeConflict,
     #[error("unexpected character {0} after field value")]
     UnexpectedAfterField(ByteName),
     #[error("reserved key {0:?}: InfluxDB refuses tag and field keys named time")]

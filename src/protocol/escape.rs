@@ -9,7 +9,7 @@ use std::borrow::Cow;
 /// Which escaping rules apply to a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Context {
-    /// `\,` and `\ ` are escapes.
+    /// `\,`, `\ ` and (as InfluxDB 1.x unescapes it) `\=`.
     Measurement,
     /// Tag keys and tag values: `\,`, `\=` and `\ `.
     Tag,
@@ -23,7 +23,7 @@ impl Context {
     #[inline]
     pub(crate) fn is_escapable(self, b: u8) -> bool {
         match self {
-            Context::Measurement => matches!(b, b',' | b' '),
+            Context::Measurement => matches!(b, b',' | b' ' | b'='),
             Context::Tag => matches!(b, b',' | b'=' | b' '),
             Context::FieldKey => matches!(b, b',' | b'=' | b' ' | b'"'),
             Context::StringField => matches!(b, b'\\' | b'"'),
@@ -60,11 +60,13 @@ impl<'a> Escaped<'a> {
     }
 
     /// Bytes as written, escapes included.
+    #[inline]
     pub fn raw(&self) -> &'a [u8] {
         self.raw
     }
 
     /// Whether the token contains a backslash (an escape may follow it).
+    #[inline]
     pub fn has_escapes(&self) -> bool {
         self.escaped
     }
@@ -74,6 +76,7 @@ impl<'a> Escaped<'a> {
     }
 
     /// The token with escapes removed; borrowed when there is nothing to remove.
+    #[inline]
     pub fn unescaped(&self) -> Cow<'a, [u8]> {
         if !self.escaped {
             return Cow::Borrowed(self.raw);
@@ -94,27 +97,31 @@ impl<'a> Escaped<'a> {
     }
 
     /// Compares the unescaped token with `other` without allocating.
+    #[inline]
     pub fn eq_unescaped(&self, other: &[u8]) -> bool {
         if !self.escaped {
             return self.raw == other;
         }
-        let mut rest = other;
-        let mut i = 0;
-        let raw = self.raw;
-        while i < raw.len() {
-            let mut b = raw[i];
-            if b == b'\\' && i + 1 < raw.len() && self.context.is_escapable(raw[i + 1]) {
-                i += 1;
-                b = raw[i];
-            }
-            match rest.split_first() {
-                Some((&o, tail)) if o == b => rest = tail,
-                _ => return false,
-            }
-            i += 1;
-        }
-        rest.is_empty()
+        eq_unescaped_slow(self.raw, self.context, other)
     }
+}
+
+fn eq_unescaped_slow(raw: &[u8], context: Context, other: &[u8]) -> bool {
+    let mut rest = other;
+    let mut i = 0;
+    while i < raw.len() {
+        let mut b = raw[i];
+        if b == b'\\' && i + 1 < raw.len() && context.is_escapable(raw[i + 1]) {
+            i += 1;
+            b = raw[i];
+        }
+        match rest.split_first() {
+            Some((&o, tail)) if o == b => rest = tail,
+            _ => return false,
+        }
+        i += 1;
+    }
+    rest.is_empty()
 }
 
 fn unescape(raw: &[u8], context: Context) -> Cow<'_, [u8]> {
@@ -148,14 +155,19 @@ fn escape_with(s: &str, out: &mut Vec<u8>, needs: impl Fn(u8) -> bool) {
     }
 }
 
-/// Escapes a measurement name (`,` and space).
+/// Escapes a measurement name (`,`, space and `=`, which InfluxDB 1.x unescapes).
 pub fn escape_measurement(s: &str, out: &mut Vec<u8>) {
-    escape_with(s, out, |b| matches!(b, b',' | b' '))
+    escape_with(s, out, |b| matches!(b, b',' | b' ' | b'='))
 }
 
-/// Escapes a tag key, tag value or field key (`,`, `=` and space).
+/// Escapes a tag key or tag value (`,`, `=` and space).
 pub fn escape_key(s: &str, out: &mut Vec<u8>) {
     escape_with(s, out, |b| matches!(b, b',' | b'=' | b' '))
+}
+
+/// Escapes a field key (`,`, `=`, space and `"`, which InfluxDB 1.x unescapes in field keys).
+pub fn escape_field_key(s: &str, out: &mut Vec<u8>) {
+    escape_with(s, out, |b| matches!(b, b',' | b'=' | b' ' | b'"'))
 }
 
 /// Escapes a string field value (`\` and `"`), without the surrounding quotes.
@@ -203,6 +215,9 @@ mod tests {
         assert_eq!(out, br#"say \"hi\" \\o/"#);
         out.clear();
         escape_measurement("m 1,2=3", &mut out);
-        assert_eq!(out, br"m\ 1\,2=3");
+        assert_eq!(out, br"m\ 1\,2\=3");
+        out.clear();
+        escape_field_key(r#"a"b"#, &mut out);
+        assert_eq!(out, br#"a\"b"#);
     }
 }

@@ -125,8 +125,7 @@ impl<'a> Line<'a> {
 
     /// The timestamp in nanoseconds (already range-checked while parsing).
     pub fn timestamp_nanos(&self) -> Option<i64> {
-        self.timestamp
-            .and_then(|ts| self.precision.to_nanos(ts))
+        self.timestamp.and_then(|ts| self.precision.to_nanos(ts))
     }
 
     /// The precision the line was parsed with.
@@ -163,16 +162,13 @@ impl<'a> Iterator for Tags<'a> {
         let (key_end, key_esc) = if self.escaped {
             find_unescaped(rest, 0, b'=', Context::Tag)
         } else {
-            (memchr(b'=', rest).unwrap_or(rest.len()), false)
+            (find_byte(rest, 0, b'='), false)
         };
         let value_start = (key_end + 1).min(rest.len());
         let (value_end, value_esc) = if self.escaped {
             find_unescaped(rest, value_start, b',', Context::Tag)
         } else {
-            (
-                memchr(b',', &rest[value_start..]).map_or(rest.len(), |p| value_start + p),
-                false,
-            )
+            (find_byte(rest, value_start, b','), false)
         };
         self.rest = rest.get(value_end + 1..).unwrap_or(&[]);
         Some((
@@ -204,7 +200,7 @@ impl<'a> Iterator for Fields<'a> {
             let s = Escaped::from_parts(&rest[v + 1..close], esc, Context::StringField);
             (FieldValue::String(s), close + 2)
         } else {
-            let end = memchr(b',', &rest[v..]).map_or(rest.len(), |p| v + p);
+            let end = find_byte(rest, v, b',');
             (typed_value(&rest[v..end]), end + 1)
         };
         self.rest = rest.get(next..).unwrap_or(&[]);
@@ -300,7 +296,8 @@ impl<'a, 'c> Iterator for Lines<'a, 'c> {
                         Ok((mut line, next, newlines)) => {
                             line.number = number;
                             self.pos = start + next;
-                            self.line += newlines + usize::from(next > 0 && input[next - 1] == b'\n');
+                            self.line +=
+                                newlines + usize::from(next > 0 && input[next - 1] == b'\n');
                             Ok(line)
                         }
                         Err((off, kind)) => {
@@ -381,8 +378,10 @@ fn error_at(
     let err_abs = err_abs.min(body.len());
     let before = &body[entry_line_start..err_abs];
     let newlines = count_newlines(before);
-    let phys_start = memchr::memrchr(b'\n', before).map_or(entry_line_start, |p| entry_line_start + p + 1);
-    let entry_end = memchr(b'\n', &body[entry_line_start..]).map_or(body.len(), |p| entry_line_start + p);
+    let phys_start =
+        memchr::memrchr(b'\n', before).map_or(entry_line_start, |p| entry_line_start + p + 1);
+    let entry_end =
+        memchr(b'\n', &body[entry_line_start..]).map_or(body.len(), |p| entry_line_start + p);
     ParseError::new(
         entry_number + newlines,
         err_abs - phys_start + 1,
@@ -451,25 +450,32 @@ fn scan_token(buf: &[u8], mut i: usize, stop: &[bool; 256], ctx: Context) -> (us
     }
 }
 
+/// Index of the first `b` at or after `i` (or the end). Tokens are short: a plain loop beats
+/// memchr's setup here.
+#[inline(always)]
+fn find_byte(buf: &[u8], mut i: usize, b: u8) -> usize {
+    while i < buf.len() && buf[i] != b {
+        i += 1;
+    }
+    i
+}
+
 /// Finds the first `stop` byte not escaped under `ctx` (validated input only).
+#[inline]
 fn find_unescaped(buf: &[u8], mut i: usize, stop: u8, ctx: Context) -> (usize, bool) {
     let mut escaped = false;
     while i < buf.len() {
-        match memchr2(stop, b'\\', &buf[i..]) {
-            None => return (buf.len(), escaped),
-            Some(p) => {
-                let at = i + p;
-                if buf[at] == stop {
-                    return (at, escaped);
-                }
-                escaped = true;
-                i = if at + 1 < buf.len() && ctx.is_escapable(buf[at + 1]) {
-                    at + 2
-                } else {
-                    at + 1
-                };
+        let b = buf[i];
+        if b == stop {
+            return (i, escaped);
+        }
+        if b == b'\\' {
+            escaped = true;
+            if i + 1 < buf.len() && ctx.is_escapable(buf[i + 1]) {
+                i += 1;
             }
         }
+        i += 1;
     }
     (buf.len(), escaped)
 }
@@ -525,7 +531,13 @@ fn parse_i64(tok: &[u8]) -> Result<i64, IntError> {
         let d = i64::from(d - b'0');
         v = v
             .checked_mul(10)
-            .and_then(|v| if neg { v.checked_sub(d) } else { v.checked_add(d) })
+            .and_then(|v| {
+                if neg {
+                    v.checked_sub(d)
+                } else {
+                    v.checked_add(d)
+                }
+            })
             .ok_or(IntError::Range)?;
     }
     Ok(v)
@@ -606,60 +618,129 @@ fn line_end(buf: &[u8], i: usize) -> Option<(usize, usize)> {
     }
 }
 
-struct TagKeys {
-    inline: [(u32, u32); INLINE_TAGS],
+/// Keys seen so far in a line (tag keys, or field keys with their value type), for the
+/// duplicate checks. The first [`INLINE_TAGS`] live on the stack; beyond that they spill into
+/// a vector that is sorted once at the end of the section.
+struct SeenKeys {
+    inline: [(u32, u32, u8); INLINE_TAGS],
+    /// Cheap fingerprints of the inline keys, compared before the bytes.
+    prints: [u32; INLINE_TAGS],
+    /// One bit per fingerprint hash: a clear bit means "certainly not seen", which spares the
+    /// scan for almost every key.
+    bloom: u128,
     len: usize,
-    spill: Option<Vec<(usize, usize)>>,
+    spill: Option<Vec<(usize, usize, u8)>>,
 }
 
-impl TagKeys {
+/// A clash between two keys of one section.
+enum Clash {
+    /// Same key twice (for fields: with the same type, which InfluxDB accepts, last wins).
+    Same,
+    /// Same key with different value types.
+    Conflict,
+}
+
+impl SeenKeys {
     fn new() -> Self {
-        TagKeys {
-            inline: [(0, 0); INLINE_TAGS],
+        SeenKeys {
+            inline: [(0, 0, 0); INLINE_TAGS],
+            prints: [0; INLINE_TAGS],
+            bloom: 0,
             len: 0,
             spill: None,
         }
     }
 
-    /// Records a key; returns true when it duplicates an earlier one (checked inline for
-    /// the first [`INLINE_TAGS`] keys, later by [`TagKeys::find_duplicate`]).
-    #[inline]
-    fn push(&mut self, buf: &[u8], start: usize, end: usize) -> bool {
+    /// Records a key; reports a clash with an earlier key (checked at once for the first
+    /// [`INLINE_TAGS`] keys, later by [`SeenKeys::find_clash`]).
+    #[inline(always)]
+    fn push(&mut self, buf: &[u8], start: usize, end: usize, kind: u8) -> Option<Clash> {
+        let print = fingerprint(&buf[start..end]);
+        let mask = 1u128 << (print.wrapping_mul(0x9E37_79B1) >> 25);
+        let maybe_seen = self.bloom & mask != 0;
+        self.bloom |= mask;
+        if !maybe_seen && self.len < INLINE_TAGS && self.spill.is_none() && end <= u32::MAX as usize
+        {
+            self.prints[self.len] = print;
+            self.inline[self.len] = (start as u32, end as u32, kind);
+            self.len += 1;
+            return None;
+        }
+        self.push_slow(buf, start, end, kind, print)
+    }
+
+    #[inline(never)]
+    fn push_slow(
+        &mut self,
+        buf: &[u8],
+        start: usize,
+        end: usize,
+        kind: u8,
+        print: u32,
+    ) -> Option<Clash> {
         if let Some(spill) = &mut self.spill {
-            spill.push((start, end));
-            return false;
+            spill.push((start, end, kind));
+            return None;
         }
         let key = &buf[start..end];
-        for &(s, e) in &self.inline[..self.len] {
-            if &buf[s as usize..e as usize] == key {
-                return true;
+        for (i, &p) in self.prints[..self.len].iter().enumerate() {
+            if p == print {
+                let (s, e, k) = self.inline[i];
+                if &buf[s as usize..e as usize] == key {
+                    return Some(if k == kind {
+                        Clash::Same
+                    } else {
+                        Clash::Conflict
+                    });
+                }
             }
         }
         if self.len < INLINE_TAGS && end <= u32::MAX as usize {
-            self.inline[self.len] = (start as u32, end as u32);
+            self.prints[self.len] = print;
+            self.inline[self.len] = (start as u32, end as u32, kind);
             self.len += 1;
         } else {
-            let mut spill: Vec<(usize, usize)> = self.inline[..self.len]
+            let mut spill: Vec<(usize, usize, u8)> = self.inline[..self.len]
                 .iter()
-                .map(|&(s, e)| (s as usize, e as usize))
+                .map(|&(s, e, k)| (s as usize, e as usize, k))
                 .collect();
-            spill.push((start, end));
+            spill.push((start, end, kind));
             self.spill = Some(spill);
         }
-        false
+        None
     }
 
-    /// For lines with many tags: offset of a duplicated key, if any.
-    fn find_duplicate(&mut self, buf: &[u8]) -> Option<usize> {
+    /// For sections with many keys: offset and kind of a clash, if any.
+    fn find_clash(&mut self, buf: &[u8]) -> Option<(usize, Clash)> {
         let spill = self.spill.as_mut()?;
         spill.sort_unstable_by(|a, b| buf[a.0..a.1].cmp(&buf[b.0..b.1]).then(a.0.cmp(&b.0)));
-        spill
-            .windows(2)
-            .find(|w| buf[w[0].0..w[0].1] == buf[w[1].0..w[1].1])
-            .map(|w| w[1].0)
+        let mut same = None;
+        for w in spill.windows(2) {
+            if buf[w[0].0..w[0].1] == buf[w[1].0..w[1].1] {
+                if w[0].2 != w[1].2 {
+                    return Some((w[1].0, Clash::Conflict));
+                }
+                same.get_or_insert((w[1].0, Clash::Same));
+            }
+        }
+        same
     }
 }
 
+/// Length and first, middle and last byte: different keys rarely share all four.
+#[inline]
+fn fingerprint(key: &[u8]) -> u32 {
+    let n = key.len();
+    if n == 0 {
+        return 0;
+    }
+    ((n as u32 & 0xff) << 24)
+        | (u32::from(key[0]) << 16)
+        | (u32::from(key[n / 2]) << 8)
+        | u32::from(key[n - 1])
+}
+
+#[inline]
 fn is_reserved(key: &Escaped<'_>) -> Option<&'static str> {
     RESERVED_KEYS
         .iter()
@@ -678,6 +759,12 @@ fn parse_entry<'a>(
     classifier: &Classifier,
     precision: Precision,
 ) -> Result<(Line<'a>, usize, usize), ParseFail> {
+    // An entry ends only at a newline or the end of input: without a newline in the first
+    // MAX_LINE_BYTES, it is too long, and a 10 MB line is refused before it is scanned.
+    if buf.len() > MAX_LINE_BYTES && memchr(b'\n', &buf[..=MAX_LINE_BYTES]).is_none() {
+        return Err((MAX_LINE_BYTES, ParseErrorKind::LineTooLong(MAX_LINE_BYTES)));
+    }
+
     // Measurement.
     let (m_end, m_esc) = scan_token(buf, 0, &MEASUREMENT_STOP, Context::Measurement);
     if m_end == 0 {
@@ -698,7 +785,7 @@ fn parse_entry<'a>(
     let mut tags_escaped = false;
     let mut index = None;
     let mut trace_id = None;
-    let mut keys = TagKeys::new();
+    let mut keys = SeenKeys::new();
     match buf.get(i) {
         Some(b',') => {
             tags_start = i + 1;
@@ -723,7 +810,7 @@ fn parse_entry<'a>(
                 if let Some(r) = is_reserved(&key) {
                     return Err((k_start, ParseErrorKind::ReservedKey(r)));
                 }
-                if keys.push(buf, k_start, k_end) {
+                if keys.push(buf, k_start, k_end, 0).is_some() {
                     return Err((k_start, ParseErrorKind::DuplicateTag));
                 }
                 let v_start = k_end + 1;
@@ -754,7 +841,7 @@ fn parse_entry<'a>(
                     Some(_) => return Err((i, invalid_char(buf, i, "tag value"))),
                 }
             }
-            if let Some(dup) = keys.find_duplicate(buf) {
+            if let Some((dup, _)) = keys.find_clash(buf) {
                 return Err((dup, ParseErrorKind::DuplicateTag));
             }
         }
@@ -777,6 +864,7 @@ fn parse_entry<'a>(
     }
     let fields_start = i;
     let mut newlines = 0usize;
+    let mut field_keys = SeenKeys::new();
     let fields_end;
     loop {
         let k_start = i;
@@ -811,7 +899,7 @@ fn parse_entry<'a>(
             ));
         }
         let v = k_end + 1;
-        let v_end = match buf.get(v) {
+        let (v_end, value_type) = match buf.get(v) {
             None | Some(b'\n' | b'\r' | b' ' | b',') => {
                 return Err((v, ParseErrorKind::MissingFieldValue));
             }
@@ -835,7 +923,7 @@ fn parse_entry<'a>(
                 if memchr(b'\n', content).is_some() {
                     newlines += count_newlines(content);
                 }
-                close + 1
+                (close + 1, TYPE_STRING)
             }
             Some(&first) => {
                 let mut e = v;
@@ -843,22 +931,32 @@ fn parse_entry<'a>(
                     e += 1;
                 }
                 let tok = &buf[v..e];
-                check_value(first, tok).map_err(|k| (v, k))?;
-                e
+                (e, check_value(first, tok).map_err(|k| (v, k))?)
             }
         };
+        if let Some(Clash::Conflict) = field_keys.push(buf, k_start, k_end, value_type) {
+            return Err((k_start, ParseErrorKind::FieldTypeConflict));
+        }
         i = v_end;
         match buf.get(i) {
             Some(b',') => {
                 i += 1;
                 continue;
             }
-            Some(b' ') | None | Some(b'\n' | b'\r') => {
+            Some(b' ') | None | Some(b'\n') => {
+                fields_end = i;
+                break;
+            }
+            Some(b'\r') if line_end(buf, i).is_some() => {
                 fields_end = i;
                 break;
             }
             Some(&b) => return Err((i, ParseErrorKind::UnexpectedAfterField(ByteName(b)))),
         }
+    }
+
+    if let Some((at, Clash::Conflict)) = field_keys.find_clash(buf) {
+        return Err((at, ParseErrorKind::FieldTypeConflict));
     }
 
     // Timestamp.
@@ -925,17 +1023,22 @@ fn out_of_range() -> ParseErrorKind {
     }
 }
 
-/// Validates a non-string field value token starting with `first`.
-fn check_value(first: u8, tok: &[u8]) -> Result<(), ParseErrorKind> {
+const TYPE_FLOAT: u8 = 0;
+const TYPE_INTEGER: u8 = 1;
+const TYPE_STRING: u8 = 2;
+const TYPE_BOOLEAN: u8 = 3;
+
+/// Validates a non-string field value token starting with `first`; returns its type.
+fn check_value(first: u8, tok: &[u8]) -> Result<u8, ParseErrorKind> {
     match first {
         b't' | b'T' | b'f' | b'F' => match tok {
             b"t" | b"T" | b"true" | b"True" | b"TRUE" | b"f" | b"F" | b"false" | b"False"
-            | b"FALSE" => Ok(()),
+            | b"FALSE" => Ok(TYPE_BOOLEAN),
             _ => Err(ParseErrorKind::InvalidBoolean),
         },
         b'-' | b'0'..=b'9' | b'.' => match tok.last() {
             Some(b'i') => match parse_i64(&tok[..tok.len() - 1]) {
-                Ok(_) => Ok(()),
+                Ok(_) => Ok(TYPE_INTEGER),
                 Err(IntError::Syntax) => Err(ParseErrorKind::InvalidNumber),
                 Err(IntError::Range) => Err(ParseErrorKind::IntegerOutOfRange),
             },
@@ -944,7 +1047,7 @@ fn check_value(first: u8, tok: &[u8]) -> Result<(), ParseErrorKind> {
                 Err(IntError::Syntax) => Err(ParseErrorKind::InvalidNumber),
                 Err(IntError::Range) => Err(ParseErrorKind::IntegerOutOfRange),
             },
-            _ => check_float(tok),
+            _ => check_float(tok).map(|()| TYPE_FLOAT),
         },
         _ => Err(ParseErrorKind::InvalidFieldValue),
     }
@@ -965,17 +1068,23 @@ mod tests {
 
     #[test]
     fn float_grammar() {
-        for ok in ["1", "1.", ".5", "-.5", "1.e5", "1E+5", "-0", "007", "1.5e-3"] {
+        for ok in [
+            "1", "1.", ".5", "-.5", "1.e5", "1E+5", "-0", "007", "1.5e-3",
+        ] {
             assert!(check_float(ok.as_bytes()).is_ok(), "{ok}");
         }
-        for bad in [".", "-", "-.", ".e5", "1e", "1e+", "1.2.3", "0x10", "1_0", "1e5.0", "--1", "1e400"] {
+        for bad in [
+            ".", "-", "-.", ".e5", "1e", "1e+", "1.2.3", "0x10", "1_0", "1e5.0", "--1", "1e400",
+        ] {
             assert!(check_float(bad.as_bytes()).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn metric_line() {
-        let l = one(b"mem,index=cluster1,host=h1 used=12i,free=3.5,ok=t,s=\"x\" 1465839830100400200").unwrap();
+        let l =
+            one(b"mem,index=cluster1,host=h1 used=12i,free=3.5,ok=t,s=\"x\" 1465839830100400200")
+                .unwrap();
         assert_eq!(l.kind(), Kind::Metric);
         assert_eq!(l.index().unwrap().raw(), b"cluster1");
         assert_eq!(l.timestamp(), Some(1465839830100400200));
@@ -983,6 +1092,9 @@ mod tests {
         assert_eq!(l.field(b"free"), Some(FieldValue::Float(3.5)));
         assert_eq!(l.field(b"ok"), Some(FieldValue::Boolean(true)));
         assert_eq!(l.tags().count(), 2);
-        assert_eq!(l.without_timestamp(), &b"mem,index=cluster1,host=h1 used=12i,free=3.5,ok=t,s=\"x\""[..]);
+        assert_eq!(
+            l.without_timestamp(),
+            &b"mem,index=cluster1,host=h1 used=12i,free=3.5,ok=t,s=\"x\""[..]
+        );
     }
 }

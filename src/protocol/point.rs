@@ -4,7 +4,7 @@
 //! Must never be used on the write path (it allocates per line); the proxy forwards the raw
 //! bytes of a [`Line`] instead.
 
-use super::escape::{escape_key, escape_measurement, escape_string_field};
+use super::escape::{escape_field_key, escape_key, escape_measurement, escape_string_field};
 use super::parse::{FieldValue, Line};
 use super::precision::write_i64;
 
@@ -66,7 +66,7 @@ impl Point {
         }
         for (i, (k, v)) in self.fields.iter().enumerate() {
             out.push(if i == 0 { b' ' } else { b',' });
-            escape_key(k, out);
+            escape_field_key(k, out);
             out.push(b'=');
             match v {
                 OwnedFieldValue::Float(f) => write_float(*f, out),

@@ -142,7 +142,10 @@ mod tests {
         assert_eq!(Precision::Nanosecond.to_nanos(i64::MIN + 1), None);
         assert_eq!(Precision::Minute.to_nanos(153_722_867_280_912_930), None);
         assert_eq!(Precision::Second.to_nanos(-2), Some(-2_000_000_000));
-        assert_eq!(Precision::Hour.to_nanos(2_562_047), Some(2_562_047 * 3_600_000_000_000));
+        assert_eq!(
+            Precision::Hour.to_nanos(2_562_047),
+            Some(2_562_047 * 3_600_000_000_000)
+        );
     }
 
     #[test]

@@ -1,0 +1,114 @@
+//! Property tests: the parser never panics, and every accepted line survives a round trip
+//! through `Point::write_line_protocol` unchanged.
+
+use monitor::protocol::{Classifier, FieldValue, OwnedFieldValue, Point, lines};
+use proptest::prelude::*;
+
+/// Parses `body` and touches every part of every line; returns the accepted points.
+fn parse_all(body: &[u8]) -> Vec<Point> {
+    let classifier = Classifier::default();
+    let mut points = Vec::new();
+    for line in lines(body, &classifier) {
+        let Ok(line) = line else { continue };
+        let _ = (
+            line.kind(),
+            line.index(),
+            line.trace_id(),
+            line.without_timestamp(),
+        );
+        for (k, v) in line.tags() {
+            let _ = (k.as_str(), v.as_str());
+        }
+        for (k, v) in line.fields() {
+            let _ = k.as_str();
+            if let FieldValue::String(s) = v {
+                let _ = s.as_str();
+            }
+        }
+        points.push(Point::from_line(&line));
+    }
+    points
+}
+
+fn round_trip(points: &[Point]) {
+    for p in points {
+        let mut out = Vec::new();
+        p.write_line_protocol(&mut out);
+        let again = parse_all(&out);
+        assert_eq!(
+            again.len(),
+            1,
+            "serialised {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        assert_eq!(
+            &again[0],
+            p,
+            "serialised {:?}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+}
+
+/// Bytes drawn mostly from the characters that matter to the grammar.
+fn lp_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let interesting = prop::sample::select(vec![
+        b'm', b'a', b'f', b't', b'T', b'e', b'i', b'u', b'0', b'1', b'9', b'.', b'-', b'+', b',',
+        b'=', b' ', b' ', b'"', b'\\', b'\n', b'\r', b'\t', b'#', 0, 0x7f, 0xc3, 0xa9, 0xff,
+    ]);
+    prop::collection::vec(prop_oneof![3 => interesting, 1 => any::<u8>()], 0..200)
+}
+
+fn name() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9_ ,=\\\\\"'.#é☃-]{1,12}"
+        .prop_filter("representable name", |s| !s.ends_with('\\') && s != "time")
+}
+
+fn value() -> impl Strategy<Value = OwnedFieldValue> {
+    prop_oneof![
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(OwnedFieldValue::Float),
+        any::<i64>().prop_map(OwnedFieldValue::Integer),
+        any::<bool>().prop_map(OwnedFieldValue::Boolean),
+        "(?s).{0,40}".prop_map(OwnedFieldValue::String),
+    ]
+}
+
+fn point() -> impl Strategy<Value = Point> {
+    (
+        name().prop_filter("not a comment", |m| !m.starts_with('#')),
+        prop::collection::btree_map(name(), name(), 0..6),
+        prop::collection::btree_map(name(), value(), 1..6),
+        prop::option::of(-9_223_372_036_854_775_806i64..=9_223_372_036_854_775_806),
+    )
+        .prop_map(|(measurement, tags, fields, timestamp)| Point {
+            measurement,
+            tags: tags.into_iter().collect(),
+            fields: fields.into_iter().collect(),
+            timestamp,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn never_panics_on_arbitrary_bytes(body in prop::collection::vec(any::<u8>(), 0..300)) {
+        round_trip(&parse_all(&body));
+    }
+
+    #[test]
+    fn accepted_lines_round_trip(body in lp_bytes()) {
+        round_trip(&parse_all(&body));
+    }
+
+    #[test]
+    fn generated_points_round_trip(p in point()) {
+        let mut out = Vec::new();
+        p.write_line_protocol(&mut out);
+        let parsed = parse_all(&out);
+        prop_assert_eq!(parsed.len(), 1, "{:?}", String::from_utf8_lossy(&out));
+        prop_assert_eq!(&parsed[0], &p);
+    }
+}
