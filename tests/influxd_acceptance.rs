@@ -9,6 +9,8 @@
 //! timestamps, long strings). Lines we refuse are sent too, only to report (not assert) how many
 //! of them influxd would have taken, by our refusal reason.
 //!
+//! `MONITOR_ACCEPTANCE_SEED` replaces the generator's fixed seed to explore other lines.
+//!
 //! Speed: lines go in batches into a fresh database each; a batch is split in halves only when
 //! influxd's answer is not "all accepted" or "every line refused", so a clean run needs a few
 //! hundred requests.
@@ -346,8 +348,23 @@ fn mutate(rng: &mut Rng, line: &str) -> Vec<u8> {
     bytes
 }
 
+/// `MONITOR_ACCEPTANCE_SEED` (decimal or 0x-hex) explores other generated lines.
+fn seed() -> u64 {
+    match std::env::var("MONITOR_ACCEPTANCE_SEED") {
+        Ok(s) => {
+            let parsed = match s.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16),
+                None => s.parse(),
+            };
+            parsed.unwrap_or_else(|_| panic!("MONITOR_ACCEPTANCE_SEED={s:?} is not a number"))
+        }
+        Err(_) => SEED,
+    }
+}
+
 fn generated_bodies() -> Vec<Body> {
-    let mut rng = Rng(SEED);
+    let seed = seed();
+    let mut rng = Rng(seed);
     let ns = Precision::Nanosecond;
     let mut bodies = Vec::with_capacity(GENERATED_BODIES);
     for n in 0..GENERATED_BODIES {
@@ -358,7 +375,7 @@ fn generated_bodies() -> Vec<Body> {
             line.into_bytes()
         };
         bodies.push(Body {
-            origin: format!("generated #{n} (seed {SEED:#x})"),
+            origin: format!("generated #{n} (seed {seed:#x})"),
             bytes,
             precision: ns,
         });
