@@ -118,6 +118,8 @@ start_node() {
     fi
     mkdir -p "$node_dir/meta" "$node_dir/data" "$node_dir/wal"
     write_config "$node_dir" "$port" "$rpc_port"
+    # every database holds open shard files: take the hard limit of file descriptors
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
     # setsid: the node must not receive the terminal's or the test runner's job-control signals
     setsid influxd run -config "$node_dir/influxdb.conf" </dev/null >>"$node_dir/influxd.log" 2>&1 &
     echo $! >"$node_dir/pid"
