@@ -428,15 +428,87 @@ static MEASUREMENT_STOP: [bool; 256] = table(b", \\");
 /// Bytes that end (or need a closer look inside) a tag key, tag value or field key.
 static KEY_STOP: [bool; 256] = table(b",= \\");
 
+const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// High bit set in every byte of `w` equal to `b` (exact up to the first match, which is all
+/// the callers look at).
+#[inline(always)]
+fn bytes_equal(w: u64, b: u8) -> u64 {
+    let x = w ^ (LOW_BITS * u64::from(b));
+    x.wrapping_sub(LOW_BITS) & !x & HIGH_BITS
+}
+
+/// High bit set in every byte of `w` below `n` (`n` <= 0x80; exact up to the first match).
+#[inline(always)]
+fn bytes_below(w: u64, n: u8) -> u64 {
+    w.wrapping_sub(LOW_BITS * u64::from(n)) & !w & HIGH_BITS
+}
+
+#[inline(always)]
+fn word_at(buf: &[u8], i: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&buf[i..i + 8]);
+    u64::from_le_bytes(word)
+}
+
+/// Skips bytes that are not in `stop`, eight at a time. `KEY` adds `=` to the measurement's
+/// stop bytes (`,`, space, backslash, control characters).
+#[inline(always)]
+fn skip_plain<const KEY: bool>(buf: &[u8], mut i: usize, stop: &[bool; 256]) -> usize {
+    while i + 8 <= buf.len() {
+        let w = word_at(buf, i);
+        let mut m = bytes_below(w, 0x20)
+            | bytes_equal(w, b',')
+            | bytes_equal(w, b' ')
+            | bytes_equal(w, b'\\')
+            | bytes_equal(w, 0x7f);
+        if KEY {
+            m |= bytes_equal(w, b'=');
+        }
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < buf.len() && !stop[buf[i] as usize] {
+        i += 1;
+    }
+    i
+}
+
+/// End of a non-string field value: the next `,`, space, `\r` or `\n`.
+#[inline(always)]
+fn skip_value(buf: &[u8], mut i: usize) -> usize {
+    while i + 8 <= buf.len() {
+        let w = word_at(buf, i);
+        let m = bytes_equal(w, b',')
+            | bytes_equal(w, b' ')
+            | bytes_equal(w, b'\r')
+            | bytes_equal(w, b'\n');
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < buf.len() && !matches!(buf[i], b',' | b' ' | b'\r' | b'\n') {
+        i += 1;
+    }
+    i
+}
+
 /// Scans a token from `i` up to the first unescaped stop byte. Returns the end and whether the
 /// token contains a backslash.
 #[inline(always)]
-fn scan_token(buf: &[u8], mut i: usize, stop: &[bool; 256], ctx: Context) -> (usize, bool) {
+fn scan_token<const KEY: bool>(
+    buf: &[u8],
+    mut i: usize,
+    stop: &[bool; 256],
+    ctx: Context,
+) -> (usize, bool) {
     let mut escaped = false;
     loop {
-        while i < buf.len() && !stop[buf[i] as usize] {
-            i += 1;
-        }
+        i = skip_plain::<KEY>(buf, i, stop);
         if i < buf.len() && buf[i] == b'\\' {
             escaped = true;
             i += if i + 1 < buf.len() && ctx.is_escapable(buf[i + 1]) {
@@ -766,7 +838,7 @@ fn parse_entry<'a>(
     }
 
     // Measurement.
-    let (m_end, m_esc) = scan_token(buf, 0, &MEASUREMENT_STOP, Context::Measurement);
+    let (m_end, m_esc) = scan_token::<false>(buf, 0, &MEASUREMENT_STOP, Context::Measurement);
     if m_end == 0 {
         return Err((
             0,
@@ -795,7 +867,7 @@ fn parse_entry<'a>(
                 if matches!(buf.get(i), None | Some(b' ' | b'\r' | b'\n' | b',' | b'=')) {
                     return Err((i, ParseErrorKind::MissingTagKey));
                 }
-                let (k_end, k_esc) = scan_token(buf, i, &KEY_STOP, Context::Tag);
+                let (k_end, k_esc) = scan_token::<true>(buf, i, &KEY_STOP, Context::Tag);
                 if k_end == k_start {
                     return Err((i, invalid_char(buf, i, "tag key")));
                 }
@@ -814,7 +886,7 @@ fn parse_entry<'a>(
                     return Err((k_start, ParseErrorKind::DuplicateTag));
                 }
                 let v_start = k_end + 1;
-                let (v_end, v_esc) = scan_token(buf, v_start, &KEY_STOP, Context::Tag);
+                let (v_end, v_esc) = scan_token::<true>(buf, v_start, &KEY_STOP, Context::Tag);
                 if v_end == v_start {
                     return Err((
                         v_start,
@@ -868,7 +940,7 @@ fn parse_entry<'a>(
     let fields_end;
     loop {
         let k_start = i;
-        let (k_end, k_esc) = scan_token(buf, i, &KEY_STOP, Context::FieldKey);
+        let (k_end, k_esc) = scan_token::<true>(buf, i, &KEY_STOP, Context::FieldKey);
         if k_end == k_start {
             return Err((
                 i,
@@ -926,10 +998,7 @@ fn parse_entry<'a>(
                 (close + 1, TYPE_STRING)
             }
             Some(&first) => {
-                let mut e = v;
-                while e < buf.len() && !matches!(buf[e], b',' | b' ' | b'\r' | b'\n') {
-                    e += 1;
-                }
+                let e = skip_value(buf, v);
                 let tok = &buf[v..e];
                 (e, check_value(first, tok).map_err(|k| (v, k))?)
             }
