@@ -383,7 +383,7 @@ impl Sender {
         let precision = envelope.precision.as_v1();
         let texts: Vec<String> = line_slices(piece, envelope)
             .into_iter()
-            .map(|line| String::from_utf8_lossy(line).into_owned())
+            .map(|line| String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line)).into_owned())
             .collect();
         let letters: Vec<DeadLetter<'_>> = texts
             .iter()
