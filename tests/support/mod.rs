@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod api;
+
 /// The repository's `integration/` directory.
 pub fn integration_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("integration")
