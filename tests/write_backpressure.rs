@@ -1,0 +1,189 @@
+//! Invariants 3, 4 and 5 of the write path with real processes: backend rejections (field type
+//! conflict, missing database) never block a queue and end in the dead-letter file with their
+//! reason and in `/metrics`; a full durable log answers 503 with `Retry-After` and loses nothing
+//! it acknowledged before.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use support::InfluxCluster;
+use support::api::{FAST_TIMINGS, MonitorApi, one_group_yaml, tail};
+
+const DRAIN: Duration = Duration::from_secs(60);
+
+#[test]
+fn backend_rejections_are_dead_lettered_and_do_not_block_the_queue() {
+    let cluster = InfluxCluster::start_in_memory(2);
+    for i in 0..2 {
+        cluster.create_database(i, "dl");
+    }
+    let api = MonitorApi::start(&format!(
+        "{}indexes:\n  cluster1: g1\nopen_access: true\ncreate_database: false\n{FAST_TIMINGS}",
+        one_group_yaml(&cluster)
+    ));
+    let write = |db: &str, consistency: &str, body: &str| {
+        let response = api.write(db, &[("consistency", consistency)], body.as_bytes());
+        assert_eq!(response.status, 204, "{db} {body:?}: {}", response.text());
+    };
+    write("dl", "all", "ft,index=cluster1 f=1i 1600000000000000001\n");
+    // Valid line protocol the backends refuse: `f` is an integer there already.
+    let conflict = "ft,index=cluster1 f=\"text\" 1600000000000000002";
+    write(
+        "dl",
+        "any",
+        &format!("{conflict}\nok,index=cluster1 v=1 1600000000000000003\n"),
+    );
+    let missing_db = "ok,index=cluster1 v=2 1600000000000000004";
+    write("nodb", "any", &format!("{missing_db}\n"));
+    // Later lines arrive, and with consistency=all: the bad ones did not stall either replica.
+    let later: String = (0..5)
+        .map(|i| format!("later,index=cluster1,k=k{i} v={i} 1600000000000000010\n"))
+        .collect();
+    write("dl", "all", &later);
+
+    api.wait_drained(DRAIN);
+    for i in 0..2 {
+        assert_eq!(cluster.count(i, "dl", "ft", "f"), 1, "node {i}");
+        assert_eq!(cluster.count(i, "dl", "ok", "v"), 1, "node {i}");
+        assert_eq!(cluster.count(i, "dl", "later", "v"), 5, "node {i}");
+        assert!(
+            !cluster.databases(i).contains(&"nodb".to_owned()),
+            "node {i} created nodb although create_database is false"
+        );
+    }
+
+    for replica in ["r0", "r1"] {
+        let letters = api.dead_letters("g1", replica);
+        let by_line: BTreeMap<&str, &serde_json::Value> = letters
+            .iter()
+            .map(|l| (l["line"].as_str().unwrap_or_default(), l))
+            .collect();
+        assert_eq!(by_line.len(), 2, "{replica}: {letters:?}");
+        let letter = by_line
+            .get(conflict)
+            .unwrap_or_else(|| panic!("{replica}: no dead letter for the conflict: {letters:?}"));
+        assert_eq!(letter["reason"], "field_type_conflict", "{letter}");
+        assert_eq!(letter["database"], "dl", "{letter}");
+        let letter = by_line
+            .get(missing_db)
+            .unwrap_or_else(|| panic!("{replica}: no dead letter for nodb: {letters:?}"));
+        assert_eq!(letter["reason"], "database_not_found", "{letter}");
+        assert_eq!(letter["database"], "nodb", "{letter}");
+    }
+    let metrics = api.metrics();
+    for (reason, expected) in [("field_type_conflict", 2.0), ("database_not_found", 2.0)] {
+        let counted = support::api::sum_metric(
+            &metrics,
+            "monitor_dead_letter_lines_total",
+            &[("reason", reason)],
+        );
+        assert_eq!(counted, expected, "{reason}:\n{metrics}");
+    }
+    let health = api.health();
+    let total: u64 = health["groups"][0]["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["dead_letter_lines"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(total, 4, "{health}");
+}
+
+/// 40 lines of series `batch=bNNNN` in measurement `q`.
+fn small_batch(batch: usize) -> String {
+    (0..40)
+        .map(|i| {
+            format!(
+                "q,index=cluster1,batch=b{batch:04} v={i}i {}\n",
+                1_600_000_000_000_000_000u64 + (batch * 40 + i) as u64
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_full_queue_answers_503_and_keeps_what_it_acknowledged() {
+    let cluster = InfluxCluster::start_in_memory(2);
+    let api = MonitorApi::start(&format!(
+        "{}indexes:\n  cluster1: g1\nopen_access: true\nqueue:\n  max_bytes: \"64KiB\"\n  segment_bytes: \"16KiB\"\n{FAST_TIMINGS}",
+        one_group_yaml(&cluster)
+    ));
+    cluster.kill9(1);
+    let mut acked = Vec::new();
+    let mut refused = None;
+    for batch in 0..400 {
+        let response = api.write(
+            "cap",
+            &[("consistency", "any")],
+            small_batch(batch).as_bytes(),
+        );
+        match response.status {
+            204 => acked.push(batch),
+            503 => {
+                refused = Some((batch, response));
+                break;
+            }
+            other => panic!("batch {batch}: unexpected {other}: {}", response.text()),
+        }
+    }
+    let (refused_batch, response) = refused.unwrap_or_else(|| {
+        panic!(
+            "no 503 after {} batches with a 64KiB cap; /health: {}",
+            acked.len(),
+            api.health()
+        )
+    });
+    let retry_after = response
+        .header("retry-after")
+        .unwrap_or_else(|| panic!("503 without Retry-After: {:?}", response.headers));
+    assert!(
+        retry_after.parse::<u64>().is_ok_and(|s| s >= 1),
+        "Retry-After {retry_after:?}"
+    );
+    assert!(!acked.is_empty(), "nothing was taken before the cap");
+    assert!(api.metric_value("monitor_lines_rejected_total", &[("reason", "queue_full")]) >= 40.0);
+
+    cluster.restart(1);
+    api.wait_drained(DRAIN);
+    // With the backlog delivered the cap is lifted, once the log's maintenance (every second)
+    // deleted the passed segments: a client honouring Retry-After gets through.
+    let mut attempts = Vec::new();
+    let taken = support::wait_for(Duration::from_secs(30), || {
+        let response = api.write(
+            "cap",
+            &[("consistency", "all")],
+            small_batch(1000).as_bytes(),
+        );
+        if response.status == 204 {
+            return Some(());
+        }
+        assert_eq!(response.status, 503, "{}", response.text());
+        let wait = response
+            .header("retry-after")
+            .and_then(|v| v.parse::<u64>().ok())
+            .expect("503 with Retry-After");
+        attempts.push(wait);
+        std::thread::sleep(Duration::from_secs(wait.min(5)));
+        None
+    });
+    assert!(
+        taken.is_some(),
+        "still refused after the backlog drained ({attempts:?}); /health: {}\n{}",
+        api.health(),
+        tail(&api.log(), 20)
+    );
+    api.wait_drained(DRAIN);
+
+    for i in 0..2 {
+        let stored = cluster.count_by_tag(i, "cap", "q", "v", "batch");
+        let mut expected: BTreeMap<String, u64> =
+            acked.iter().map(|b| (format!("b{b:04}"), 40)).collect();
+        expected.insert("b1000".to_owned(), 40);
+        assert_eq!(
+            stored, expected,
+            "node {i}: the refused batch {refused_batch} must be absent, every acknowledged one complete"
+        );
+    }
+}
