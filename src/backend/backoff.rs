@@ -67,7 +67,10 @@ mod tests {
         for attempt in 0..10u32 {
             let ceiling = (base * 2u32.pow(attempt)).min(max);
             let delay = backoff.next_delay();
-            assert!(delay >= ceiling / 2 && delay <= ceiling, "attempt {attempt}: {delay:?}");
+            assert!(
+                delay >= ceiling / 2 && delay <= ceiling,
+                "attempt {attempt}: {delay:?}"
+            );
         }
         assert_eq!(backoff.attempts(), 10);
         backoff.reset();

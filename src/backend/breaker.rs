@@ -101,7 +101,10 @@ impl CircuitBreaker {
         self.probe_in_flight = false;
         if probe_failed || self.consecutive_failures >= self.failure_threshold {
             let factor = 1u32.checked_shl(self.consecutive_opens).unwrap_or(u32::MAX);
-            let cooldown = self.base_cooldown.saturating_mul(factor).min(self.max_cooldown);
+            let cooldown = self
+                .base_cooldown
+                .saturating_mul(factor)
+                .min(self.max_cooldown);
             self.consecutive_opens = self.consecutive_opens.saturating_add(1);
             self.open_until = Some(now + cooldown);
         }

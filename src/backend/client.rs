@@ -207,15 +207,24 @@ impl BackendClient {
 
     /// `CREATE DATABASE` through the v1 query API (a v2 backend's buckets are not ours to
     /// create: that is refused as unsupported).
-    pub async fn create_database(&self, database: &str, request_id: &str) -> Result<(), BackendError> {
+    pub async fn create_database(
+        &self,
+        database: &str,
+        request_id: &str,
+    ) -> Result<(), BackendError> {
         if self.endpoint.dialect == Dialect::V2 {
             return Err(BackendError::Unsupported {
                 url: self.endpoint.url.clone(),
-                message: format!("bucket {database:?} does not exist and v2 buckets are not created by the proxy"),
+                message: format!(
+                    "bucket {database:?} does not exist and v2 buckets are not created by the proxy"
+                ),
             });
         }
         let url = format!("{}/query", self.endpoint.url.trim_end_matches('/'));
-        let statement = format!("CREATE DATABASE \"{}\"", database.replace('\\', "\\\\").replace('"', "\\\""));
+        let statement = format!(
+            "CREATE DATABASE \"{}\"",
+            database.replace('\\', "\\\\").replace('"', "\\\"")
+        );
         let request = self
             .http
             .post(url)
@@ -253,7 +262,10 @@ impl BackendClient {
         }
     }
 
-    fn write_query(&self, target: WriteTarget<'_>) -> Result<Vec<(&'static str, String)>, BackendError> {
+    fn write_query(
+        &self,
+        target: WriteTarget<'_>,
+    ) -> Result<Vec<(&'static str, String)>, BackendError> {
         let mut query = Vec::with_capacity(4);
         match self.endpoint.dialect {
             Dialect::V1 => {
@@ -420,21 +432,39 @@ mod tests {
         let c = client(Dialect::V1);
         let conflict = r#"{"error":"partial write: field type conflict: input field \"used\" on measurement \"mem\" is type float, already exists as type integer dropped=1"}"#;
         match c.classify_failure(StatusCode::BAD_REQUEST, None, conflict) {
-            BackendError::Rejected { reason, message, .. } => {
+            BackendError::Rejected {
+                reason, message, ..
+            } => {
                 assert_eq!(reason, RejectReason::FieldTypeConflict);
                 assert!(message.starts_with("partial write: field type conflict"));
             }
             other => panic!("{other:?}"),
         }
-        match c.classify_failure(StatusCode::NOT_FOUND, None, r#"{"error":"database not found: \"x\""}"#) {
-            BackendError::Rejected { reason, .. } => assert_eq!(reason, RejectReason::DatabaseNotFound),
+        match c.classify_failure(
+            StatusCode::NOT_FOUND,
+            None,
+            r#"{"error":"database not found: \"x\""}"#,
+        ) {
+            BackendError::Rejected { reason, .. } => {
+                assert_eq!(reason, RejectReason::DatabaseNotFound)
+            }
             other => panic!("{other:?}"),
         }
-        let busy = c.classify_failure(StatusCode::SERVICE_UNAVAILABLE, Some(Duration::from_secs(3)), "");
+        let busy = c.classify_failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(Duration::from_secs(3)),
+            "",
+        );
         assert!(busy.is_transient());
         assert_eq!(busy.retry_after(), Some(Duration::from_secs(3)));
-        assert!(c.classify_failure(StatusCode::UNAUTHORIZED, None, "").is_transient());
-        assert!(!c.classify_failure(StatusCode::PAYLOAD_TOO_LARGE, None, "").is_transient());
+        assert!(
+            c.classify_failure(StatusCode::UNAUTHORIZED, None, "")
+                .is_transient()
+        );
+        assert!(
+            !c.classify_failure(StatusCode::PAYLOAD_TOO_LARGE, None, "")
+                .is_transient()
+        );
     }
 
     #[test]
@@ -455,13 +485,14 @@ mod tests {
                 ("precision", "ms".to_string())
             ]
         );
-        assert!(c
-            .write_query(WriteTarget {
+        assert!(
+            c.write_query(WriteTarget {
                 database: "telegraf",
                 retention_policy: None,
                 precision: Precision::Minute,
             })
-            .is_err());
+            .is_err()
+        );
     }
 
     #[tokio::test]
@@ -487,7 +518,10 @@ mod tests {
             precision: Precision::Nanosecond,
         };
         let error = c.write(target, b"m f=1\n", "req-1").await.unwrap_err();
-        assert!(matches!(error, BackendError::Unreachable { .. }), "{error:?}");
+        assert!(
+            matches!(error, BackendError::Unreachable { .. }),
+            "{error:?}"
+        );
         assert!(error.is_transient());
     }
 }

@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "monitor-api", version, about = "Sharding InfluxDB line-protocol proxy")]
+#[command(
+    name = "monitor-api",
+    version,
+    about = "Sharding InfluxDB line-protocol proxy"
+)]
 struct Args {
     /// The configuration file (YAML).
     #[arg(long, default_value = "config/monitor-api.yaml")]
@@ -17,7 +21,10 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     monitor::telemetry::init_logging("monitor-api");
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("monitor-api: cannot start the async runtime: {error}");

@@ -12,7 +12,11 @@ use monitor::ctl;
 use monitor::protocol::{Classifier, Precision};
 
 #[derive(Parser)]
-#[command(name = "monitorctl", version, about = "Operate monitor-api and monitor-alert-manager")]
+#[command(
+    name = "monitorctl",
+    version,
+    about = "Operate monitor-api and monitor-alert-manager"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -101,10 +105,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
 fn read_input(file: Option<&std::path::Path>) -> Result<Vec<u8>> {
     let mut body = Vec::new();
     match file {
-        None => io::stdin().read_to_end(&mut body).context("reading standard input")?,
-        Some(path) if path.as_os_str() == "-" => {
-            io::stdin().read_to_end(&mut body).context("reading standard input")?
-        }
+        None => io::stdin()
+            .read_to_end(&mut body)
+            .context("reading standard input")?,
+        Some(path) if path.as_os_str() == "-" => io::stdin()
+            .read_to_end(&mut body)
+            .context("reading standard input")?,
         Some(path) => {
             body = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             body.len()

@@ -172,7 +172,13 @@ mod tests {
     fn accepted_lines_print_kind_typed_fields_and_nanosecond_time() {
         let body = b"# a comment\n\nlog,index=cluster1,source=api,host=h1 msg=\"create resource\",n=3i,ok=T,x=1.5 1465839830\n";
         let (values, summary) = lint_to_lines(body, Precision::Second);
-        assert_eq!(summary, LintSummary { accepted: 1, rejected: 0 });
+        assert_eq!(
+            summary,
+            LintSummary {
+                accepted: 1,
+                rejected: 0
+            }
+        );
         assert_eq!(
             values,
             vec![serde_json::json!({
@@ -191,9 +197,16 @@ mod tests {
 
     #[test]
     fn a_bad_line_is_reported_and_the_next_lines_still_parse() {
-        let body = b"mem,index=c1 used=1\nmem,index=c1 used=1i2\ntracelog,index=c1,traceid=t1 msg=\"x\"\n";
+        let body =
+            b"mem,index=c1 used=1\nmem,index=c1 used=1i2\ntracelog,index=c1,traceid=t1 msg=\"x\"\n";
         let (values, summary) = lint_to_lines(body, Precision::Nanosecond);
-        assert_eq!(summary, LintSummary { accepted: 2, rejected: 1 });
+        assert_eq!(
+            summary,
+            LintSummary {
+                accepted: 2,
+                rejected: 1
+            }
+        );
         assert_eq!(values[0]["kind"], "metric");
         assert_eq!(values[0]["timestamp"], serde_json::Value::Null);
         assert_eq!(values[1]["line"], 2);

@@ -28,7 +28,11 @@ fn request_id(headers: &HeaderMap) -> String {
 pub async fn ping(Query(params): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
     let rid = request_id(&headers);
     if params.get("verbose").is_some_and(|v| v == "true") {
-        return json(StatusCode::OK, &json!({ "version": INFLUXDB_VERSION }), &rid);
+        return json(
+            StatusCode::OK,
+            &json!({ "version": INFLUXDB_VERSION }),
+            &rid,
+        );
     }
     no_content(&rid)
 }
@@ -46,11 +50,19 @@ pub async fn health(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
         .iter()
         .any(|g| !g.replicas.iter().any(|r| r.health.up));
     let (status, code, message) = if some_group_down {
-        ("fail", StatusCode::SERVICE_UNAVAILABLE, "a shard group has no reachable replica; its writes wait in the durable log")
+        (
+            "fail",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a shard group has no reachable replica; its writes wait in the durable log",
+        )
     } else if all_up {
         ("pass", StatusCode::OK, "ready for queries and writes")
     } else {
-        ("warn", StatusCode::OK, "some replicas are down; their writes wait in the durable log")
+        (
+            "warn",
+            StatusCode::OK,
+            "some replicas are down; their writes wait in the durable log",
+        )
     };
     json(
         code,
@@ -84,15 +96,26 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     response
 }
 
-fn check_admin(state: &AppState, headers: &HeaderMap, params: &HashMap<String, String>, rid: &str) -> Result<(), Response> {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+fn check_admin(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+    rid: &str,
+) -> Result<(), Box<Response>> {
+    let refuse = |status: u16, message: String| {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+        Box::new(influx_error(status, &message, rid))
+    };
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let token = extract_token(authorization, params.get("p").map(String::as_str))
-        .map_err(|e| influx_error(StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNAUTHORIZED), &e.to_string(), rid))?;
+        .map_err(|e| refuse(e.http_status(), e.to_string()))?;
     state
         .access
         .snapshot()
         .check_admin(token.as_deref())
-        .map_err(|e| influx_error(StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::FORBIDDEN), &e.to_string(), rid))
+        .map_err(|e| refuse(e.http_status(), e.to_string()))
 }
 
 /// `GET /api/v1/shardmap`: the live map, secrets redacted.
@@ -114,12 +137,16 @@ pub async fn put_shardmap(
 ) -> Response {
     let rid = request_id(&headers);
     if let Err(response) = check_admin(&state, &headers, &params, &rid) {
-        return response;
+        return *response;
     }
     let doc = match ShardMapDoc::from_json(&body) {
         Ok(doc) => doc,
         Err(error) => {
-            return influx_error(StatusCode::BAD_REQUEST, &format!("invalid shard map JSON: {error}"), &rid);
+            return influx_error(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid shard map JSON: {error}"),
+                &rid,
+            );
         }
     };
     match state.shardmap.replace(doc) {
@@ -130,11 +157,14 @@ pub async fn put_shardmap(
             tracing::info!(version = map.version(), request_id = %rid, "shard map replaced through the API");
             match serde_json::to_value(map.doc().redacted()) {
                 Ok(value) => json(StatusCode::OK, &value, &rid),
-                Err(error) => influx_error(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string(), &rid),
+                Err(error) => {
+                    influx_error(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string(), &rid)
+                }
             }
         }
         Err(error) => {
-            let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let status =
+                StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
             influx_error(status, &error.to_string(), &rid)
         }
     }
@@ -148,16 +178,24 @@ pub async fn reload(
 ) -> Response {
     let rid = request_id(&headers);
     if let Err(response) = check_admin(&state, &headers, &params, &rid) {
-        return response;
+        return *response;
     }
     match state.reload() {
         Ok(message) => {
             tracing::info!(request_id = %rid, "{message}");
-            json(StatusCode::OK, &json!({ "status": "reloaded", "message": message }), &rid)
+            json(
+                StatusCode::OK,
+                &json!({ "status": "reloaded", "message": message }),
+                &rid,
+            )
         }
         Err(message) => {
             tracing::warn!(request_id = %rid, "reload refused: {message}");
-            influx_error(StatusCode::BAD_REQUEST, &format!("reload refused, the running configuration is unchanged: {message}"), &rid)
+            influx_error(
+                StatusCode::BAD_REQUEST,
+                &format!("reload refused, the running configuration is unchanged: {message}"),
+                &rid,
+            )
         }
     }
 }

@@ -134,19 +134,32 @@ mod tests {
     #[tokio::test]
     async fn plain_and_gzip_bodies_are_returned_decoded() {
         let text = b"m,index=a f=1 1\n".repeat(100);
-        let plain = read_body(Body::from(text.clone()), None, None, LIMITS).await.unwrap();
+        let plain = read_body(Body::from(text.clone()), None, None, LIMITS)
+            .await
+            .unwrap();
         assert_eq!(&plain[..], &text[..]);
-        let zipped = read_body(Body::from(gzip(&text)), None, Some("gzip"), LIMITS).await.unwrap();
+        let zipped = read_body(Body::from(gzip(&text)), None, Some("gzip"), LIMITS)
+            .await
+            .unwrap();
         assert_eq!(&zipped[..], &text[..]);
     }
 
     #[tokio::test]
     async fn an_oversized_body_is_refused_before_it_is_buffered() {
         let big = vec![b'a'; LIMITS.max_wire_bytes + 1];
-        let err = read_body(Body::from(big.clone()), None, None, LIMITS).await.unwrap_err();
-        assert_eq!(err, BodyError::TooLarge { limit: LIMITS.max_wire_bytes });
+        let err = read_body(Body::from(big.clone()), None, None, LIMITS)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            BodyError::TooLarge {
+                limit: LIMITS.max_wire_bytes
+            }
+        );
         assert_eq!(err.status(), 413);
-        let declared = read_body(Body::from(big), Some(10 << 30), None, LIMITS).await.unwrap_err();
+        let declared = read_body(Body::from(big), Some(10 << 30), None, LIMITS)
+            .await
+            .unwrap_err();
         assert_eq!(declared.status(), 413);
     }
 
@@ -154,18 +167,33 @@ mod tests {
     async fn a_gzip_bomb_stops_at_the_decompressed_limit() {
         // 16 MiB of zeros compress to ~16 KiB: under the wire limit, far over the decoded one.
         let bomb = gzip(&vec![0u8; 16 * 1024 * 1024]);
-        assert!(bomb.len() < LIMITS.max_wire_bytes, "bomb is {} bytes", bomb.len());
-        let err = read_body(Body::from(bomb), None, Some("gzip"), LIMITS).await.unwrap_err();
-        assert_eq!(err, BodyError::DecompressedTooLarge { limit: LIMITS.max_decoded_bytes });
+        assert!(
+            bomb.len() < LIMITS.max_wire_bytes,
+            "bomb is {} bytes",
+            bomb.len()
+        );
+        let err = read_body(Body::from(bomb), None, Some("gzip"), LIMITS)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            BodyError::DecompressedTooLarge {
+                limit: LIMITS.max_decoded_bytes
+            }
+        );
         assert_eq!(err.status(), 413);
     }
 
     #[tokio::test]
     async fn broken_gzip_and_unknown_encodings_are_client_errors() {
-        let err = read_body(Body::from("not gzip"), None, Some("gzip"), LIMITS).await.unwrap_err();
+        let err = read_body(Body::from("not gzip"), None, Some("gzip"), LIMITS)
+            .await
+            .unwrap_err();
         assert!(matches!(err, BodyError::InvalidGzip(_)));
         assert_eq!(err.status(), 400);
-        let err = read_body(Body::from("x"), None, Some("br"), LIMITS).await.unwrap_err();
+        let err = read_body(Body::from("x"), None, Some("br"), LIMITS)
+            .await
+            .unwrap_err();
         assert_eq!(err.status(), 415);
     }
 }

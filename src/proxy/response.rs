@@ -12,7 +12,10 @@ pub const INFLUXDB_VERSION: &str = "1.8.10";
 /// Headers every answer carries.
 pub fn common_headers(request_id: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert("x-influxdb-version", HeaderValue::from_static(INFLUXDB_VERSION));
+    headers.insert(
+        "x-influxdb-version",
+        HeaderValue::from_static(INFLUXDB_VERSION),
+    );
     headers.insert("x-influxdb-build", HeaderValue::from_static("OSS"));
     headers.insert(
         "x-monitor-version",

@@ -45,9 +45,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(admin::health))
         .route("/ready", get(admin::ready))
         .route("/metrics", get(admin::metrics))
-        .route("/api/v1/shardmap", get(admin::get_shardmap).put(admin::put_shardmap))
+        .route(
+            "/api/v1/shardmap",
+            get(admin::get_shardmap).put(admin::put_shardmap),
+        )
         .route("/-/reload", post(admin::reload))
-        .route("/query", get(admin::query_not_implemented).post(admin::query_not_implemented))
+        .route(
+            "/query",
+            get(admin::query_not_implemented).post(admin::query_not_implemented),
+        )
         // Write bodies are limited by our own reader (before decompression); the shard map
         // body by this.
         .layer(DefaultBodyLimit::disable())
@@ -55,7 +61,10 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Opens everything `config` names and returns the state the handlers share.
-pub fn build_state(config: ApiConfig, config_path: Option<PathBuf>) -> Result<Arc<AppState>, ServeError> {
+pub fn build_state(
+    config: ApiConfig,
+    config_path: Option<PathBuf>,
+) -> Result<Arc<AppState>, ServeError> {
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
@@ -79,10 +88,12 @@ pub async fn serve(config_path: &Path) -> Result<(), ServeError> {
     let config = load_api_config(config_path).map_err(|e| ServeError::Config(e.to_string()))?;
     let listen = config.listen.clone();
     let state = build_state(config, Some(config_path.to_path_buf()))?;
-    let listener = TcpListener::bind(&listen).await.map_err(|source| ServeError::Listen {
-        addr: listen.clone(),
-        source,
-    })?;
+    let listener = TcpListener::bind(&listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: listen.clone(),
+            source,
+        })?;
     let local: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(listen = %listen, address = ?local, "monitor-api listening");
     spawn_sighup_reloader(state.clone());
@@ -107,7 +118,9 @@ fn spawn_sighup_reloader(state: Arc<AppState>) {
         while hangups.recv().await.is_some() {
             match state.reload() {
                 Ok(message) => tracing::info!("SIGHUP: {message}"),
-                Err(message) => tracing::warn!("SIGHUP: reload refused, the running configuration is unchanged: {message}"),
+                Err(message) => tracing::warn!(
+                    "SIGHUP: reload refused, the running configuration is unchanged: {message}"
+                ),
             }
         }
     });

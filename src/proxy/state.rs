@@ -58,8 +58,12 @@ impl AppState {
         self.access.swap(Arc::new(access));
         self.config.swap(Arc::new(new));
         let map = match outcome {
-            ReloadOutcome::Unchanged(map) => format!("shard map unchanged (version {})", map.version()),
-            ReloadOutcome::Replaced(map) => format!("shard map replaced (now version {})", map.version()),
+            ReloadOutcome::Unchanged(map) => {
+                format!("shard map unchanged (version {})", map.version())
+            }
+            ReloadOutcome::Replaced(map) => {
+                format!("shard map replaced (now version {})", map.version())
+            }
         };
         let mut message = format!("reloaded {}: {map}", path.display());
         if !needs_restart.is_empty() {

@@ -84,9 +84,8 @@ pub async fn write_v2(
             None => (bucket, String::new()),
         };
         let precision_text = params.get("precision").map(String::as_str).unwrap_or("");
-        let precision = Precision::from_v2(precision_text).ok_or_else(|| {
-            format!("invalid precision {precision_text:?}: use ns, us, ms or s")
-        })?;
+        let precision = Precision::from_v2(precision_text)
+            .ok_or_else(|| format!("invalid precision {precision_text:?}: use ns, us, ms or s"))?;
         Ok(WriteParams {
             database,
             retention_policy,
@@ -241,9 +240,15 @@ async fn write(
             Err(error) => return queue_error(state, &group.name, &error, record.lines, request_id),
         }
     }
-    state.metrics.count_received(LineKind::Metric, outcome.accepted[0]);
-    state.metrics.count_received(LineKind::Log, outcome.accepted[1]);
-    state.metrics.count_received(LineKind::Tracelog, outcome.accepted[2]);
+    state
+        .metrics
+        .count_received(LineKind::Metric, outcome.accepted[0]);
+    state
+        .metrics
+        .count_received(LineKind::Log, outcome.accepted[1]);
+    state
+        .metrics
+        .count_received(LineKind::Tracelog, outcome.accepted[2]);
 
     let timeout = state.ack_timeout();
     for (runtime, end, required) in waits {
@@ -265,7 +270,11 @@ async fn write(
         return no_content(request_id);
     }
     let message = describe_line_errors(&outcome.errors);
-    tracing::info!(rejected = outcome.errors.len(), accepted = outcome.accepted_lines(), "write had bad lines");
+    tracing::info!(
+        rejected = outcome.errors.len(),
+        accepted = outcome.accepted_lines(),
+        "write had bad lines"
+    );
     if outcome.accepted_lines() == 0 {
         influx_error(StatusCode::BAD_REQUEST, &message, request_id)
     } else {
@@ -303,8 +312,12 @@ fn count_line_errors(state: &AppState, errors: &[LineError]) {
         }
     }
     state.metrics.count_rejected(RejectReason::Parse, parse);
-    state.metrics.count_rejected(RejectReason::UnknownIndex, unknown);
-    state.metrics.count_rejected(RejectReason::MissingIndex, missing);
+    state
+        .metrics
+        .count_rejected(RejectReason::UnknownIndex, unknown);
+    state
+        .metrics
+        .count_rejected(RejectReason::MissingIndex, missing);
 }
 
 fn access_error(error: &AccessError, request_id: &str) -> Response {
@@ -313,10 +326,18 @@ fn access_error(error: &AccessError, request_id: &str) -> Response {
     influx_error(status, &error.to_string(), request_id)
 }
 
-fn queue_error(state: &AppState, group: &str, error: &QueueError, lines: usize, request_id: &str) -> Response {
+fn queue_error(
+    state: &AppState,
+    group: &str,
+    error: &QueueError,
+    lines: usize,
+    request_id: &str,
+) -> Response {
     match error {
         QueueError::Full { retry_after, .. } => {
-            state.metrics.count_rejected(RejectReason::QueueFull, lines as u64);
+            state
+                .metrics
+                .count_rejected(RejectReason::QueueFull, lines as u64);
             tracing::warn!(group, %error, "durable log full; write refused");
             let mut response = influx_error(
                 StatusCode::SERVICE_UNAVAILABLE,

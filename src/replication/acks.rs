@@ -32,13 +32,14 @@ impl GroupAcks {
 
     /// Replica `replica` has everything before `position` stored in its backend.
     pub fn publish(&self, replica: usize, position: u64) {
-        self.positions.send_if_modified(|positions| match positions.get_mut(replica) {
-            Some(current) if *current < position => {
-                *current = position;
-                true
-            }
-            _ => false,
-        });
+        self.positions
+            .send_if_modified(|positions| match positions.get_mut(replica) {
+                Some(current) if *current < position => {
+                    *current = position;
+                    true
+                }
+                _ => false,
+            });
     }
 
     /// How many replicas have stored everything before `end`.
@@ -47,7 +48,12 @@ impl GroupAcks {
     }
 
     /// Waits until `required` replicas have acknowledged everything before `end`.
-    pub async fn wait(&self, end: u64, required: usize, timeout: Duration) -> Result<(), AckTimeout> {
+    pub async fn wait(
+        &self,
+        end: u64,
+        required: usize,
+        timeout: Duration,
+    ) -> Result<(), AckTimeout> {
         if required == 0 {
             return Ok(());
         }
@@ -97,7 +103,10 @@ mod tests {
     #[tokio::test]
     async fn a_wait_that_cannot_be_met_times_out_saying_how_many_acknowledged() {
         let acks = GroupAcks::new(vec![100, 0]);
-        let err = acks.wait(100, 2, Duration::from_millis(20)).await.unwrap_err();
+        let err = acks
+            .wait(100, 2, Duration::from_millis(20))
+            .await
+            .unwrap_err();
         assert_eq!((err.acked, err.required), (1, 2));
         assert_eq!(acks.wait(100, 0, Duration::ZERO).await, Ok(()));
     }

@@ -39,8 +39,16 @@ pub struct GroupRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LineError {
     Parse(ParseError),
-    UnknownIndex { line: usize, index: String, snippet: String },
-    MissingIndex { line: usize, index_tag: String, snippet: String },
+    UnknownIndex {
+        line: usize,
+        index: String,
+        snippet: String,
+    },
+    MissingIndex {
+        line: usize,
+        index_tag: String,
+        snippet: String,
+    },
 }
 
 impl LineError {
@@ -48,7 +56,11 @@ impl LineError {
     pub fn message(&self) -> String {
         match self {
             LineError::Parse(e) => e.to_string(),
-            LineError::UnknownIndex { line, index, snippet } => format!(
+            LineError::UnknownIndex {
+                line,
+                index,
+                snippet,
+            } => format!(
                 "unable to parse '{snippet}': unknown index {index:?}: no shard group is configured for it and there is no default_group (line {line})"
             ),
             LineError::MissingIndex {
@@ -120,19 +132,22 @@ pub fn split_by_group(body: &[u8], ctx: &SplitContext<'_>) -> Result<SplitOutcom
                         .check(Action::Write, index)
                         .map_err(SplitError::Forbidden)?;
                 }
-                ctx.map.route(index).map_err(|RouteError::UnknownIndex(name)| {
-                    LineError::UnknownIndex {
+                ctx.map
+                    .route(index)
+                    .map_err(|RouteError::UnknownIndex(name)| LineError::UnknownIndex {
                         line: line.number(),
                         index: name,
                         snippet: snippet(line.raw()),
-                    }
-                })
+                    })
             }
-            None => ctx.map.default_group().ok_or_else(|| LineError::MissingIndex {
-                line: line.number(),
-                index_tag: String::from_utf8_lossy(index_tag).into_owned(),
-                snippet: snippet(line.raw()),
-            }),
+            None => ctx
+                .map
+                .default_group()
+                .ok_or_else(|| LineError::MissingIndex {
+                    line: line.number(),
+                    index_tag: String::from_utf8_lossy(index_tag).into_owned(),
+                    snippet: snippet(line.raw()),
+                }),
         };
         let group = match routed {
             Ok(group) => group,
@@ -233,7 +248,11 @@ open_access: true
         ShardMap::from_config(&config, 1).unwrap()
     }
 
-    fn ctx<'a>(map: &'a ShardMap, classifier: &'a Classifier, precision: Precision) -> SplitContext<'a> {
+    fn ctx<'a>(
+        map: &'a ShardMap,
+        classifier: &'a Classifier,
+        precision: Precision,
+    ) -> SplitContext<'a> {
         SplitContext {
             map,
             principal: Principal::Open,
@@ -256,10 +275,16 @@ open_access: true
         assert_eq!(outcome.accepted, [2, 1, 0]);
         assert_eq!(outcome.records.len(), 2);
         let g1 = decode(&outcome.records[0].record).unwrap();
-        assert_eq!(g1.lines, b"mem,index=cluster1,host=h used=1 10\nmem,index=cluster1 used=2 20\n");
+        assert_eq!(
+            g1.lines,
+            b"mem,index=cluster1,host=h used=1 10\nmem,index=cluster1 used=2 20\n"
+        );
         assert_eq!(g1.precision, Precision::Second);
         let g2 = decode(&outcome.records[1].record).unwrap();
-        assert_eq!(g2.lines, b"log,index=eu-west,host=h msg=\"hi\" 1700000000\n");
+        assert_eq!(
+            g2.lines,
+            b"log,index=eu-west,host=h msg=\"hi\" 1700000000\n"
+        );
     }
 
     #[test]
@@ -271,8 +296,16 @@ open_access: true
         assert_eq!(outcome.accepted_lines(), 1);
         let messages: Vec<String> = outcome.errors.iter().map(LineError::message).collect();
         assert_eq!(messages.len(), 3, "{messages:?}");
-        assert!(messages[0].contains("unknown index \"nowhere\"") && messages[0].ends_with("(line 2)"), "{}", messages[0]);
-        assert!(messages[1].contains("missing tag \"index\"") && messages[1].ends_with("(line 3)"), "{}", messages[1]);
+        assert!(
+            messages[0].contains("unknown index \"nowhere\"") && messages[0].ends_with("(line 2)"),
+            "{}",
+            messages[0]
+        );
+        assert!(
+            messages[1].contains("missing tag \"index\"") && messages[1].ends_with("(line 3)"),
+            "{}",
+            messages[1]
+        );
         assert!(messages[2].contains("line 4"), "{}", messages[2]);
     }
 
@@ -291,16 +324,26 @@ open_access: true
     fn minute_timestamps_are_stored_in_seconds() {
         let map = map("");
         let classifier = Classifier::default();
-        let outcome = split_by_group(b"m,index=cluster1 f=1 3\nm,index=cluster1 f=2\n", &ctx(&map, &classifier, Precision::Minute)).unwrap();
+        let outcome = split_by_group(
+            b"m,index=cluster1 f=1 3\nm,index=cluster1 f=2\n",
+            &ctx(&map, &classifier, Precision::Minute),
+        )
+        .unwrap();
         let record = decode(&outcome.records[0].record).unwrap();
         assert_eq!(record.precision, Precision::Second);
-        assert_eq!(record.lines, b"m,index=cluster1 f=1 180\nm,index=cluster1 f=2 102000000000\n");
+        assert_eq!(
+            record.lines,
+            b"m,index=cluster1 f=1 180\nm,index=cluster1 f=2 102000000000\n"
+        );
     }
 
     #[test]
     fn a_forbidden_index_refuses_the_whole_request() {
         let config = ApiConfig::from_yaml_str(
-            &CONFIG.replace("open_access: true", "tokens: [{token: s3cret, write: [cluster1]}]"),
+            &CONFIG.replace(
+                "open_access: true",
+                "tokens: [{token: s3cret, write: [cluster1]}]",
+            ),
             "t.yaml",
         )
         .unwrap();
@@ -310,7 +353,8 @@ open_access: true
         let classifier = Classifier::default();
         let mut context = ctx(&map, &classifier, Precision::Nanosecond);
         context.principal = principal;
-        let err = split_by_group(b"m,index=cluster1 f=1 1\nm,index=eu-x f=1 1\n", &context).unwrap_err();
+        let err =
+            split_by_group(b"m,index=cluster1 f=1 1\nm,index=eu-x f=1 1\n", &context).unwrap_err();
         assert!(err.to_string().contains("eu-x"), "{err}");
     }
 }

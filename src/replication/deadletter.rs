@@ -66,9 +66,16 @@ impl DeadLetterFile {
             if let Some(dir) = self.path.parent() {
                 fs::create_dir_all(dir)?;
             }
-            *guard = Some(OpenOptions::new().create(true).append(true).open(&self.path)?);
+            *guard = Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)?,
+            );
         }
-        let file = guard.as_mut().ok_or_else(|| io::Error::other("dead-letter file not open"))?;
+        let file = guard
+            .as_mut()
+            .ok_or_else(|| io::Error::other("dead-letter file not open"))?;
         file.write_all(&buffer)?;
         file.sync_data()
     }

@@ -198,6 +198,9 @@ mod tests {
             assert!(decode(&record[..cut]).is_err(), "cut at {cut}");
         }
         assert_eq!(decode(&[9]).unwrap_err(), EnvelopeError::UnknownVersion(9));
-        assert_eq!(decode(&[1, 77]).unwrap_err(), EnvelopeError::UnknownPrecision(77));
+        assert_eq!(
+            decode(&[1, 77]).unwrap_err(),
+            EnvelopeError::UnknownPrecision(77)
+        );
     }
 }

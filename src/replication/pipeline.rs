@@ -85,7 +85,12 @@ impl GroupRuntime {
     }
 
     /// Waits until `required` replicas stored everything up to `end`.
-    pub async fn wait_acks(&self, end: u64, required: usize, timeout: Duration) -> Result<(), AckTimeout> {
+    pub async fn wait_acks(
+        &self,
+        end: u64,
+        required: usize,
+        timeout: Duration,
+    ) -> Result<(), AckTimeout> {
         self.acks.wait(end, required, timeout).await
     }
 
@@ -129,7 +134,11 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Opens every group's log (replaying what it holds) and starts the senders.
-    pub fn start(config: &ApiConfig, map: &ShardMap, metrics: Arc<ApiMetrics>) -> Result<Arc<Self>, PipelineError> {
+    pub fn start(
+        config: &ApiConfig,
+        map: &ShardMap,
+        metrics: Arc<ApiMetrics>,
+    ) -> Result<Arc<Self>, PipelineError> {
         let pipeline = Arc::new(Pipeline {
             groups: RwLock::new(HashMap::new()),
             data_dir: config.data_dir.clone(),
@@ -154,7 +163,11 @@ impl Pipeline {
     /// (a changed replica list takes effect at restart; documented in the README).
     pub fn apply_map(self: &Arc<Self>, map: &ShardMap) -> Result<(), PipelineError> {
         for group in map.groups() {
-            let exists = self.groups.read().unwrap_or_else(|p| p.into_inner()).contains_key(&group.name);
+            let exists = self
+                .groups
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(&group.name);
             if !exists {
                 let runtime = self.start_group(group)?;
                 self.groups
@@ -167,11 +180,21 @@ impl Pipeline {
     }
 
     pub fn group(&self, name: &str) -> Option<Arc<GroupRuntime>> {
-        self.groups.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+        self.groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 
     pub fn reports(&self) -> Vec<GroupReport> {
-        let groups: Vec<Arc<GroupRuntime>> = self.groups.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let groups: Vec<Arc<GroupRuntime>> = self
+            .groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
         let mut reports: Vec<GroupReport> = groups.iter().map(|g| g.report()).collect();
         reports.sort_by(|a, b| a.group.cmp(&b.group));
         reports
@@ -182,14 +205,19 @@ impl Pipeline {
         for report in self.reports() {
             self.metrics
                 .queue_disk_bytes
-                .get_or_create(&GroupLabels { group: report.group.clone() })
+                .get_or_create(&GroupLabels {
+                    group: report.group.clone(),
+                })
                 .set(report.disk_bytes as i64);
             for replica in report.replicas {
                 let labels = ReplicaLabels {
                     group: report.group.clone(),
                     replica: replica.replica.clone(),
                 };
-                self.metrics.queue_pending_bytes.get_or_create(&labels).set(replica.pending_bytes as i64);
+                self.metrics
+                    .queue_pending_bytes
+                    .get_or_create(&labels)
+                    .set(replica.pending_bytes as i64);
                 self.metrics
                     .queue_oldest_pending_seconds
                     .get_or_create(&labels)
@@ -201,7 +229,13 @@ impl Pipeline {
     /// Stops the senders and closes the logs (cursors persisted).
     pub async fn shutdown(&self) {
         self.shutdown.send_replace(true);
-        let groups: Vec<Arc<GroupRuntime>> = self.groups.write().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, g)| g).collect();
+        let groups: Vec<Arc<GroupRuntime>> = self
+            .groups
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, g)| g)
+            .collect();
         for group in groups {
             for replica in &group.replicas {
                 replica.task.abort();
@@ -245,10 +279,17 @@ impl Pipeline {
         }
         let acks = Arc::new(GroupAcks::new(initial));
         let mut replicas = Vec::new();
-        for (index, ((cursor, targets), reader)) in targets_per_sender.into_iter().zip(readers).enumerate() {
+        for (index, ((cursor, targets), reader)) in
+            targets_per_sender.into_iter().zip(readers).enumerate()
+        {
             let status = Arc::new(ReplicaStatus::default());
             let target_ids: Vec<String> = targets.iter().map(|t| t.id.clone()).collect();
-            spawn_health_checks(targets.clone(), status.clone(), self.health_interval, self.shutdown.subscribe());
+            spawn_health_checks(
+                targets.clone(),
+                status.clone(),
+                self.health_interval,
+                self.shutdown.subscribe(),
+            );
             let sender = Sender {
                 group: group.name.clone(),
                 replica: cursor.clone(),
@@ -278,7 +319,11 @@ impl Pipeline {
         })
     }
 
-    fn target(&self, group: &Group, replica: &crate::shard::Replica) -> Result<Target, PipelineError> {
+    fn target(
+        &self,
+        group: &Group,
+        replica: &crate::shard::Replica,
+    ) -> Result<Target, PipelineError> {
         let config = &replica.config;
         let endpoint = Endpoint {
             url: replica.url.as_str().trim_end_matches('/').to_owned(),
@@ -288,10 +333,12 @@ impl Pipeline {
             token: config.token.clone(),
             org: config.org.clone(),
         };
-        let client = BackendClient::new(endpoint, self.backend_timeout).map_err(|e| PipelineError::Backend {
-            group: group.name.clone(),
-            replica: replica.id.clone(),
-            message: e.to_string(),
+        let client = BackendClient::new(endpoint, self.backend_timeout).map_err(|e| {
+            PipelineError::Backend {
+                group: group.name.clone(),
+                replica: replica.id.clone(),
+                message: e.to_string(),
+            }
         })?;
         Ok(Target {
             id: replica.id.clone(),
@@ -301,7 +348,12 @@ impl Pipeline {
     }
 }
 
-fn spawn_health_checks(targets: Vec<Target>, status: Arc<ReplicaStatus>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+fn spawn_health_checks(
+    targets: Vec<Target>,
+    status: Arc<ReplicaStatus>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
     tokio::spawn(async move {
         loop {
             let mut any_up = false;
@@ -325,7 +377,13 @@ fn spawn_health_checks(targets: Vec<Target>, status: Arc<ReplicaStatus>, interva
 fn cursor_name(replica_id: &str) -> String {
     replica_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect::<String>()
         .trim_start_matches('.')
         .chars()
@@ -340,7 +398,8 @@ fn log_config(config: &ApiConfig) -> LogConfig {
         ConfigFsync::Interval => FsyncPolicy::Interval(config.queue.fsync_interval.get()),
         ConfigFsync::Never => FsyncPolicy::Never,
     };
-    let max_record = (config.limits.max_decompressed_bytes.get() + (64 << 10)).min(u32::MAX as u64 - 64);
+    let max_record =
+        (config.limits.max_decompressed_bytes.get() + (64 << 10)).min(u32::MAX as u64 - 64);
     LogConfig {
         fsync,
         segment_bytes: config.queue.segment_bytes.get(),

@@ -14,11 +14,15 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::backend::{Backoff, BackendClient, BackendError, BreakerState, CircuitBreaker, WriteTarget};
+use crate::backend::{
+    BackendClient, BackendError, Backoff, BreakerState, CircuitBreaker, WriteTarget,
+};
 use crate::config::ReplicaConfig;
 use crate::protocol::{Classifier, lines};
 use crate::queue::{Batch, Reader};
-use crate::telemetry::metrics::{ApiMetrics, BackendOutcomeLabels, DeadLetterLabels, ReplicaLabels};
+use crate::telemetry::metrics::{
+    ApiMetrics, BackendOutcomeLabels, DeadLetterLabels, ReplicaLabels,
+};
 
 use super::acks::GroupAcks;
 use super::deadletter::{DeadLetter, DeadLetterFile, now_ms};
@@ -99,7 +103,11 @@ pub struct Sender {
 
 /// How a piece of lines ended.
 enum Outcome {
-    Rejected { status: Option<u16>, reason: String, message: String },
+    Rejected {
+        status: Option<u16>,
+        reason: String,
+        message: String,
+    },
     Split,
 }
 
@@ -127,7 +135,8 @@ impl Sender {
             backoff: Backoff::new(self.settings.backoff_min, self.settings.backoff_max),
             active: 0,
         };
-        self.acks.publish(self.replica_index, self.reader.committed());
+        self.acks
+            .publish(self.replica_index, self.reader.committed());
         loop {
             let batch = tokio::select! {
                 batch = self.reader.next_batch(self.settings.max_batch_bytes) => batch,
@@ -184,7 +193,12 @@ impl Sender {
     }
 
     /// Writes `body` (lines for `envelope`'s target), bisecting rejections down to single lines.
-    async fn deliver_lines(&mut self, envelope: &Envelope<'_>, body: &[u8], delivery: &mut Delivery) -> bool {
+    async fn deliver_lines(
+        &mut self,
+        envelope: &Envelope<'_>,
+        body: &[u8],
+        delivery: &mut Delivery,
+    ) -> bool {
         let mut pieces: Vec<&[u8]> = vec![body];
         let mut database_created = false;
         while let Some(piece) = pieces.pop() {
@@ -198,22 +212,36 @@ impl Sender {
                     Err(Outcome::Split) => {
                         let (left, right) = split_in_half(piece, envelope);
                         if right.is_empty() {
-                            self.dead_letter(envelope, left, Some(413), "too_large", "a single line is larger than the backend accepts");
+                            self.dead_letter(
+                                envelope,
+                                left,
+                                Some(413),
+                                "too_large",
+                                "a single line is larger than the backend accepts",
+                            );
                         } else {
                             pieces.push(right);
                             pieces.push(left);
                         }
                         break;
                     }
-                    Err(Outcome::Rejected { status, reason, message }) => {
-                        if reason == "database_not_found" && self.settings.create_database && !database_created {
+                    Err(Outcome::Rejected {
+                        status,
+                        reason,
+                        message,
+                    }) => {
+                        if reason == "database_not_found"
+                            && self.settings.create_database
+                            && !database_created
+                        {
                             database_created = true;
                             if self.create_database(envelope, delivery.active).await {
                                 continue;
                             }
                         }
                         let (left, right) = split_in_half(piece, envelope);
-                        let whole_batch_problem = reason == "database_not_found" || reason == "unsupported";
+                        let whole_batch_problem =
+                            reason == "database_not_found" || reason == "unsupported";
                         if right.is_empty() || whole_batch_problem {
                             self.dead_letter(envelope, piece, status, &reason, &message);
                         } else {
@@ -258,11 +286,15 @@ impl Sender {
             let database = target.config.backend_database(envelope.database);
             let write_target = WriteTarget {
                 database,
-                retention_policy: (!envelope.retention_policy.is_empty()).then_some(envelope.retention_policy),
+                retention_policy: (!envelope.retention_policy.is_empty())
+                    .then_some(envelope.retention_policy),
                 precision: envelope.precision,
             };
             let started = Instant::now();
-            let result = target.client.write(write_target, piece, envelope.request_id).await;
+            let result = target
+                .client
+                .write(write_target, piece, envelope.request_id)
+                .await;
             let labels = ReplicaLabels {
                 group: self.group.clone(),
                 replica: self.replica.clone(),
@@ -303,7 +335,12 @@ impl Sender {
                     return Some(Ok(()));
                 }
                 Err(BackendError::TooLarge { .. }) => return Some(Err(Outcome::Split)),
-                Err(BackendError::Rejected { status, reason, message, .. }) => {
+                Err(BackendError::Rejected {
+                    status,
+                    reason,
+                    message,
+                    ..
+                }) => {
                     // The backend answered: it is up.
                     delivery.breakers[index].record_success();
                     self.status.set_up(true, None);
@@ -330,7 +367,9 @@ impl Sender {
                         delivery.active = (index + 1) % self.targets.len();
                         continue;
                     }
-                    let wait = error.retry_after().unwrap_or_else(|| delivery.backoff.next_delay());
+                    let wait = error
+                        .retry_after()
+                        .unwrap_or_else(|| delivery.backoff.next_delay());
                     if !self.sleep(wait).await {
                         return None;
                     }
@@ -366,7 +405,11 @@ impl Sender {
     async fn create_database(&self, envelope: &Envelope<'_>, index: usize) -> bool {
         let target = &self.targets[index];
         let database = target.config.backend_database(envelope.database);
-        match target.client.create_database(database, envelope.request_id).await {
+        match target
+            .client
+            .create_database(database, envelope.request_id)
+            .await
+        {
             Ok(()) => {
                 tracing::info!(group = %self.group, replica = %target.id, database, "created missing database");
                 true
@@ -378,12 +421,21 @@ impl Sender {
         }
     }
 
-    fn dead_letter(&self, envelope: &Envelope<'_>, piece: &[u8], status: Option<u16>, reason: &str, message: &str) {
+    fn dead_letter(
+        &self,
+        envelope: &Envelope<'_>,
+        piece: &[u8],
+        status: Option<u16>,
+        reason: &str,
+        message: &str,
+    ) {
         let at_ms = now_ms();
         let precision = envelope.precision.as_v1();
         let texts: Vec<String> = line_slices(piece, envelope)
             .into_iter()
-            .map(|line| String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line)).into_owned())
+            .map(|line| {
+                String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line)).into_owned()
+            })
             .collect();
         let letters: Vec<DeadLetter<'_>> = texts
             .iter()
@@ -472,7 +524,10 @@ mod tests {
     fn lines_are_split_at_line_boundaries_even_with_newlines_in_strings() {
         let body = b"a f=\"x\ny\" 1\nb f=1 2\nc f=2 3\n";
         let slices = line_slices(body, &envelope());
-        assert_eq!(slices, vec![&b"a f=\"x\ny\" 1\n"[..], b"b f=1 2\n", b"c f=2 3\n"]);
+        assert_eq!(
+            slices,
+            vec![&b"a f=\"x\ny\" 1\n"[..], b"b f=1 2\n", b"c f=2 3\n"]
+        );
         let (left, right) = split_in_half(body, &envelope());
         assert_eq!(left, b"a f=\"x\ny\" 1\n");
         assert_eq!(right, b"b f=1 2\nc f=2 3\n");

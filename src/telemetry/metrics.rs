@@ -116,7 +116,8 @@ pub struct ApiMetrics {
     pub backend_lines_written: Family<ReplicaLabels, Counter>,
     pub dead_letter_lines: Family<DeadLetterLabels, Counter>,
     pub queue_pending_bytes: Family<ReplicaLabels, Gauge>,
-    pub queue_oldest_pending_seconds: Family<ReplicaLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub queue_oldest_pending_seconds:
+        Family<ReplicaLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub queue_disk_bytes: Family<GroupLabels, Gauge>,
     pub queue_appended_bytes: Family<GroupLabels, Counter>,
     pub circuit_state: Family<ReplicaLabels, Gauge>,
@@ -257,7 +258,13 @@ mod tests {
         metrics.count_received(LineKind::Log, 3);
         metrics.count_rejected(RejectReason::UnknownIndex, 2);
         let text = metrics.encode();
-        assert!(text.contains("monitor_lines_received_total{kind=\"log\"} 3"), "{text}");
-        assert!(text.contains("monitor_lines_rejected_total{reason=\"unknown_index\"} 2"), "{text}");
+        assert!(
+            text.contains("monitor_lines_received_total{kind=\"log\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("monitor_lines_rejected_total{reason=\"unknown_index\"} 2"),
+            "{text}"
+        );
     }
 }

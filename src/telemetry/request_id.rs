@@ -65,7 +65,13 @@ mod tests {
 
     #[test]
     fn unsafe_or_missing_client_ids_are_replaced() {
-        for bad in [&b""[..], b"has space", b"new\nline", &[b'a'; 129][..], b"\xff"] {
+        for bad in [
+            &b""[..],
+            b"has space",
+            b"new\nline",
+            &[b'a'; 129][..],
+            b"\xff",
+        ] {
             let id = RequestId::from_client(Some(bad));
             assert_eq!(id.as_str().len(), 16, "{bad:?}");
             assert!(id.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
