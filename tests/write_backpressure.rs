@@ -187,3 +187,84 @@ fn a_full_queue_answers_503_and_keeps_what_it_acknowledged() {
         );
     }
 }
+
+#[test]
+fn retention_policy_rejections_do_not_block_the_queue() {
+    let cluster = InfluxCluster::start_in_memory(2);
+    for i in 0..2 {
+        cluster.create_database(i, "rpdb");
+        let created = cluster.query(
+            i,
+            "rpdb",
+            "CREATE RETENTION POLICY short ON rpdb DURATION 1h REPLICATION 1",
+        );
+        assert!(created["results"][0].get("error").is_none(), "{created}");
+    }
+    let api = MonitorApi::start(&format!(
+        "{}indexes:\n  cluster1: g1\nopen_access: true\n{FAST_TIMINGS}",
+        one_group_yaml(&cluster)
+    ));
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let too_old = "rp,index=cluster1,k=old v=1 1000000000";
+    let recent = format!("rp,index=cluster1,k=recent v=2 {now_ns}");
+    let response = api.write(
+        "rpdb",
+        &[("rp", "short"), ("consistency", "any")],
+        format!("{too_old}\n{recent}\n").as_bytes(),
+    );
+    assert_eq!(response.status, 204, "{}", response.text());
+    // influxd answers a write to a retention policy it does not have with a 500.
+    let no_rp = format!("rp,index=cluster1,k=norp v=3 {now_ns}");
+    let response = api.write(
+        "rpdb",
+        &[("rp", "nope"), ("consistency", "any")],
+        no_rp.as_bytes(),
+    );
+    assert_eq!(response.status, 204, "{}", response.text());
+    let later = format!("rp,index=cluster1,k=later v=4 {now_ns}");
+    let response = api.write(
+        "rpdb",
+        &[("rp", "short"), ("consistency", "all")],
+        later.as_bytes(),
+    );
+    assert_eq!(
+        response.status,
+        204,
+        "a write after the rejected ones: {}\n/health: {}",
+        response.text(),
+        api.health()
+    );
+
+    api.wait_drained(DRAIN);
+    for i in 0..2 {
+        let stored = cluster.count_by_tag(i, "rpdb", "\"short\".\"rp\"", "v", "k");
+        assert_eq!(
+            stored,
+            BTreeMap::from([("later".to_owned(), 1), ("recent".to_owned(), 1)]),
+            "node {i}"
+        );
+    }
+    for replica in ["r0", "r1"] {
+        let letters = api.dead_letters("g1", replica);
+        let reasons: BTreeMap<&str, &str> = letters
+            .iter()
+            .map(|l| {
+                (
+                    l["line"].as_str().unwrap_or_default(),
+                    l["reason"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            reasons,
+            BTreeMap::from([
+                (too_old, "beyond_retention_policy"),
+                (no_rp.as_str(), "retention_policy_not_found"),
+            ]),
+            "{replica}"
+        );
+    }
+}

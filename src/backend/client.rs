@@ -44,6 +44,9 @@ pub struct WriteTarget<'a> {
 pub enum RejectReason {
     FieldTypeConflict,
     DatabaseNotFound,
+    /// The write names a retention policy the database lacks (influxd 1.x answers it with a
+    /// 500, but retrying never helps).
+    RetentionPolicyNotFound,
     /// The backend could not parse a line (should not happen: the proxy validates first).
     Unparsable,
     BeyondRetentionPolicy,
@@ -57,6 +60,7 @@ impl RejectReason {
         match self {
             RejectReason::FieldTypeConflict => "field_type_conflict",
             RejectReason::DatabaseNotFound => "database_not_found",
+            RejectReason::RetentionPolicyNotFound => "retention_policy_not_found",
             RejectReason::Unparsable => "unparsable",
             RejectReason::BeyondRetentionPolicy => "beyond_retention_policy",
             RejectReason::LimitExceeded => "limit_exceeded",
@@ -69,6 +73,8 @@ impl RejectReason {
             RejectReason::FieldTypeConflict
         } else if message.contains("database not found") {
             RejectReason::DatabaseNotFound
+        } else if message.contains("retention policy not found") {
+            RejectReason::RetentionPolicyNotFound
         } else if message.contains("unable to parse") {
             RejectReason::Unparsable
         } else if message.contains("beyond retention policy") {
@@ -335,6 +341,13 @@ impl BackendClient {
                 reason: RejectReason::from_message(&message),
                 message,
             },
+            // A permanent condition behind a 500: retried, it would block the queue for good.
+            500 if message.starts_with("retention policy not found") => BackendError::Rejected {
+                url,
+                status: 500,
+                reason: RejectReason::RetentionPolicyNotFound,
+                message,
+            },
             code => BackendError::Unavailable {
                 url,
                 status: code,
@@ -450,6 +463,24 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        match c.classify_failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            r#"{"error":"retention policy not found: nope"}"#,
+        ) {
+            BackendError::Rejected { reason, .. } => {
+                assert_eq!(reason, RejectReason::RetentionPolicyNotFound)
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            c.classify_failure(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+                r#"{"error":"timeout"}"#
+            )
+            .is_transient()
+        );
         let busy = c.classify_failure(
             StatusCode::SERVICE_UNAVAILABLE,
             Some(Duration::from_secs(3)),

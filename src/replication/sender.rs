@@ -240,8 +240,10 @@ impl Sender {
                             }
                         }
                         let (left, right) = split_in_half(piece, envelope);
-                        let whole_batch_problem =
-                            reason == "database_not_found" || reason == "unsupported";
+                        let whole_batch_problem = matches!(
+                            reason.as_str(),
+                            "database_not_found" | "retention_policy_not_found" | "unsupported"
+                        );
                         if right.is_empty() || whole_batch_problem {
                             self.dead_letter(envelope, piece, status, &reason, &message);
                         } else {

@@ -371,16 +371,17 @@ pub fn http_request_early_answer(
 }
 
 impl InfluxCluster {
-    /// `SELECT count(<field>) … GROUP BY <tag>` on node `i`: count per tag value.
+    /// `SELECT count(<field>) FROM <from> GROUP BY <tag>` on node `i`: count per tag value.
+    /// `from` is InfluxQL as written (`m`, `"rp"."m"`).
     pub fn count_by_tag(
         &self,
         i: usize,
         db: &str,
-        measurement: &str,
+        from: &str,
         field: &str,
         tag: &str,
     ) -> std::collections::BTreeMap<String, u64> {
-        let q = format!("SELECT count(\"{field}\") FROM \"{measurement}\" GROUP BY \"{tag}\"");
+        let q = format!("SELECT count(\"{field}\") FROM {from} GROUP BY \"{tag}\"");
         let value = self.query(i, db, &q);
         let mut out = std::collections::BTreeMap::new();
         for series in value["results"][0]["series"]
