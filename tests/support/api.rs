@@ -52,7 +52,9 @@ impl MonitorApi {
             std::fs::write(api.config_path(), config).expect("write config");
             match api.spawn_and_wait() {
                 Ok(()) => return api,
-                Err(error) => last_error = error,
+                // only a port taken between our check and the bind is worth another port
+                Err(error) if error.contains("listening on") => last_error = error,
+                Err(error) => panic!("could not start monitor-api:\n{error}"),
             }
         }
         panic!("could not start monitor-api:\n{last_error}");
@@ -113,11 +115,12 @@ impl MonitorApi {
         *self.lock() = Some(child);
         let deadline = Instant::now() + START_LIMIT;
         loop {
-            if let Some(status) = self
+            // (the guard must be gone before the slot is cleared)
+            let exited = self
                 .lock()
                 .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
                 *self.lock() = None;
                 return Err(format!("monitor-api exited with {status}:\n{}", self.log()));
             }
