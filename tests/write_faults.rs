@@ -160,6 +160,17 @@ fn a_replica_killed_during_a_sustained_write_catches_up() {
     cluster.kill9(2);
     let at_kill = writer.acked();
     writer.wait_acked(at_kill + 40, &api);
+    let seen_down = wait_for(Duration::from_secs(20), || {
+        api.replica_states()
+            .iter()
+            .any(|(_, name, _, up)| name == "r2" && !up)
+            .then_some(())
+    });
+    assert!(
+        seen_down.is_some(),
+        "/health never showed r2 down: {}",
+        api.health()
+    );
     // Lines written while it was dead wait for it in the durable log.
     assert!(
         pending_of(&api, "r2") > 0,
@@ -196,6 +207,15 @@ fn quorum_writes_go_on_while_a_replica_hangs() {
     cluster.sigstop(2);
     let at_stop = writer.acked();
     writer.wait_acked(at_stop + 30, &api);
+    // consistency=all cannot be met while r2 hangs: a timeout answer, but the lines are durable
+    // and reach every replica later, as the answer says.
+    let response = api.write(
+        "hang",
+        &[("consistency", "all")],
+        batch_body(5000).as_bytes(),
+    );
+    assert_eq!(response.status, 500, "{}", response.text());
+    assert!(response.text().contains("timeout"), "{}", response.text());
     let pending = pending_of(&api, "r2");
     cluster.sigcont(2);
     assert!(pending > 0, "r2 was stopped but had nothing pending");
@@ -211,7 +231,9 @@ fn quorum_writes_go_on_while_a_replica_hangs() {
         log.acked.len()
     );
     api.wait_drained(DRAIN);
-    assert_converged(&cluster, "hang", &log.acked);
+    let mut delivered = log.acked.clone();
+    delivered.push(5000);
+    assert_converged(&cluster, "hang", &delivered);
 }
 
 #[test]
@@ -255,4 +277,33 @@ fn writer_stopped_by_the_crash(log: &WriteLog) {
         refused.is_empty(),
         "writes refused before the crash: {refused:?}"
     );
+}
+
+#[test]
+fn a_graceful_stop_with_a_hung_replica_exits_and_loses_nothing() {
+    let cluster = InfluxCluster::start_in_memory(3);
+    let api = MonitorApi::start(&format!(
+        "{}indexes:\n  cluster1: g1\nopen_access: true\n{FAST_TIMINGS}",
+        one_group_yaml(&cluster)
+    ));
+    cluster.sigstop(2);
+    let log = Writer::start(api.port(), "term", "quorum", 0, 20, false).finish();
+    assert!(log.failed.is_empty(), "{:?}", log.failed);
+    // r2's sender is inside a request to a process that answers nothing.
+    let status = api.stop(Duration::from_secs(20));
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "monitor-api did not exit within 20 s of SIGTERM:\n{}",
+            tail(&api.log(), 20)
+        )
+    });
+    assert!(
+        status.success(),
+        "exit status {status}:\n{}",
+        tail(&api.log(), 20)
+    );
+    cluster.sigcont(2);
+    api.restart();
+    api.wait_drained(DRAIN);
+    assert_converged(&cluster, "term", &log.acked);
 }

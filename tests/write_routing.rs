@@ -167,6 +167,16 @@ fn oversized_bodies_gzip_bombs_and_bad_lines_are_refused() {
     assert_eq!(status, 413, "{text}");
     assert!(text.contains("max_body_bytes"), "{text}");
 
+    // The same body chunked, without a declared length: refused while it arrives.
+    let (status, text) =
+        support::api::http_post_chunked(api.addr(), "/write?db=lim", big.as_bytes(), 16 << 10)
+            .unwrap();
+    assert_eq!(status, 413, "{text}");
+    let small = lines("cluster1", "chunked", 3);
+    let (status, text) =
+        support::api::http_post_chunked(api.addr(), "/write?db=lim", small.as_bytes(), 50).unwrap();
+    assert_eq!(status, 204, "{text}");
+
     // Bad lines: refused by line number, the good ones stored.
     let mut body = Vec::new();
     body.extend_from_slice(b"m,index=cluster1,k=ok1 v=1 1600000000000000001\n");
@@ -191,10 +201,12 @@ fn oversized_bodies_gzip_bombs_and_bad_lines_are_refused() {
     api.wait_drained(DRAIN);
     for i in 0..2 {
         let stored = cluster.count_by_tag(i, "lim", "m", "v", "k");
-        let expected: BTreeMap<String, u64> = ["g0", "g1", "g2", "g3", "g4", "ok1", "ok3", "ok6"]
-            .iter()
-            .map(|k| ((*k).to_owned(), 1))
-            .collect();
+        let expected: BTreeMap<String, u64> = [
+            "chunked0", "chunked1", "chunked2", "g0", "g1", "g2", "g3", "g4", "ok1", "ok3", "ok6",
+        ]
+        .iter()
+        .map(|k| ((*k).to_owned(), 1))
+        .collect();
         assert_eq!(stored, expected, "node {i}");
     }
     assert_eq!(
@@ -202,7 +214,7 @@ fn oversized_bodies_gzip_bombs_and_bad_lines_are_refused() {
             "monitor_lines_rejected_total",
             &[("reason", "body_too_large")]
         ),
-        2.0
+        3.0
     );
     assert_eq!(
         api.metric_value("monitor_lines_rejected_total", &[("reason", "parse")]),

@@ -147,19 +147,19 @@ impl MonitorApi {
         }
     }
 
-    /// SIGTERM, then wait for the graceful exit (SIGKILL after 20 s).
-    pub fn stop(&self) {
-        let Some(mut child) = self.lock().take() else {
-            return;
-        };
+    /// SIGTERM, then wait for the graceful exit. Returns its exit status, or `None` when it did
+    /// not exit within `limit` and had to be killed.
+    pub fn stop(&self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.lock().take()?;
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status();
-        let exited = wait_for(Duration::from_secs(20), || child.try_wait().ok().flatten());
+        let exited = wait_for(limit, || child.try_wait().ok().flatten());
         if exited.is_none() {
             let _ = child.kill();
             let _ = child.wait();
         }
+        exited
     }
 
     /// Starts the process again (same port, config and data_dir) after `kill9` or `stop`, and
@@ -359,6 +359,43 @@ pub fn http_request_early_answer(
     request.push_str("\r\n");
     stream.write_all(request.as_bytes())?;
     let _ = stream.write_all(body);
+    let _ = stream.flush();
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line)?;
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
+    let mut rest = Vec::new();
+    let _ = reader.read_to_end(&mut rest);
+    Ok((status, String::from_utf8_lossy(&rest).into_owned()))
+}
+
+/// `POST` with `Transfer-Encoding: chunked` (no `Content-Length`: the server cannot refuse by
+/// the declared size), `chunk` bytes per chunk; body write errors are ignored and the answer
+/// is read anyway.
+pub fn http_post_chunked(
+    addr: SocketAddr,
+    path_and_query: &str,
+    body: &[u8],
+    chunk: usize,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let head = format!(
+        "POST {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes())?;
+    let mut framed = Vec::with_capacity(body.len() + body.len() / chunk.max(1) * 8 + 8);
+    for piece in body.chunks(chunk.max(1)) {
+        framed.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        framed.extend_from_slice(piece);
+        framed.extend_from_slice(b"\r\n");
+    }
+    framed.extend_from_slice(b"0\r\n\r\n");
+    let _ = stream.write_all(&framed);
     let _ = stream.flush();
     let mut reader = BufReader::new(stream);
     let mut status_line = String::new();
