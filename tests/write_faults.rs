@@ -307,3 +307,43 @@ fn a_graceful_stop_with_a_hung_replica_exits_and_loses_nothing() {
     api.wait_drained(DRAIN);
     assert_converged(&cluster, "term", &log.acked);
 }
+
+#[test]
+fn a_proxy_killed_repeatedly_mid_write_never_stores_a_batch_in_part() {
+    let cluster = InfluxCluster::start_in_memory(2);
+    let api = MonitorApi::start(&format!(
+        "{}indexes:\n  cluster1: g1\nopen_access: true\n{FAST_TIMINGS}",
+        one_group_yaml(&cluster)
+    ));
+    let mut acked = Vec::new();
+    for cycle in 0..3 {
+        // Two writers at once, so that the kill often lands inside an append.
+        let first = cycle * 10_000;
+        let writers = [
+            Writer::start(api.port(), "again", "any", first, 400, true),
+            Writer::start(api.port(), "again", "any", first + 5_000, 400, true),
+        ];
+        for writer in &writers {
+            writer.wait_acked(10, &api);
+        }
+        api.kill9();
+        for writer in writers {
+            let log = writer.finish();
+            writer_stopped_by_the_crash(&log);
+            acked.extend(log.acked);
+        }
+        api.restart();
+    }
+    api.wait_drained(DRAIN);
+    eprintln!(
+        "repeated proxy kill -9: {} batches acknowledged, {} torn-tail recoveries",
+        acked.len(),
+        api.log().matches("recovered from a crash").count()
+    );
+    assert_converged(&cluster, "again", &acked);
+    assert!(
+        !api.log().contains("undecodable queue record"),
+        "{}",
+        tail(&api.log(), 30)
+    );
+}
