@@ -131,7 +131,7 @@ fn gzip_of_zeros(size: usize) -> Vec<u8> {
 fn oversized_bodies_gzip_bombs_and_bad_lines_are_refused() {
     let cluster = InfluxCluster::start_in_memory(2);
     let api = MonitorApi::start(&format!(
-        "{}indexes:\n  cluster1: g1\nopen_access: true\nlimits:\n  max_body_bytes: \"256KiB\"\n  max_decompressed_bytes: \"8MiB\"\n{FAST_TIMINGS}",
+        "{}indexes:\n  cluster1: g1\nopen_access: true\nlimits:\n  max_body_bytes: \"256KiB\"\n  max_decompressed_bytes: \"8MiB\"\n  max_line_bytes: \"1KiB\"\n{FAST_TIMINGS}",
         support::api::one_group_yaml(&cluster)
     ));
 
@@ -185,18 +185,24 @@ fn oversized_bodies_gzip_bombs_and_bad_lines_are_refused() {
     body.extend_from_slice(b"m,index=cluster1,k=bad4 1600000000000000004\n");
     body.extend_from_slice(b"m,index=cluster1,k=bad5\xff\xfe v=5 1600000000000000005\n");
     body.extend_from_slice(b"m,index=cluster1,k=ok6 v=6 1600000000000000006\n");
+    let long_line = format!(
+        "m,index=cluster1,k=long7 v=7,pad=\"{}\" 1600000000000000007\n",
+        "x".repeat(2000)
+    );
+    body.extend_from_slice(long_line.as_bytes());
     let response = api.write("lim", &[], &body);
     assert_eq!(response.status, 400, "{}", response.text());
     let error = response.json()["error"].as_str().unwrap().to_owned();
     assert!(error.starts_with("partial write:"), "{error}");
-    for line in ["(line 2,", "(line 4,", "(line 5,"] {
+    for line in ["(line 2,", "(line 4,", "(line 5,", "(line 7,"] {
         assert!(error.contains(line), "{line} not named in {error}");
     }
     for line in ["(line 1,", "(line 3,", "(line 6,"] {
         assert!(!error.contains(line), "good {line} named in {error}");
     }
     assert!(error.contains("invalid utf-8"), "{error}");
-    assert!(error.contains("dropped=3"), "{error}");
+    assert!(error.contains("line longer than 1024 bytes"), "{error}");
+    assert!(error.contains("dropped=4"), "{error}");
 
     api.wait_drained(DRAIN);
     for i in 0..2 {
@@ -218,7 +224,7 @@ fn oversized_bodies_gzip_bombs_and_bad_lines_are_refused() {
     );
     assert_eq!(
         api.metric_value("monitor_lines_rejected_total", &[("reason", "parse")]),
-        3.0
+        4.0
     );
 }
 

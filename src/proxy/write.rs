@@ -200,6 +200,8 @@ async fn write(
         database: &params.database,
         retention_policy: &params.retention_policy,
         request_id,
+        max_line_bytes: usize::try_from(state.config.snapshot().limits.max_line_bytes.get())
+            .unwrap_or(usize::MAX),
     };
     let outcome = match split_by_group(&body, &context) {
         Ok(outcome) => outcome,

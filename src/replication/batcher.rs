@@ -8,7 +8,9 @@
 
 use std::borrow::Cow;
 
-use crate::protocol::{Classifier, Kind, ParseError, Precision, lines, write_timestamp};
+use crate::protocol::{
+    Classifier, Kind, ParseError, ParseErrorKind, Precision, lines, write_timestamp,
+};
 use crate::shard::{AccessError, Action, GroupId, Principal, RouteError, ShardMap};
 
 use super::envelope::{BatchHeader, EnvelopeError};
@@ -25,6 +27,8 @@ pub struct SplitContext<'a> {
     pub database: &'a str,
     pub retention_policy: &'a str,
     pub request_id: &'a str,
+    /// `limits.max_line_bytes`: longer lines are refused like unparsable ones.
+    pub max_line_bytes: usize,
 }
 
 /// One group's share of the request: a complete log record (header and lines).
@@ -118,6 +122,16 @@ pub fn split_by_group(body: &[u8], ctx: &SplitContext<'_>) -> Result<SplitOutcom
 
     for parsed in lines(body, ctx.classifier).with_precision(ctx.precision) {
         let line = match parsed {
+            Ok(line) if line.raw().len() > ctx.max_line_bytes => {
+                let limit = ctx.max_line_bytes;
+                outcome.errors.push(LineError::Parse(ParseError::new(
+                    line.number(),
+                    limit + 1,
+                    ParseErrorKind::LineTooLong(limit),
+                    line.raw(),
+                )));
+                continue;
+            }
             Ok(line) => line,
             Err(error) => {
                 outcome.errors.push(LineError::Parse(error));
@@ -262,7 +276,32 @@ open_access: true
             database: "db",
             retention_policy: "",
             request_id: "req",
+            max_line_bytes: 1 << 20,
         }
+    }
+
+    #[test]
+    fn lines_longer_than_max_line_bytes_are_refused_by_number() {
+        let map = map("");
+        let classifier = Classifier::default();
+        let long = format!("mem,index=cluster1 used=2,pad=\"{}\" 2\n", "x".repeat(100));
+        let body = format!("mem,index=cluster1 used=1 1\n{long}mem,index=cluster1 used=3 3\n");
+        let mut context = ctx(&map, &classifier, Precision::Nanosecond);
+        context.max_line_bytes = 64;
+        let outcome = split_by_group(body.as_bytes(), &context).unwrap();
+        assert_eq!(outcome.accepted_lines(), 2);
+        let messages: Vec<String> = outcome.errors.iter().map(LineError::message).collect();
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert!(
+            messages[0].contains("line longer than 64 bytes (line 2,"),
+            "{}",
+            messages[0]
+        );
+        let g1 = decode(&outcome.records[0].record).unwrap();
+        assert_eq!(
+            g1.lines,
+            b"mem,index=cluster1 used=1 1\nmem,index=cluster1 used=3 3\n"
+        );
     }
 
     #[test]
