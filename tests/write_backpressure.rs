@@ -35,6 +35,18 @@ fn backend_rejections_are_dead_lettered_and_do_not_block_the_queue() {
         "any",
         &format!("{conflict}\nok,index=cluster1 v=1 1600000000000000003\n"),
     );
+    // The conflict amid lines whose string fields hold newlines: isolating it must not cut a
+    // line in two.
+    let mut multiline = String::new();
+    for i in 0..20 {
+        multiline.push_str(&format!(
+            "ml,index=cluster1,k=m{i:02} msg=\"first\nsecond {i}\" 16000000000000001{i:02}\n"
+        ));
+        if i == 13 {
+            multiline.push_str("ft,index=cluster1 f=\"again\" 1600000000000000005\n");
+        }
+    }
+    write("dl", "any", &multiline);
     let missing_db = "ok,index=cluster1 v=2 1600000000000000004";
     write("nodb", "any", &format!("{missing_db}\n"));
     // Later lines arrive, and with consistency=all: the bad ones did not stall either replica.
@@ -48,6 +60,10 @@ fn backend_rejections_are_dead_lettered_and_do_not_block_the_queue() {
         assert_eq!(cluster.count(i, "dl", "ft", "f"), 1, "node {i}");
         assert_eq!(cluster.count(i, "dl", "ok", "v"), 1, "node {i}");
         assert_eq!(cluster.count(i, "dl", "later", "v"), 5, "node {i}");
+        let texts = cluster.query_rows(i, "dl", "SELECT msg FROM ml WHERE k = 'm07'");
+        assert_eq!(texts.len(), 1, "node {i}: {texts:?}");
+        assert_eq!(texts[0][1], "first\nsecond 7", "node {i}");
+        assert_eq!(cluster.count(i, "dl", "ml", "msg"), 20, "node {i}");
         assert!(
             !cluster.databases(i).contains(&"nodb".to_owned()),
             "node {i} created nodb although create_database is false"
@@ -60,7 +76,13 @@ fn backend_rejections_are_dead_lettered_and_do_not_block_the_queue() {
             .iter()
             .map(|l| (l["line"].as_str().unwrap_or_default(), l))
             .collect();
-        assert_eq!(by_line.len(), 2, "{replica}: {letters:?}");
+        assert_eq!(by_line.len(), 3, "{replica}: {letters:?}");
+        let again = "ft,index=cluster1 f=\"again\" 1600000000000000005";
+        assert_eq!(
+            by_line.get(again).map(|l| &l["reason"]),
+            Some(&serde_json::json!("field_type_conflict")),
+            "{replica}: {letters:?}"
+        );
         let letter = by_line
             .get(conflict)
             .unwrap_or_else(|| panic!("{replica}: no dead letter for the conflict: {letters:?}"));
@@ -73,7 +95,7 @@ fn backend_rejections_are_dead_lettered_and_do_not_block_the_queue() {
         assert_eq!(letter["database"], "nodb", "{letter}");
     }
     let metrics = api.metrics();
-    for (reason, expected) in [("field_type_conflict", 2.0), ("database_not_found", 2.0)] {
+    for (reason, expected) in [("field_type_conflict", 4.0), ("database_not_found", 2.0)] {
         let counted = support::api::sum_metric(
             &metrics,
             "monitor_dead_letter_lines_total",
@@ -88,7 +110,7 @@ fn backend_rejections_are_dead_lettered_and_do_not_block_the_queue() {
         .iter()
         .map(|r| r["dead_letter_lines"].as_u64().unwrap_or(0))
         .sum();
-    assert_eq!(total, 4, "{health}");
+    assert_eq!(total, 6, "{health}");
 }
 
 /// 40 lines of series `batch=bNNNN` in measurement `q`.
@@ -267,4 +289,55 @@ fn retention_policy_rejections_do_not_block_the_queue() {
             "{replica}"
         );
     }
+}
+
+/// Known issue, left for the coordinator (src/proxy/write.rs): a request whose lines go to two
+/// groups is appended group by group; when the second group's log is full the answer is 503
+/// although the first group's lines were stored. A client that retries after `Retry-After`
+/// writes them twice (harmless with explicit timestamps, a duplicate point for lines the proxy
+/// stamped). Run with `--ignored` once every group's room is checked before any append.
+#[test]
+#[ignore = "known: a 503 for a full group after another group's part of the request was stored"]
+fn a_503_stores_no_part_of_the_request() {
+    let cluster = InfluxCluster::start_in_memory(3);
+    let groups = support::api::groups_yaml(&[
+        (
+            "g1",
+            vec![("r0".into(), cluster.url(0)), ("r1".into(), cluster.url(1))],
+        ),
+        (
+            "g2",
+            vec![("r1".into(), cluster.url(1)), ("r2".into(), cluster.url(2))],
+        ),
+    ]);
+    let api = MonitorApi::start(&format!(
+        "{groups}indexes:\n  cluster1: g1\n  cluster2: g2\nopen_access: true\nqueue:\n  max_bytes: \"64KiB\"\n  segment_bytes: \"16KiB\"\n{FAST_TIMINGS}"
+    ));
+    cluster.kill9(2);
+    let mut refused = None;
+    for batch in 0..400usize {
+        // One small line for g1, forty for g2 (whose replica r2 is down): g2 fills first.
+        let ts = 1_600_000_000_000_000_000u64 + batch as u64;
+        let mut body = format!("p,index=cluster1,batch=b{batch:04} v=0i {ts}\n");
+        body.push_str(&small_batch(batch).replace("q,index=cluster1", "p,index=cluster2"));
+        let response = api.write("part", &[("consistency", "any")], body.as_bytes());
+        if response.status == 503 {
+            refused = Some(batch);
+            break;
+        }
+        assert_eq!(response.status, 204, "{}", response.text());
+    }
+    let refused = refused.expect("g2's log never filled");
+    let barrier = api.write(
+        "part",
+        &[("consistency", "all")],
+        b"p,index=cluster1,batch=barrier v=1i 1\n",
+    );
+    assert_eq!(barrier.status, 204, "{}", barrier.text());
+    let on_r0 = cluster.count_by_tag(0, "part", "p", "v", "batch");
+    assert_eq!(
+        on_r0.get(&format!("b{refused:04}")),
+        None,
+        "the g1 line of the refused request was stored"
+    );
 }
