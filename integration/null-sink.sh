@@ -4,6 +4,7 @@
 # and, in slow mode, emulate backends that cannot keep up.
 #
 #   null-sink.sh start  --dir DIR --ports P1,P2,... [--delay-ms N] [--max-rps R] [--owner-pid PID]
+#   null-sink.sh reload --dir DIR [--ports P1,...] [--max-rps R]
 #   null-sink.sh stop   --dir DIR [--ports P1,...]
 #   null-sink.sh status --dir DIR
 #
@@ -30,6 +31,8 @@
 #                  socket behind nginx does the waiting; /usr/bin/python3)
 #   --max-rps R    writes are admitted at R per second per sink; up to 4*R more wait in line,
 #                  beyond that the sink answers 503 (nginx limit_req)
+#   reload changes --max-rps of running sinks (0: no limit) without closing their listening
+#   sockets (rewrites nginx.conf, SIGHUP); --delay-ms stays what start was given.
 #   --owner-pid PID  a watchdog stops the sinks once process PID is gone (DIR/watchdog.pid).
 # Installs nginx via install-deps.sh if it is missing.
 set -euo pipefail
@@ -44,7 +47,7 @@ die() {
 }
 
 usage() {
-    sed -n '6,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '6,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -131,7 +134,7 @@ http {
 
     server {
         listen 127.0.0.1:$port backlog=4096;
-        access_log $node_dir/access.log sink buffer=64k flush=1s;
+        access_log $node_dir/access.log sink buffer=64k flush=250ms;
         add_header X-Influxdb-Version null-sink always;
 
         location = /ping {
@@ -221,6 +224,7 @@ start_node() {
     fi
     mkdir -p "$node_dir/tmp"
     rm -f "$node_dir/drop.sock" "$node_dir/slow.sock"
+    echo "$delay_ms" >"$node_dir/delay_ms"
     write_config "$node_dir" "$port" "$delay_ms" "$max_rps"
     if [[ $delay_ms -gt 0 ]]; then
         write_slow_server "$node_dir"
@@ -356,6 +360,26 @@ case "$cmd" in
         if [[ ${#nodes[@]} -gt 0 ]]; then
             stop_nodes "${nodes[@]}"
         fi
+        ;;
+    reload)
+        [[ -d $DIR ]] || die "no such directory: $DIR"
+        DIR=$(cd "$DIR" && pwd)
+        nodes=()
+        if [[ ${#PORT_LIST[@]} -gt 0 ]]; then
+            for port in "${PORT_LIST[@]}"; do nodes+=("$DIR/$port"); done
+        else
+            while IFS= read -r node; do nodes+=("$node"); done < <(node_dirs "$DIR")
+        fi
+        for node in "${nodes[@]}"; do
+            is_running "$node/pid" || die "sink $(basename "$node") is not running"
+            write_config "$node" "$(basename "$node")" "$(cat "$node/delay_ms" 2>/dev/null || echo 0)" "$MAX_RPS"
+            kill -HUP "$(<"$node/pid")"
+        done
+        # the new worker takes over within a few ms; wait until each still answers
+        sleep 0.3
+        for node in "${nodes[@]}"; do
+            wait_node "$DIR" "$(basename "$node")" || exit 1
+        done
         ;;
     status)
         [[ -d $DIR ]] || die "no such directory: $DIR"

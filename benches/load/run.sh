@@ -26,9 +26,8 @@
 # are quiet), both per million accepted lines, wrk's own CPU, the target's peak RSS (VmHWM) and
 # "other load": CPU used on the machine by processes outside the benchmark during the step.
 #
-# Ports (all 127.0.0.1; default base 40100): sinks P..P+2, influxd HTTP P+10..P+12 (RPC
-# P+20..P+22), monitor-api P+30 (c, f) and P+31 (d), relay P+32. Everything runs under a fresh
-# temp dir (removed at exit unless --keep) and is stopped at exit, also on Ctrl-C.
+# Ports: all on 127.0.0.1, picked at start-up from --port-base (default 40100) upwards within
+# 900 ports, skipping any that has a socket on it. Everything runs under a fresh temp dir (removed at exit unless --keep) and is stopped at exit, also on Ctrl-C.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -74,13 +73,7 @@ for n in "$DURATION" "$WARMUP" "$THREADS" "$CONNECTIONS" "$LINES" "$PORT_BASE"; 
 done
 want() { [[ ,$STEPS, == *,$1,* ]]; }
 
-SINK_PORTS=$((PORT_BASE)),$((PORT_BASE + 1)),$((PORT_BASE + 2))
-SLOW_SINK_PORTS=$((PORT_BASE + 3)),$((PORT_BASE + 4)),$((PORT_BASE + 5))
-INFLUX_PORTS=$((PORT_BASE + 10)),$((PORT_BASE + 11)),$((PORT_BASE + 12))
-INFLUX_RPC_PORTS=$((PORT_BASE + 20)),$((PORT_BASE + 21)),$((PORT_BASE + 22))
-API_PORT_SINKS=$((PORT_BASE + 30))
-API_PORT_INFLUX=$((PORT_BASE + 31))
-RELAY_PORT=$((PORT_BASE + 32))
+SINK_PORTS="" SLOW_SINK_PORTS="" INFLUX_PORTS="" INFLUX_RPC_PORTS="" RELAY_PORT=""
 LUA=$REPO/benches/load/write.lua
 CLK_TCK=$(getconf CLK_TCK)
 NPROC=$(nproc)
@@ -163,12 +156,48 @@ busy_ticks() {
 
 now_ms() { date +%s%3N; }
 
+# ---------------------------------------------------------------- ports
+
+# This machine hands out 32768-60999 as ephemeral ports for outgoing connections, and our range
+# lies inside it: any busy process (this benchmark included) may hold one of our ports for a
+# while, and a socket in TIME_WAIT there makes bind() fail. So ports are picked at run time,
+# from PORT_BASE upwards, skipping any that has a socket on it.
+NEXT_PORT=$PORT_BASE
+port_in_use() {
+    ss -Htan "( sport = :$1 )" 2>/dev/null | grep -q .
+}
+
+alloc_ports() {
+    # alloc_ports VAR N: VAR=comma-separated list of N free ports never handed out before
+    local -n result=$1
+    local count=$2 list=""
+    while ((count > 0)); do
+        ((NEXT_PORT < PORT_BASE + 900)) || die "no free port left in $PORT_BASE..$((PORT_BASE + 899))"
+        if ! port_in_use "$NEXT_PORT"; then
+            list+=${list:+,}$NEXT_PORT
+            count=$((count - 1))
+        fi
+        NEXT_PORT=$((NEXT_PORT + 1))
+    done
+    # shellcheck disable=SC2034 # a nameref: assigns the caller's variable
+    result=$list
+}
+
 # ---------------------------------------------------------------- backends
 
 start_sinks() {
-    [[ $SINKS_UP -eq 1 ]] && return 0
-    "$REPO/integration/null-sink.sh" start --dir "$WORK/sinks" --ports "$SINK_PORTS" --owner-pid $$ >&2
-    SINKS_UP=1
+    # start_sinks DIR VAR [null-sink options]: three sinks on fresh ports (VAR gets them)
+    local dir=$1 attempt
+    local -n ports=$2
+    shift 2
+    for attempt in 1 2 3; do
+        alloc_ports ports 3
+        if "$REPO/integration/null-sink.sh" start --dir "$dir" --ports "$ports" --owner-pid $$ "$@" >&2; then
+            return 0
+        fi
+        log "sinks on $ports did not start (attempt $attempt), trying other ports"
+    done
+    die "could not start null sinks"
 }
 
 sink_master_pids() {
@@ -177,9 +206,18 @@ sink_master_pids() {
 }
 
 start_influx() {
-    [[ $INFLUX_UP -eq 1 ]] && return 0
-    INFLUXD_LOG_LEVEL=warn "$REPO/integration/influxd-cluster.sh" start --dir "$WORK/influxd" \
-        --ports "$INFLUX_PORTS" --rpc-ports "$INFLUX_RPC_PORTS" --owner-pid $$ >&2
+    local attempt started=0
+    for attempt in 1 2 3; do
+        alloc_ports INFLUX_PORTS 3
+        alloc_ports INFLUX_RPC_PORTS 3
+        if INFLUXD_LOG_LEVEL=warn "$REPO/integration/influxd-cluster.sh" start --dir "$WORK/influxd" \
+            --ports "$INFLUX_PORTS" --rpc-ports "$INFLUX_RPC_PORTS" --owner-pid $$ >&2; then
+            started=1
+            break
+        fi
+        log "influxd on $INFLUX_PORTS did not start (attempt $attempt), trying other ports"
+    done
+    [[ $started -eq 1 ]] || die "could not start influxd"
     INFLUX_UP=1
     local port
     for port in ${INFLUX_PORTS//,/ }; do
@@ -196,7 +234,7 @@ influx_points_ok() {
     # sum of pointsWrittenOK over the given influxd HTTP ports (lines they stored)
     local total=0 port n
     for port in "$@"; do
-        n=$(curl -s -m 5 "http://127.0.0.1:$port/debug/vars" | grep -o '"pointsWrittenOK":[0-9]*' | awk -F: '{s += $2} END {printf "%d", s}' || true)
+        n=$(curl -s -m 5 "http://127.0.0.1:$port/debug/vars" | grep -o '"pointsWrittenOK":[0-9]*' | awk -F: '{s += $2} END {printf "%.0f", s}' || true)
         total=$((total + ${n:-0}))
     done
     printf '%s\n' "$total"
@@ -206,7 +244,7 @@ sink_bytes_read() {
     # bytes nginx read on write requests (headers + bodies), from the sinks' access logs
     local dir=$1 port total=0 n
     for port in ${2//,/ }; do
-        n=$(awk '$1 == "POST" && ($2 == "/write" || $2 == "/api/v2/write") {s += $4} END {printf "%d", s}' \
+        n=$(awk '$1 == "POST" && ($2 == "/write" || $2 == "/api/v2/write") {s += $4} END {printf "%.0f", s}' \
             "$dir/$port/access.log" 2>/dev/null || echo 0)
         total=$((total + ${n:-0}))
     done
@@ -225,9 +263,12 @@ first_error_line() {
 
 API_REASON=""
 start_api() {
-    # start_api NAME PORT REPLICA_PORTS [extra yaml]; sets API_PID or API_REASON, returns 1 on failure
-    local name=$1 port=$2 replicas=$3 extra=${4:-} dir code body
+    # start_api NAME REPLICA_PORTS [extra yaml]; sets API_PID and API_URL, or API_REASON and
+    # returns 1
+    local name=$1 replicas=$2 extra=${3:-} dir code body port
     API_PID="" API_REASON=""
+    alloc_ports port 1
+    API_URL="http://127.0.0.1:$port"
     if [[ ! -x $API_BIN ]]; then
         API_REASON="$API_BIN not built"
         return 1
@@ -255,12 +296,13 @@ start_api() {
             API_REASON="exited at start-up: $(first_error_line "$dir/monitor-api.log")"
             return 1
         fi
+        # any HTTP answer means it listens; the 1-line write below decides whether it works
         code=$(curl -s -o /dev/null -m 1 -w '%{http_code}' "http://127.0.0.1:$port/ping" || true)
-        [[ $code == 2* ]] && break
+        [[ -n $code && $code != 000 ]] && break
         sleep 0.1
     done
-    if [[ $code != 2* ]]; then
-        API_REASON="GET /ping answered ${code:-nothing} within 15 s"
+    if [[ -z $code || $code == 000 ]]; then
+        API_REASON="nothing answered on 127.0.0.1:$port within 15 s"
         return 1
     fi
     body=$(curl -s -m 10 -w ' HTTP %{http_code}' -XPOST "http://127.0.0.1:$port/write?db=bench" \
@@ -287,6 +329,7 @@ start_relay() {
         return 1
     fi
     [[ -x $RELAY_BIN ]] || { API_REASON="$RELAY_BIN is not executable"; return 1; }
+    alloc_ports RELAY_PORT 1
     mkdir -p "$WORK/relay"
     {
         printf '[[http]]\nname = "bench"\nbind-addr = "127.0.0.1:%s"\noutput = [\n' "$RELAY_PORT"
@@ -332,28 +375,29 @@ result_field() {
 }
 
 wait_quiet() {
-    # wait_quiet KIND: until the backends stop receiving lines (at most DRAIN_MAX s); prints the
-    # final counter. KIND: influx (pointsWrittenOK) | sinks DIR PORTS (bytes read)
-    local kind=$1 last=-1 current stable=0 deadline=$((SECONDS + DRAIN_MAX)) need
+    # wait_quiet KIND ARGS: waits until the backends stop receiving lines (at most DRAIN_MAX s).
+    # Sets QUIET_VALUE (the final counter) and QUIET_AT_MS (when it last moved, or when the wait
+    # began if it never did). KIND: influx PORTS... (pointsWrittenOK) | sinks DIR PORTS (bytes read)
+    local kind=$1 current stable=0 deadline=$((SECONDS + DRAIN_MAX)) need=3
     shift
-    need=3 # influx counters are live; the sinks' logs are flushed every second
-    [[ $kind == sinks ]] && need=5
+    QUIET_VALUE=-1
+    QUIET_AT_MS=$(now_ms)
     while ((SECONDS < deadline)); do
         if [[ $kind == influx ]]; then
             current=$(influx_points_ok "$@")
         else
             current=$(sink_bytes_read "$@")
         fi
-        if [[ $current == "$last" ]]; then
+        if [[ $current == "$QUIET_VALUE" ]]; then
             stable=$((stable + 1))
             ((stable >= need)) && break
         else
             stable=0
+            [[ $QUIET_VALUE == -1 ]] || QUIET_AT_MS=$(now_ms)
         fi
-        last=$current
+        QUIET_VALUE=$current
         sleep 0.5
     done
-    printf '%s\n' "$last"
 }
 
 fmt_rate() {
@@ -373,11 +417,11 @@ measure() {
     target_pids=$(tree_pids $target_roots)
     # shellcheck disable=SC2086
     backend_pids=$(tree_pids $backend_roots)
-    case "$kind" in
-        influx) d0=$(influx_points_ok "$@") ;;
-        sinks) d0=$(wait_quiet sinks "$@") ;;
-        *) d0=0 ;;
-    esac
+    d0=0
+    if [[ $kind != none ]]; then
+        wait_quiet "$kind" "$@"
+        d0=$QUIET_VALUE
+    fi
     # shellcheck disable=SC2086
     t0=$(cpu_ticks $target_pids)
     # shellcheck disable=SC2086
@@ -387,11 +431,13 @@ measure() {
     run_wrk "$step" "$url" "$DURATION"
     local wrk_end_ms
     wrk_end_ms=$(now_ms)
-    case "$kind" in
-        influx) d1=$(wait_quiet influx "$@") ;;
-        sinks) d1=$(wait_quiet sinks "$@") ;;
-        *) d1=0 ;;
-    esac
+    d1=0
+    local quiet_ms=$wrk_end_ms
+    if [[ $kind != none ]]; then
+        wait_quiet "$kind" "$@"
+        d1=$QUIET_VALUE
+        quiet_ms=$QUIET_AT_MS
+    fi
     w1=$(now_ms)
     # shellcheck disable=SC2086
     t1=$(cpu_ticks $target_pids)
@@ -420,9 +466,9 @@ measure() {
         body_bytes=$(result_field "$step" body_bytes)
         # bytes read / bytes per line; request headers make this a slight overestimate
         delivered=$(awk -v b="$((d1 - d0))" -v bb="$body_bytes" -v l="$lines" -v r="${REPLICAS:-1}" \
-            'BEGIN { printf "%d", b / (bb / l) / r }')
+            'BEGIN { printf "%.0f", b / (bb / l) / r }')
     fi
-    drain_s=$(awk -v a="$wrk_end_ms" -v b="$w1" 'BEGIN { printf "%.1f", (b - a) / 1000 }')
+    drain_s=$(awk -v a="$wrk_end_ms" -v b="$quiet_ms" 'BEGIN { d = (b - a) / 1000; if (d < 0) d = 0; printf "%.1f", d }')
     if [[ -n $delivered ]]; then
         delivered_rate=$(awk -v n="$delivered" -v s="$duration_s" -v d="$drain_s" 'BEGIN { printf "%.0f", n / (s + d) }')
         delivered_rate="$(fmt_rate "$delivered_rate") (drain ${drain_s}s)"
@@ -430,7 +476,8 @@ measure() {
     per_m_target=$(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$accepted" 'BEGIN { if (n > 0) printf "%.3f", t / hz / (n / 1e6); else print "n/a" }')
     per_m_backend="n/a"
     if [[ -n $backend_roots ]]; then
-        per_m_backend=$(awk -v t="$((b1 - b0))" -v hz="$CLK_TCK" -v n="$accepted" 'BEGIN { if (n > 0) printf "%.3f", t / hz / (n / 1e6); else print "n/a" }')
+        # per line the backends stored: with a backlog left at DRAIN_MAX they did not see them all
+        per_m_backend=$(awk -v t="$((b1 - b0))" -v hz="$CLK_TCK" -v n="${delivered:-$accepted}" 'BEGIN { if (n > 0) printf "%.3f", t / hz / (n / 1e6); else print "n/a" }')
     fi
     other=$(awk -v all="$((s1 - s0))" -v mine="$((t1 - t0 + b1 - b0 + wrk_ticks))" -v hz="$CLK_TCK" \
         -v ms="$((w1 - w0))" -v n="$NPROC" 'BEGIN { o = (all - mine) / hz / (ms / 1000) / n * 100; if (o < 0) o = 0; printf "%.0f%%", o }')
@@ -452,24 +499,33 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 log "work dir $WORK; steps $STEPS; ${DURATION}s each (+${WARMUP}s warm-up)"
 
+# Every backend listens before the first request: once traffic flows, outgoing connections take
+# ephemeral ports, possibly ours.
+if want a || want c || want e; then
+    SINKS_UP=1
+    start_sinks "$WORK/sinks" SINK_PORTS
+fi
+if want b || want d; then start_influx; fi
+if want f && [[ -x $API_BIN ]]; then
+    SLOW_SINKS_UP=1
+    start_sinks "$WORK/slow-sinks" SLOW_SINK_PORTS --max-rps 1000
+fi
+
 if want a; then
-    start_sinks
     REPLICAS=1 measure a "wrk -> nginx null sink (generator ceiling)" "http://127.0.0.1:${SINK_PORTS%%,*}" \
         "$(sink_master_pids "$WORK/sinks" "${SINK_PORTS%%,*}")" "" sinks "$WORK/sinks" "${SINK_PORTS%%,*}"
 fi
 
 if want b; then
-    start_influx
     first_influx=${INFLUX_PORTS%%,*}
     REPLICAS=1 measure b "wrk -> influxd 1.6.7 /write (direct)" "http://127.0.0.1:$first_influx" \
         "$(cat "$WORK/influxd/$first_influx/pid")" "" influx "$first_influx"
 fi
 
 if want c; then
-    start_sinks
-    if start_api api-sinks "$API_PORT_SINKS" "$SINK_PORTS"; then
+    if start_api api-sinks "$SINK_PORTS"; then
         REPLICAS=3 measure c "wrk -> monitor-api RF=3 -> 3 null sinks (fsync always)" \
-            "http://127.0.0.1:$API_PORT_SINKS" "$API_PID" "$(sink_master_pids "$WORK/sinks" "$SINK_PORTS")" \
+            "$API_URL" "$API_PID" "$(sink_master_pids "$WORK/sinks" "$SINK_PORTS")" \
             sinks "$WORK/sinks" "$SINK_PORTS"
         stop_pid "$API_PID"
     else
@@ -479,11 +535,10 @@ if want c; then
 fi
 
 if want d; then
-    start_influx
-    if start_api api-influx "$API_PORT_INFLUX" "$INFLUX_PORTS"; then
-        # shellcheck disable=SC2046
+    if start_api api-influx "$INFLUX_PORTS"; then
+        # shellcheck disable=SC2086 # one argument per port
         REPLICAS=3 measure d "wrk -> monitor-api RF=3 -> 3 influxd (fsync always)" \
-            "http://127.0.0.1:$API_PORT_INFLUX" "$API_PID" "$(influx_pids | tr '\n' ' ')" \
+            "$API_URL" "$API_PID" "$(influx_pids | tr '\n' ' ')" \
             influx ${INFLUX_PORTS//,/ }
         stop_pid "$API_PID"
     else
@@ -497,7 +552,6 @@ if [[ $INFLUX_UP -eq 1 ]]; then
 fi
 
 if want e; then
-    start_sinks
     if start_relay; then
         REPLICAS=3 measure e "wrk -> influxdb-relay -> 3 null sinks (no durability)" \
             "http://127.0.0.1:$RELAY_PORT" "$RELAY_PID" "$(sink_master_pids "$WORK/sinks" "$SINK_PORTS")" \
@@ -514,13 +568,11 @@ if want f; then
     # backends 10x too slow: each sink admits 1/10 of the batches (c) delivered per second
     base_rate=${RATE[c]:-1000000}
     slow_rps=$(awk -v r="$base_rate" -v l="$LINES" 'BEGIN { x = int(r / 10 / l + 0.5); if (x < 1) x = 1; print x }')
-    if [[ -x $API_BIN ]]; then
-        "$REPO/integration/null-sink.sh" start --dir "$WORK/slow-sinks" --ports "$SLOW_SINK_PORTS" \
-            --max-rps "$slow_rps" --owner-pid $$ >&2
-        SLOW_SINKS_UP=1
+    if [[ $SLOW_SINKS_UP -eq 1 ]]; then
+        "$REPO/integration/null-sink.sh" reload --dir "$WORK/slow-sinks" --max-rps "$slow_rps" >&2
     fi
     # a small disk cap, so the durable log fills within the step and back-pressure shows
-    if start_api api-slow "$API_PORT_SINKS" "$SLOW_SINK_PORTS" '  max_bytes: "256MiB"
+    if start_api api-slow "$SLOW_SINK_PORTS" '  max_bytes: "256MiB"
 '; then
         rss_log=$WORK/f.rss
         : >"$rss_log"
@@ -532,7 +584,8 @@ if want f; then
         ) &
         sampler=$!
         DRAIN_MAX=2 REPLICAS=3 measure f "wrk -> monitor-api RF=3 -> 3 sinks at ${slow_rps} req/s each (10x too slow)" \
-            "http://127.0.0.1:$API_PORT_SINKS" "$API_PID" "" none
+            "$API_URL" "$API_PID" "$(sink_master_pids "$WORK/slow-sinks" "$SLOW_SINK_PORTS")" \
+            sinks "$WORK/slow-sinks" "$SLOW_SINK_PORTS"
         kill "$sampler" 2>/dev/null || true
         wait "$sampler" 2>/dev/null || true
         SLOW_SUMMARY=$(awk '{ a[NR] = $1 } END {
@@ -584,7 +637,7 @@ delta() {
             "$(awk -v r="${RATE[c]}" 'BEGIN { print (r >= 2400000) ? "met" : "NOT met" }')"
     fi
     [[ -n $SLOW_SUMMARY ]] && printf '%s.\n' "$SLOW_SUMMARY"
-    printf '\n"lines/s accepted": 2xx answers x lines per body / duration. "delivered": lines counted at the backends until they went quiet, over duration + drain (sinks: bytes read / bytes per line, per replica). CPU: utime+stime from /proc, measured run + drain. "other load": CPU used by processes outside the benchmark during the step (other work on this shared machine); figures from steps with high other load are low.\n'
+    printf '\n"lines/s accepted": 2xx answers x lines per body / duration. "delivered": lines counted at the backends until they went quiet, over duration + drain (sinks: bytes read / bytes per line, per replica). CPU: utime+stime from /proc, measured run + drain; target CPU per million accepted lines, backends CPU (all replicas together) per million delivered lines. "other load": CPU used by processes outside the benchmark during the step (other work on this shared machine); figures from steps with high other load are low.\n'
 } | tee "$WORK/report.md"
 
 mkdir -p "$(dirname "$OUT")"
