@@ -353,7 +353,7 @@ start_relay() {
 # ---------------------------------------------------------------- one measured step
 
 ROWS=()
-declare -A RATE P50 P99
+declare -A RATE P50 P99 CPU_PER_M
 
 run_wrk() {
     # run_wrk NAME URL SECONDS: wrk's output to $WORK/NAME.wrk, wrk's CPU ticks to $WORK/NAME.wrkcpu
@@ -409,7 +409,7 @@ measure() {
     local step=$1 label=$2 url=$3 target_roots=$4 backend_roots=$5 kind=$6
     shift 6
     local target_pids backend_pids t0 t1 b0 b1 s0 s1 w0 w1 d0 d1 wrk_ticks lines ok rate
-    local delivered="" delivered_rate="n/a" per_m_target per_m_backend other hwm drain_s
+    local delivered="" delivered_rate="n/a" per_m_target per_m_backend other hwm drain_s ceiling
     if ((WARMUP > 0)); then
         run_wrk "$step-warmup" "$url" "$WARMUP"
     fi
@@ -450,7 +450,7 @@ measure() {
 
     rate=$(result_field "$step" lines_per_s)
     if [[ -z $rate ]]; then
-        ROWS+=("| $step | $label | wrk failed: $(tail -n 1 "$WORK/$step.wrk" | cut -c1-100) |||||||||||")
+        ROWS+=("| $step | $label | wrk failed: $(tail -n 1 "$WORK/$step.wrk" | cut -c1-100) ||||||||||||")
         return 0
     fi
     lines=$(result_field "$step" lines_per_body)
@@ -481,15 +481,19 @@ measure() {
     fi
     other=$(awk -v all="$((s1 - s0))" -v mine="$((t1 - t0 + b1 - b0 + wrk_ticks))" -v hz="$CLK_TCK" \
         -v ms="$((w1 - w0))" -v n="$NPROC" 'BEGIN { o = (all - mine) / hz / (ms / 1000) / n * 100; if (o < 0) o = 0; printf "%.0f%%", o }')
+    # what the step would reach with the machine to itself, if CPU is what limits it
+    ceiling=$(awk -v t="$((t1 - t0 + b1 - b0 + wrk_ticks))" -v hz="$CLK_TCK" -v n="$accepted" -v c="$NPROC" \
+        'BEGIN { if (t > 0) printf "%.0f", c * n / (t / hz); else print 0 }')
     RATE[$step]=$rate
+    CPU_PER_M[$step]=$per_m_target
     P50[$step]=$(result_field "$step" p50_ms)
     P99[$step]=$(result_field "$step" p99_ms)
-    ROWS+=("| $step | $label | **$(fmt_rate "$rate")** | ${P50[$step]} | ${P99[$step]} | $(result_field "$step" non2xx) ($(result_field "$step" statuses)) | $delivered_rate | $(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" 'BEGIN{printf "%.1f", t/hz}') | $per_m_target | $per_m_backend | $(awk -v t="$wrk_ticks" -v hz="$CLK_TCK" 'BEGIN{printf "%.1f", t/hz}') | $((hwm / 1024)) | $other |")
+    ROWS+=("| $step | $label | **$(fmt_rate "$rate")** | ${P50[$step]} | ${P99[$step]} | $(result_field "$step" non2xx) ($(result_field "$step" statuses)) | $delivered_rate | $(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" 'BEGIN{printf "%.1f", t/hz}') | $per_m_target | $per_m_backend | $(awk -v t="$wrk_ticks" -v hz="$CLK_TCK" 'BEGIN{printf "%.1f", t/hz}') | $((hwm / 1024)) | $other | $(fmt_rate "$ceiling") |")
     log "step $step: $(fmt_rate "$rate") lines/s accepted, p99 ${P99[$step]} ms"
 }
 
 skip_row() {
-    ROWS+=("| $1 | $2 | skipped: $3 |||||||||||")
+    ROWS+=("| $1 | $2 | skipped: $3 ||||||||||||")
     log "step $1 skipped: $3"
 }
 
@@ -624,11 +628,16 @@ delta() {
         "${BODY_BYTES:-?}" \
         "$(awk -v b="${BODY_BYTES:-0}" -v l="$LINES" 'BEGIN { if (b > 0) printf "%.0f", b / l; else print "?" }')" \
         "$ORIGINAL_ARGS"
-    printf '| step | path | lines/s accepted | p50 ms | p99 ms | non-2xx | delivered lines/s | target CPU s | target CPU s / M lines | backends CPU s / M lines | wrk CPU s | target peak RSS MiB | other load |\n'
-    printf '|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
+    printf '| step | path | lines/s accepted | p50 ms | p99 ms | non-2xx | delivered lines/s | target CPU s | target CPU s / M lines | backends CPU s / M lines | wrk CPU s | target peak RSS MiB | other load | CPU-bound ceiling lines/s |\n'
+    printf '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
     printf '%s\n' "${ROWS[@]}"
     printf '\nRatios from this run: c/a (proxy ceiling vs generator ceiling) %s; c/e (proxy vs influxdb-relay, goal >= 2) %s; d/b (proxy into 3 influxd vs 1 influxd direct) %s; e/a %s.\n' \
         "$(ratio c a)" "$(ratio c e)" "$(ratio d b)" "$(ratio e a)"
+    cpu_c=${CPU_PER_M[c]:-} cpu_e=${CPU_PER_M[e]:-}
+    if [[ -n $cpu_c && -n $cpu_e && $cpu_c != n/a && $cpu_e != n/a ]]; then
+        printf 'CPU per million lines, proxy vs relay (c/e, less is better; robust to other load): %s.\n' \
+            "$(awk -v a="$cpu_c" -v b="$cpu_e" 'BEGIN { printf "%.2f", a / b }')"
+    fi
     printf 'Added latency per request, p50 / p99: c vs a %s / %s; d vs b %s / %s.\n' \
         "$(delta "${P50[c]:-}" "${P50[a]:-}")" "$(delta "${P99[c]:-}" "${P99[a]:-}")" \
         "$(delta "${P50[d]:-}" "${P50[b]:-}")" "$(delta "${P99[d]:-}" "${P99[b]:-}")"
@@ -637,7 +646,7 @@ delta() {
             "$(awk -v r="${RATE[c]}" 'BEGIN { print (r >= 2400000) ? "met" : "NOT met" }')"
     fi
     [[ -n $SLOW_SUMMARY ]] && printf '%s.\n' "$SLOW_SUMMARY"
-    printf '\n"lines/s accepted": 2xx answers x lines per body / duration. "delivered": lines counted at the backends until they went quiet, over duration + drain (sinks: bytes read / bytes per line, per replica). CPU: utime+stime from /proc, measured run + drain; target CPU per million accepted lines, backends CPU (all replicas together) per million delivered lines. "other load": CPU used by processes outside the benchmark during the step (other work on this shared machine); figures from steps with high other load are low.\n'
+    printf '\n"lines/s accepted": 2xx answers x lines per body / duration. "delivered": lines counted at the backends until they went quiet, over duration + drain (sinks: bytes read / bytes per line, per replica). CPU: utime+stime from /proc, measured run + drain; target CPU per million accepted lines, backends CPU (all replicas together) per million delivered lines. "other load": CPU used by processes outside the benchmark during the step (other work on this shared machine); figures from steps with high other load are low. "CPU-bound ceiling": %s cores x accepted lines / CPU seconds of target + backends + wrk, i.e. the rate with the machine to ourselves if CPU is the limit (an overestimate where something else limits, e.g. the fsyncs of influxd).\n' "$NPROC"
 } | tee "$WORK/report.md"
 
 mkdir -p "$(dirname "$OUT")"
