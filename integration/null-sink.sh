@@ -7,6 +7,7 @@
 #   null-sink.sh reload --dir DIR [--ports P1,...] [--max-rps R]
 #   null-sink.sh stop   --dir DIR [--ports P1,...]
 #   null-sink.sh status --dir DIR
+#   null-sink.sh selftest --port P
 #
 # Each sink is one nginx (master + 1 worker) named by its port P, living in DIR/P/: nginx.conf,
 # pid, error.log, access.log, temp dirs. Everything binds to 127.0.0.1.
@@ -33,6 +34,9 @@
 #                  beyond that the sink answers 503 (nginx limit_req)
 #   reload changes --max-rps of running sinks (0: no limit) without closing their listening
 #   sockets (rewrites nginx.conf, SIGHUP); --delay-ms stays what start was given.
+#   selftest starts one sink on port P in a temp dir and checks, through one keep-alive
+#   connection, that two 5 MiB gzip bodies each get 204 after being read in full ($request_length
+#   in the access log), and the /ping and /query answers; exit 0 when all holds.
 #   --owner-pid PID  a watchdog stops the sinks once process PID is gone (DIR/watchdog.pid).
 # Installs nginx via install-deps.sh if it is missing.
 set -euo pipefail
@@ -47,7 +51,7 @@ die() {
 }
 
 usage() {
-    sed -n '6,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '6,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -301,7 +305,7 @@ start_watchdog() {
 cmd=${1:-}
 [[ -n $cmd ]] || usage
 shift
-DIR="" PORTS="" DELAY_MS=0 MAX_RPS=0 OWNER=""
+DIR="" PORTS="" DELAY_MS=0 MAX_RPS=0 OWNER="" SELFTEST_PORT=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --dir) DIR=${2:?--dir needs a value}; shift 2 ;;
@@ -309,10 +313,47 @@ while [[ $# -gt 0 ]]; do
         --delay-ms) DELAY_MS=${2:?--delay-ms needs a value}; shift 2 ;;
         --max-rps) MAX_RPS=${2:?--max-rps needs a value}; shift 2 ;;
         --owner-pid) OWNER=${2:?--owner-pid needs a value}; shift 2 ;;
+        --port) SELFTEST_PORT=${2:?--port needs a value}; shift 2 ;;
         -h | --help) usage ;;
         *) die "unknown argument '$1'" ;;
     esac
 done
+selftest() {
+    local port=$1 dir out ok=1 lengths
+    [[ $port =~ ^[0-9]+$ ]] || die "selftest needs --port P"
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/null-sink-selftest.XXXXXX")
+    # 5 MiB that gzip cannot shrink, sent as a gzip body (the sink does not decode it)
+    { head -c 6000000 /dev/urandom | gzip -1 | head -c 5242880 >"$dir/body.gz"; } || true
+    "${BASH_SOURCE[0]}" start --dir "$dir/sink" --ports "$port" || { rm -rf "$dir"; return 1; }
+    # two writes on one connection: the second only works if the first body was consumed
+    out=$(curl -s -o /dev/null -w '%{http_code} %{num_connects}\n' -H 'Content-Encoding: gzip' \
+        --data-binary @"$dir/body.gz" "http://127.0.0.1:$port/write?db=selftest" \
+        --next -s -o /dev/null -w '%{http_code} %{num_connects}\n' -H 'Content-Encoding: gzip' \
+        --data-binary @"$dir/body.gz" "http://127.0.0.1:$port/api/v2/write?bucket=selftest" || true)
+    [[ $out == $'204 1\n204 0' ]] || { printf 'selftest: writes answered %q (want 204 on a new, then 204 on the same connection)\n' "$out" >&2; ok=0; }
+    [[ $(ping_status "$port") == 204 ]] || { echo "selftest: /ping did not answer 204" >&2; ok=0; }
+    [[ $(curl -s "http://127.0.0.1:$port/query?q=SHOW+DATABASES") == '{"results":[{"statement_id":0}]}' ]] ||
+        { echo "selftest: /query did not answer the empty result" >&2; ok=0; }
+    sleep 0.5 # the access log is flushed every 250 ms
+    "${BASH_SOURCE[0]}" stop --dir "$dir/sink"
+    lengths=$(awk '$1 == "POST" {print $4}' "$dir/sink/$port/access.log" | paste -sd' ')
+    for n in $lengths; do
+        ((n >= 5242880)) || { echo "selftest: a write read only $n bytes" >&2; ok=0; }
+    done
+    [[ $(wc -w <<<"$lengths") -eq 2 ]] || { echo "selftest: access log has '$lengths' for the 2 writes" >&2; ok=0; }
+    rm -rf "$dir"
+    if [[ $ok -eq 1 ]]; then
+        echo "null-sink selftest: ok (2 x 5 MiB gzip bodies read in full: $lengths bytes; 204s on one connection)"
+        return 0
+    fi
+    return 1
+}
+
+if [[ $cmd == selftest ]]; then
+    find_nginx
+    selftest "$SELFTEST_PORT"
+    exit $?
+fi
 [[ -n $DIR ]] || die "--dir DIR is required"
 [[ $DELAY_MS =~ ^[0-9]+$ ]] || die "--delay-ms takes whole milliseconds"
 [[ $MAX_RPS =~ ^[0-9]+$ ]] || die "--max-rps takes a whole number"
