@@ -7,7 +7,7 @@ INFLUX_PORTS ?= 18086,18087,18088
 API_URL ?= http://127.0.0.1:8186
 CORPUS ?= $(CURDIR)/../shared/conformance/line-protocol-corpus/corpus.json
 
-.PHONY: run stop deps test unit conformance bench lint fmt
+.PHONY: run stop deps test unit conformance bench bench-micro bench-write lint fmt
 
 ## run: install what is missing, start three InfluxDB shards and monitor-api, say where to point agents
 run: deps
@@ -43,9 +43,17 @@ test: deps lint
 conformance:
 	MONITOR_CORPUS="$(CORPUS)" $(CARGO) test --release --test conformance
 
-## bench: criterion benchmarks (figures go to BENCHMARKS.md)
-bench:
-	$(CARGO) bench --bench line_protocol
+## bench: criterion benchmarks and the end-to-end write load test (figures go to BENCHMARKS.md)
+bench: bench-micro bench-write
+
+bench-micro:
+	$(CARGO) bench --bench line_protocol --bench queue
+
+## bench-write: wrk -> {nginx sink, influxd, monitor-api RF=3 -> sinks / influxd}; see benches/load/
+bench-write:
+	integration/install-deps.sh influxdb wrk nginx
+	$(CARGO) build --release --bin monitor-api
+	benches/load/run.sh $(BENCH_WRITE_ARGS)
 
 ## lint: formatting and clippy, warnings are errors
 lint:

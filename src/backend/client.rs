@@ -29,6 +29,8 @@ pub struct Endpoint {
     pub token: Option<String>,
     /// v2 organisation.
     pub org: Option<String>,
+    /// Gzip write bodies.
+    pub gzip: bool,
 }
 
 /// What a batch is written into.
@@ -178,22 +180,25 @@ impl BackendClient {
     pub async fn write(
         &self,
         target: WriteTarget<'_>,
-        body: &[u8],
+        body: bytes::Bytes,
         request_id: &str,
     ) -> Result<(), BackendError> {
         let query = self.write_query(target)?;
-        let compressed = gzip(body).map_err(|e| BackendError::Unsupported {
-            url: self.endpoint.url.clone(),
-            message: format!("cannot gzip the batch: {e}"),
-        })?;
         let mut request = self
             .http
             .post(&self.write_url)
             .query(&query)
             .header(CONTENT_TYPE, "text/plain; charset=utf-8")
-            .header(CONTENT_ENCODING, "gzip")
-            .header("X-Request-Id", request_id)
-            .body(compressed);
+            .header("X-Request-Id", request_id);
+        request = if self.endpoint.gzip {
+            let compressed = gzip(&body).map_err(|e| BackendError::Unsupported {
+                url: self.endpoint.url.clone(),
+                message: format!("cannot gzip the batch: {e}"),
+            })?;
+            request.header(CONTENT_ENCODING, "gzip").body(compressed)
+        } else {
+            request.body(body)
+        };
         request = self.authorize(request);
         let response = request.send().await.map_err(|e| self.unreachable(e))?;
         let status = response.status();
@@ -421,6 +426,7 @@ mod tests {
                 password: None,
                 token: None,
                 org: Some("acme".into()),
+                gzip: true,
             },
             Duration::from_secs(1),
         )
@@ -508,6 +514,7 @@ mod tests {
                 password: None,
                 token: None,
                 org: None,
+                gzip: true,
             },
             Duration::from_secs(2),
         )
@@ -517,7 +524,10 @@ mod tests {
             retention_policy: None,
             precision: Precision::Nanosecond,
         };
-        let error = c.write(target, b"m f=1\n", "req-1").await.unwrap_err();
+        let error = c
+            .write(target, bytes::Bytes::from_static(b"m f=1\n"), "req-1")
+            .await
+            .unwrap_err();
         assert!(
             matches!(error, BackendError::Unreachable { .. }),
             "{error:?}"

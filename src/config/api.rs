@@ -319,6 +319,10 @@ pub struct BackendConfig {
     pub timeout: HumanDuration,
     /// `/ping` period for replica health. Default 5s.
     pub health_check_interval: HumanDuration,
+    /// Gzip write bodies to the backends. Default true (saves bandwidth to remote shards);
+    /// turn it off for backends on the same host, where compressing once per replica costs
+    /// more CPU than the bytes it saves.
+    pub gzip: bool,
 }
 
 impl Default for BackendConfig {
@@ -326,6 +330,7 @@ impl Default for BackendConfig {
         Self {
             timeout: HumanDuration::from_secs(10),
             health_check_interval: HumanDuration::from_secs(5),
+            gzip: true,
         }
     }
 }

@@ -14,6 +14,7 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use tracing::Instrument;
 
 use crate::config::Consistency;
 use crate::protocol::Precision;
@@ -130,9 +131,12 @@ async fn handle(
     let started = Instant::now();
     let rid = request_id.as_str().to_owned();
     let span = tracing::info_span!("write", request_id = %rid, endpoint);
-    let _enter = span.enter();
     let response = match params {
-        Ok(params) => write(&state, params, &headers, body, &rid).await,
+        Ok(params) => {
+            write(&state, params, &headers, body, &rid)
+                .instrument(span)
+                .await
+        }
         Err(message) => influx_error(StatusCode::BAD_REQUEST, &message, &rid),
     };
     state

@@ -127,6 +127,7 @@ pub struct Pipeline {
     log_config: LogConfig,
     settings: SenderSettings,
     backend_timeout: Duration,
+    backend_gzip: bool,
     health_interval: Duration,
     metrics: Arc<ApiMetrics>,
     shutdown: watch::Sender<bool>,
@@ -151,6 +152,7 @@ impl Pipeline {
                 breaker_threshold: 3,
             },
             backend_timeout: config.backend.timeout.get(),
+            backend_gzip: config.backend.gzip,
             health_interval: config.backend.health_check_interval.get(),
             metrics,
             shutdown: watch::Sender::new(false),
@@ -332,6 +334,7 @@ impl Pipeline {
             password: config.password.clone(),
             token: config.token.clone(),
             org: config.org.clone(),
+            gzip: self.backend_gzip,
         };
         let client = BackendClient::new(endpoint, self.backend_timeout).map_err(|e| {
             PipelineError::Backend {

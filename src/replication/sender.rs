@@ -11,6 +11,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -176,52 +177,54 @@ impl Sender {
         let Some(mut first) = records.next() else {
             return true;
         };
-        let mut body: Vec<u8> = first.lines.to_vec();
+        let mut body: Vec<u8> = Vec::with_capacity(batch.data.len());
+        body.extend_from_slice(first.lines);
         for envelope in records {
             if envelope.same_target(&first) {
                 body.extend_from_slice(envelope.lines);
             } else {
-                if !self.deliver_lines(&first, &body, delivery).await {
+                let run = Bytes::from(std::mem::take(&mut body));
+                if !self.deliver_lines(&first, run, delivery).await {
                     return false;
                 }
-                body.clear();
                 body.extend_from_slice(envelope.lines);
                 first = envelope;
             }
         }
-        self.deliver_lines(&first, &body, delivery).await
+        self.deliver_lines(&first, Bytes::from(body), delivery)
+            .await
     }
 
     /// Writes `body` (lines for `envelope`'s target), bisecting rejections down to single lines.
     async fn deliver_lines(
         &mut self,
         envelope: &Envelope<'_>,
-        body: &[u8],
+        body: Bytes,
         delivery: &mut Delivery,
     ) -> bool {
-        let mut pieces: Vec<&[u8]> = vec![body];
+        let mut pieces: Vec<Bytes> = vec![body];
         let mut database_created = false;
         while let Some(piece) = pieces.pop() {
             loop {
-                let outcome = match self.write_once(envelope, piece, delivery).await {
+                let outcome = match self.write_once(envelope, &piece, delivery).await {
                     Some(outcome) => outcome,
                     None => return false,
                 };
                 match outcome {
                     Ok(()) => break,
                     Err(Outcome::Split) => {
-                        let (left, right) = split_in_half(piece, envelope);
-                        if right.is_empty() {
+                        let middle = split_point(&piece, envelope);
+                        if middle == 0 {
                             self.dead_letter(
                                 envelope,
-                                left,
+                                &piece,
                                 Some(413),
                                 "too_large",
                                 "a single line is larger than the backend accepts",
                             );
                         } else {
-                            pieces.push(right);
-                            pieces.push(left);
+                            pieces.push(piece.slice(middle..));
+                            pieces.push(piece.slice(..middle));
                         }
                         break;
                     }
@@ -239,14 +242,14 @@ impl Sender {
                                 continue;
                             }
                         }
-                        let (left, right) = split_in_half(piece, envelope);
+                        let middle = split_point(&piece, envelope);
                         let whole_batch_problem =
                             reason == "database_not_found" || reason == "unsupported";
-                        if right.is_empty() || whole_batch_problem {
-                            self.dead_letter(envelope, piece, status, &reason, &message);
+                        if middle == 0 || whole_batch_problem {
+                            self.dead_letter(envelope, &piece, status, &reason, &message);
                         } else {
-                            pieces.push(right);
-                            pieces.push(left);
+                            pieces.push(piece.slice(middle..));
+                            pieces.push(piece.slice(..middle));
                         }
                         break;
                     }
@@ -261,7 +264,7 @@ impl Sender {
     async fn write_once(
         &mut self,
         envelope: &Envelope<'_>,
-        piece: &[u8],
+        piece: &Bytes,
         delivery: &mut Delivery,
     ) -> Option<Result<(), Outcome>> {
         loop {
@@ -293,7 +296,7 @@ impl Sender {
             let started = Instant::now();
             let result = target
                 .client
-                .write(write_target, piece, envelope.request_id)
+                .write(write_target, piece.clone(), envelope.request_id)
                 .await;
             let labels = ReplicaLabels {
                 group: self.group.clone(),
@@ -496,13 +499,13 @@ fn line_slices<'a>(piece: &'a [u8], envelope: &Envelope<'_>) -> Vec<&'a [u8]> {
         .collect()
 }
 
-fn split_in_half<'a>(piece: &'a [u8], envelope: &Envelope<'_>) -> (&'a [u8], &'a [u8]) {
+/// Where to cut `piece` in two halves of whole lines; 0 when it holds a single line.
+fn split_point(piece: &[u8], envelope: &Envelope<'_>) -> usize {
     let slices = line_slices(piece, envelope);
     if slices.len() <= 1 {
-        return (piece, &[]);
+        return 0;
     }
-    let middle = slices[slices.len() / 2].as_ptr() as usize - piece.as_ptr() as usize;
-    piece.split_at(middle)
+    slices[slices.len() / 2].as_ptr() as usize - piece.as_ptr() as usize
 }
 
 #[cfg(test)]
@@ -528,9 +531,9 @@ mod tests {
             slices,
             vec![&b"a f=\"x\ny\" 1\n"[..], b"b f=1 2\n", b"c f=2 3\n"]
         );
-        let (left, right) = split_in_half(body, &envelope());
-        assert_eq!(left, b"a f=\"x\ny\" 1\n");
-        assert_eq!(right, b"b f=1 2\nc f=2 3\n");
-        assert_eq!(split_in_half(b"a f=1 1\n", &envelope()).1, b"");
+        let middle = split_point(body, &envelope());
+        assert_eq!(&body[..middle], b"a f=\"x\ny\" 1\n");
+        assert_eq!(&body[middle..], b"b f=1 2\nc f=2 3\n");
+        assert_eq!(split_point(b"a f=1 1\n", &envelope()), 0);
     }
 }
