@@ -286,6 +286,8 @@ start_api() {
         printf 'create_database: true\n'
         printf 'open_access: true\n'
         printf 'queue:\n  fsync: always\n%s' "$extra"
+        # Backends on this host: compressing each replica's copy costs more CPU than it saves.
+        printf 'backend:\n  gzip: %s\n' "${BENCH_BACKEND_GZIP:-false}"
         printf 'log:\n  level: "warn"\n'
     } >"$dir/monitor-api.yaml"
     setsid "$API_BIN" --config "$dir/monitor-api.yaml" </dev/null >"$dir/monitor-api.log" 2>&1 &

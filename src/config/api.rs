@@ -339,10 +339,10 @@ impl Default for BackendConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
-    /// Human-readable lines (default).
-    #[default]
+    /// Human-readable lines.
     Text,
-    /// One JSON object per line.
+    /// One JSON object per line (default: logs are for machines first).
+    #[default]
     Json,
 }
 
@@ -350,9 +350,9 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
-    /// A `tracing` filter, e.g. `info` or `monitor=debug,info`; `RUST_LOG` overrides. Default `info`.
+    /// A `tracing` filter, e.g. `info` or `monitor=debug,info`; `MONITOR_LOG` overrides. Default `info`.
     pub level: String,
-    /// `text` (default) or `json`.
+    /// `json` (default) or `text`.
     pub format: LogFormat,
 }
 
@@ -360,7 +360,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             level: "info".to_owned(),
-            format: LogFormat::Text,
+            format: LogFormat::Json,
         }
     }
 }
