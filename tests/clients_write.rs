@@ -162,6 +162,21 @@ fn python_influxdb_v1_client_writes_land_on_every_replica() {
         let q = format!("SELECT free, note FROM mem WHERE \"index\" = '{index}' ORDER BY time");
         assert_on_every_replica(&cluster, &api, "pyv1", index, &q, &mem);
     }
+    // points without a time: the proxy stamps them once, so every replica holds the same time
+    let stamped_after = base_seconds() + 60;
+    let q = "SELECT k, v FROM stamp ORDER BY time";
+    let stamps = cluster.query_rows(0, "pyv1", q);
+    assert_eq!(stamps.len(), 3, "unstamped points on replica 0: {stamps:?}");
+    for row in &stamps {
+        let ns = row[0].as_i64().expect("time");
+        assert!(
+            ns >= (stamped_after - 600) * 1_000_000_000,
+            "proxy-assigned time {ns} is not recent"
+        );
+    }
+    let stamps: Vec<Value> = stamps.into_iter().map(Value::Array).collect();
+    assert_on_every_replica(&cluster, &api, "pyv1", "c1", q, &stamps);
+
     let disk: Vec<Value> = (0..4)
         .rev()
         .map(|i| json!([(base - i) * 1_000_000_000, 0.25 * i as f64]))
@@ -197,6 +212,18 @@ fn python_influxdb_v2_client_writes_land_on_v1_replicas() {
         let q = format!("SELECT host, free FROM mem WHERE \"index\" = '{index}' ORDER BY time");
         assert_on_every_replica(&cluster, &api, "pyv2", index, &q, &mem);
     }
+
+    let net: Vec<Value> = (0..3)
+        .map(|i| json!([(base * 1000 + i) * 1_000_000, 100 + i]))
+        .collect();
+    assert_on_every_replica(
+        &cluster,
+        &api,
+        "pyv2",
+        "c1",
+        "SELECT bytes FROM net ORDER BY time",
+        &net,
+    );
 
     // a token the proxy does not know is refused, and nothing lands
     let refused = Command::new(clients::python_clients_venv().join("bin/python"))
@@ -327,8 +354,14 @@ fn curl_gzip_bodies_land_on_every_replica() {
             base_ms - i
         ));
     }
+    // two gzip members back to back, as `gzip -c part >> file.gz` makes
+    let (first, second) = v1_body.split_at(v1_body.len() / 2);
+    let split = first.rfind('\n').map_or(0, |n| n + 1);
+    let (first, second) = (&v1_body[..split], format!("{}{second}", &first[split..]));
+    let mut members = gzip(first.as_bytes());
+    members.extend(gzip(second.as_bytes()));
     let v1_gz = dir.path().join("v1.lp.gz");
-    std::fs::write(&v1_gz, gzip(v1_body.as_bytes())).expect("write gz");
+    std::fs::write(&v1_gz, members).expect("write gz");
     let (status, body) = curl_gzip(
         &format!("{}/write?db=curled&precision=ms", api.url()),
         &v1_gz,
@@ -349,6 +382,29 @@ fn curl_gzip_bodies_land_on_every_replica() {
     );
     assert_eq!(status, "204", "v2 gzip write answered: {body}");
 
+    // chunked upload (no Content-Length), as streaming agents send
+    let chunked_gz = dir.path().join("chunked.lp.gz");
+    let chunked_body = format!("chunk,index=c1 v=7i {base_ms}\nchunk,index=c2 v=8i {base_ms}\n");
+    std::fs::write(&chunked_gz, gzip(chunked_body.as_bytes())).expect("write gz");
+    let (status, body) = curl_gzip(
+        &format!("{}/write?db=curled&precision=ms", api.url()),
+        &chunked_gz,
+        Some("Transfer-Encoding: chunked"),
+    );
+    assert_eq!(status, "204", "chunked gzip write answered: {body}");
+
+    let head = clients::curl()
+        .args(["-sS", "-I"])
+        .arg(format!("{}/ping", api.url()))
+        .output()
+        .expect("run curl");
+    expect_success("curl -I /ping", &head);
+    let head = String::from_utf8_lossy(&head.stdout).to_ascii_lowercase();
+    assert!(
+        head.starts_with("http/1.1 204") && head.contains("x-influxdb-version: 1."),
+        "HEAD /ping answered:\n{head}"
+    );
+
     for (index, parity) in [("c1", 0), ("c2", 1)] {
         let q = format!("SELECT count(ms), sum(ms) FROM req WHERE \"index\" = '{index}'");
         let sum: i64 = (0..2000).filter(|i| i % 2 == parity).sum();
@@ -359,6 +415,16 @@ fn curl_gzip_bodies_land_on_every_replica() {
             index,
             &q,
             &[json!([0, 1000, sum])],
+        );
+        let q = format!("SELECT v FROM chunk WHERE \"index\" = '{index}'");
+        let v = if index == "c1" { 7 } else { 8 };
+        assert_on_every_replica(
+            &cluster,
+            &api,
+            "curled",
+            index,
+            &q,
+            &[json!([base_ms * 1_000_000, v])],
         );
         let q = format!("SELECT v FROM ver WHERE \"index\" = '{index}'");
         let v = if index == "c1" { 1 } else { 2 };
@@ -430,6 +496,11 @@ fn v2_dialect_group_on_victoria_metrics_beside_influxd_group() {
     body.push_str(&format!("disk,index=c2,dev=sda used=0.75 {base}\n"));
     let response = support::http_post(api.port(), "/write?db=mixed&precision=s", body.as_bytes());
     assert_eq!(response.status, 204, "write answered: {}", response.text());
+    // minutes: the v2 write API has no such precision, so the proxy must convert for g2
+    let minute = base / 60;
+    let body = format!("slow,index=c2 v=1i {minute}\nslow,index=c1 v=1i {minute}\n");
+    let response = support::http_post(api.port(), "/write?db=mixed&precision=m", body.as_bytes());
+    assert_eq!(response.status, 204, "write answered: {}", response.text());
 
     // g1: influxd replicas
     let influx_rows: Vec<Value> = (0..6)
@@ -459,6 +530,12 @@ fn v2_dialect_group_on_victoria_metrics_beside_influxd_group() {
             "influxd replica {node}; proxy log:\n{}",
             api.log()
         );
+        let slow = cluster.query_rows(node, "mixed", "SELECT v FROM slow");
+        assert_eq!(
+            slow,
+            vec![vec![json!(minute * 60_000_000_000), json!(1)]],
+            "minute-precision line on influxd replica {node}"
+        );
         let stray = cluster.query(node, "mixed", "SELECT count(*) FROM disk");
         assert!(
             stray["results"][0]["series"].is_null(),
@@ -468,7 +545,7 @@ fn v2_dialect_group_on_victoria_metrics_beside_influxd_group() {
 
     // g2: both VictoriaMetrics replicas, names measurement_field, tags as labels, ms timestamps
     for (n, vm) in vms.iter().enumerate() {
-        let rows = vm.wait_for_series("{index=\"c2\"}", 13);
+        let rows = vm.wait_for_series("{index=\"c2\"}", 14);
         let mut got: Vec<(String, Value, Vec<Value>, Vec<Value>)> = rows
             .iter()
             .map(|row| {
@@ -506,6 +583,12 @@ fn v2_dialect_group_on_victoria_metrics_beside_influxd_group() {
             json!({"index": "c2", "dev": "sda"}),
             vec![json!(0.75)],
             vec![json!(base * 1000)],
+        ));
+        expected.push((
+            "slow_v".to_owned(),
+            json!({"index": "c2"}),
+            vec![json!(1)],
+            vec![json!(minute * 60_000)],
         ));
         expected.sort_by(|a, b| (&a.0, a.1.to_string()).cmp(&(&b.0, b.1.to_string())));
         assert_eq!(

@@ -2,7 +2,8 @@
 
 argv: proxy port, database, password (a proxy token, sent as Basic auth), base time in seconds.
 Index c1 gets 10 cpu points (JSON protocol), 10 mem lines (line protocol) and 4 disk points
-(gzip, retention policy autogen); index c2 gets 5 cpu points and 5 mem lines.
+(gzip, retention policy autogen); index c2 gets 5 cpu points and 5 mem lines; 3 "stamp" points
+without a time (the proxy stamps them) go to c1 with the client's default precision.
 Prints the ping answer (the X-Influxdb-Version the proxy reports).
 """
 import sys
@@ -36,4 +37,7 @@ zipped = InfluxDBClient(host="127.0.0.1", port=port, username="py", password=pas
 disk = [{"measurement": "disk", "tags": {"index": "c1"}, "fields": {"used": 0.25 * i},
          "time": (base - i) * 1000} for i in range(4)]
 assert zipped.write_points(disk, time_precision="ms", retention_policy="autogen")
+unstamped = [{"measurement": "stamp", "tags": {"index": "c1", "k": str(i)}, "fields": {"v": i}}
+             for i in range(3)]
+assert client.write_points(unstamped)
 print(version)
