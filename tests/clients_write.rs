@@ -271,16 +271,7 @@ fn influx_cli_import_lands_on_every_replica() {
     let path = dir.path().join("import.txt");
     std::fs::write(&path, &file).expect("write import file");
 
-    let output = Command::new(clients::influx_cli())
-        .args(["-import", "-path"])
-        .arg(&path)
-        .args(["-host", "127.0.0.1", "-port", &api.port().to_string()])
-        .args(["-precision", "s"])
-        .output()
-        .expect("run influx");
-    expect_success("influx -import", &output);
-    let said = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
+    let said = influx_import(&api, &path);
     assert!(
         said.contains("Processed 16 inserts") && said.contains("Failed 0 inserts"),
         "influx -import reported:\n{said}"
@@ -305,6 +296,83 @@ fn influx_cli_import_lands_on_every_replica() {
         "SELECT avg FROM load",
         &[json!([base * 1_000_000_000, 0.5])],
     );
+}
+
+/// `influx -import -path FILE -host 127.0.0.1 -port <proxy> -precision s`; returns what it said.
+fn influx_import(api: &ApiProcess, path: &std::path::Path) -> String {
+    let output = Command::new(clients::influx_cli())
+        .args(["-import", "-path"])
+        .arg(path)
+        .args(["-host", "127.0.0.1", "-port", &api.port().to_string()])
+        .args(["-precision", "s"])
+        .output()
+        .expect("run influx");
+    expect_success("influx -import", &output);
+    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+}
+
+/// An export from another server names its retention policy; the DDL that would create it cannot
+/// run through the proxy (no query path), so influxd answers "retention policy not found" (a 500).
+/// Those lines must go to the dead letters, not block the group: later imports still land.
+#[test]
+fn influx_import_into_a_missing_retention_policy_does_not_block_the_group() {
+    let cluster = InfluxCluster::start_in_memory(4);
+    let api = ApiProcess::start(&two_group_config(&cluster, OPEN));
+    let base = base_seconds();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("missing-rp.txt");
+    std::fs::write(
+        &missing,
+        format!(
+            "# DML\n# CONTEXT-DATABASE: exported\n# CONTEXT-RETENTION-POLICY: oneday\n\
+             cpu,index=c1 v=1 {base}\ncpu,index=c1 v=2 {}\n",
+            base - 1
+        ),
+    )
+    .expect("write import file");
+    influx_import(&api, &missing);
+
+    let later = dir.path().join("later.txt");
+    std::fs::write(
+        &later,
+        format!(
+            "# DML\n# CONTEXT-DATABASE: exported\n# CONTEXT-RETENTION-POLICY: autogen\n\
+             after,index=c1 v=3 {base}\nafter,index=c2 v=4 {base}\n"
+        ),
+    )
+    .expect("write import file");
+    let said = influx_import(&api, &later);
+    assert!(
+        said.contains("Processed 2 inserts") && said.contains("Failed 0 inserts"),
+        "influx -import after the refused one reported:\n{said}\nproxy log:\n{}",
+        api.log()
+    );
+    for (index, v) in [("c1", 3), ("c2", 4)] {
+        let q = format!("SELECT v FROM after WHERE \"index\" = '{index}'");
+        let expected = [json!([base * 1_000_000_000, v])];
+        assert_on_every_replica(&cluster, &api, "exported", index, &q, &expected);
+    }
+
+    // every replica of g1 dead-lettered both lines with the reason
+    let letters = api.data_dir().join("dead-letter").join("g1");
+    let files: Vec<_> = std::fs::read_dir(&letters)
+        .unwrap_or_else(|e| panic!("{}: {e}; proxy log:\n{}", letters.display(), api.log()))
+        .map(|entry| entry.expect("dir entry").path())
+        .collect();
+    assert_eq!(
+        files.len(),
+        2,
+        "one dead-letter file per g1 replica: {files:?}"
+    );
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read dead letters");
+        assert_eq!(
+            text.matches("retention_policy_not_found").count(),
+            2,
+            "{}:\n{text}",
+            file.display()
+        );
+    }
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {

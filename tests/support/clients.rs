@@ -114,6 +114,11 @@ impl ApiProcess {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The proxy's `data_dir` (queues, dead letters).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// The proxy's log so far (for assertion messages).
     pub fn log(&self) -> String {
         tail(&self.dir.path().join("monitor-api.log"), 8000)
