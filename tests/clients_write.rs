@@ -251,7 +251,7 @@ fn python_influxdb_v2_client_writes_land_on_v1_replicas() {
 #[test]
 fn influx_cli_import_lands_on_every_replica() {
     let cluster = InfluxCluster::start_in_memory(4);
-    let api = ApiProcess::start(&two_group_config(&cluster, OPEN));
+    let api = ApiProcess::start(&two_group_config(&cluster, TOKENS));
     let base = base_seconds();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut file = String::from(
@@ -271,7 +271,7 @@ fn influx_cli_import_lands_on_every_replica() {
     let path = dir.path().join("import.txt");
     std::fs::write(&path, &file).expect("write import file");
 
-    let said = influx_import(&api, &path);
+    let said = influx_import(&api, &path, Some(("importer", "writer-token")));
     assert!(
         said.contains("Processed 16 inserts") && said.contains("Failed 0 inserts"),
         "influx -import reported:\n{said}"
@@ -296,11 +296,47 @@ fn influx_cli_import_lands_on_every_replica() {
         "SELECT avg FROM load",
         &[json!([base * 1_000_000_000, 0.5])],
     );
+
+    // without the token the proxy refuses, the CLI says so, and nothing lands
+    let anonymous = dir.path().join("anonymous.txt");
+    let lines = format!("# DML\n# CONTEXT-DATABASE: imported\nanon,index=c1 v=1 {base}\n");
+    std::fs::write(&anonymous, lines).expect("write import file");
+    let output = Command::new(clients::influx_cli())
+        .args(["-import", "-path"])
+        .arg(&anonymous)
+        .args(["-host", "127.0.0.1", "-port", &api.port().to_string()])
+        .args(["-precision", "s"])
+        .output()
+        .expect("run influx");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success()
+            && said.contains("1 point was not inserted")
+            && said.contains("authorization failed"),
+        "an import without credentials must fail ({}):\n{said}",
+        output.status
+    );
+    for node in 0..4 {
+        let stray = cluster.query(node, "imported", "SELECT count(*) FROM anon");
+        assert!(
+            stray["results"][0]["series"].is_null(),
+            "refused import landed on node {node}: {stray}"
+        );
+    }
 }
 
 /// `influx -import -path FILE -host 127.0.0.1 -port <proxy> -precision s`; returns what it said.
-fn influx_import(api: &ApiProcess, path: &std::path::Path) -> String {
-    let output = Command::new(clients::influx_cli())
+/// With `credentials` (user, token) the CLI sends them as InfluxDB 1.x credentials.
+fn influx_import(
+    api: &ApiProcess,
+    path: &std::path::Path,
+    credentials: Option<(&str, &str)>,
+) -> String {
+    let mut command = Command::new(clients::influx_cli());
+    if let Some((user, token)) = credentials {
+        command.args(["-username", user, "-password", token]);
+    }
+    let output = command
         .args(["-import", "-path"])
         .arg(path)
         .args(["-host", "127.0.0.1", "-port", &api.port().to_string()])
@@ -330,7 +366,7 @@ fn influx_import_into_a_missing_retention_policy_does_not_block_the_group() {
         ),
     )
     .expect("write import file");
-    influx_import(&api, &missing);
+    influx_import(&api, &missing, None);
 
     let later = dir.path().join("later.txt");
     std::fs::write(
@@ -341,7 +377,7 @@ fn influx_import_into_a_missing_retention_policy_does_not_block_the_group() {
         ),
     )
     .expect("write import file");
-    let said = influx_import(&api, &later);
+    let said = influx_import(&api, &later, None);
     assert!(
         said.contains("Processed 2 inserts") && said.contains("Failed 0 inserts"),
         "influx -import after the refused one reported:\n{said}\nproxy log:\n{}",
@@ -564,6 +600,22 @@ fn v2_dialect_group_on_victoria_metrics_beside_influxd_group() {
     body.push_str(&format!("disk,index=c2,dev=sda used=0.75 {base}\n"));
     let response = support::http_post(api.port(), "/write?db=mixed&precision=s", body.as_bytes());
     assert_eq!(response.status, 204, "write answered: {}", response.text());
+    // v2 in, v2 out: the v2 endpoint with bucket db/rp and microseconds
+    let micros = base * 1_000_000 + 250_000;
+    let response = support::http_request(
+        std::net::SocketAddr::from(([127, 0, 0, 1], api.port())),
+        "POST",
+        "/api/v2/write?org=o&bucket=mixed/autogen&precision=us",
+        &[("Authorization", "Token anything")],
+        format!("net,index=c2 bytes=5i {micros}\nnet,index=c1 bytes=6i {micros}\n").as_bytes(),
+    )
+    .expect("POST /api/v2/write");
+    assert_eq!(
+        response.status,
+        204,
+        "v2 write answered: {}",
+        response.text()
+    );
     // minutes: the v2 write API has no such precision, so the proxy must convert for g2
     let minute = base / 60;
     let body = format!("slow,index=c2 v=1i {minute}\nslow,index=c1 v=1i {minute}\n");
@@ -598,6 +650,12 @@ fn v2_dialect_group_on_victoria_metrics_beside_influxd_group() {
             "influxd replica {node}; proxy log:\n{}",
             api.log()
         );
+        let net = cluster.query_rows(node, "mixed", "SELECT bytes FROM net");
+        assert_eq!(
+            net,
+            vec![vec![json!(micros * 1000), json!(6)]],
+            "v2-endpoint line on influxd replica {node}"
+        );
         let slow = cluster.query_rows(node, "mixed", "SELECT v FROM slow");
         assert_eq!(
             slow,
@@ -613,7 +671,7 @@ fn v2_dialect_group_on_victoria_metrics_beside_influxd_group() {
 
     // g2: both VictoriaMetrics replicas, names measurement_field, tags as labels, ms timestamps
     for (n, vm) in vms.iter().enumerate() {
-        let rows = vm.wait_for_series("{index=\"c2\"}", 14);
+        let rows = vm.wait_for_series("{index=\"c2\"}", 15);
         let mut got: Vec<(String, Value, Vec<Value>, Vec<Value>)> = rows
             .iter()
             .map(|row| {
@@ -651,6 +709,12 @@ fn v2_dialect_group_on_victoria_metrics_beside_influxd_group() {
             json!({"index": "c2", "dev": "sda"}),
             vec![json!(0.75)],
             vec![json!(base * 1000)],
+        ));
+        expected.push((
+            "net_bytes".to_owned(),
+            json!({"index": "c2"}),
+            vec![json!(5)],
+            vec![json!(micros / 1000)],
         ));
         expected.push((
             "slow_v".to_owned(),
