@@ -1,6 +1,8 @@
 """Writes through monitor-api with PyPI's `influxdb` (the InfluxDB 1.x Python client).
 
-argv: proxy port, database, password (a proxy token, sent as Basic auth), base time in seconds.
+argv: proxy port, database, password (a proxy token, sent as Basic auth), base time in seconds,
+the port of an influxd to write the "tricky" point to directly as well (database "direct"), so
+the test can compare what the proxy delivered with what influxd stores from this client.
 Index c1 gets 10 cpu points (JSON protocol), 10 mem lines (line protocol) and 4 disk points
 (gzip, retention policy autogen); index c2 gets 5 cpu points and 5 mem lines; 3 "stamp" points
 without a time (the proxy stamps them) go to c1 with the client's default precision.
@@ -41,3 +43,11 @@ unstamped = [{"measurement": "stamp", "tags": {"index": "c1", "k": str(i)}, "fie
              for i in range(3)]
 assert client.write_points(unstamped)
 print(version)
+
+# characters every line-protocol writer must escape, as this client escapes them
+tricky = [{"measurement": "we ird,meas", "tags": {"index": "c1", "path": "C:\\dir with space,comma=eq"},
+           "fields": {"msg": 'say "hi" \\ back\\slash, ünï=ok', "n": -7}, "time": base}]
+assert client.write_points(tricky, time_precision="s")
+direct = InfluxDBClient(host="127.0.0.1", port=int(sys.argv[5]), database="direct", timeout=30)
+direct.create_database("direct")
+assert direct.write_points(tricky, time_precision="s")

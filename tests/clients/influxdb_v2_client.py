@@ -34,4 +34,11 @@ with InfluxDBClient(url=url, token=token, org="-", timeout=30_000) as client:
         batching.write(bucket=database, write_precision=WritePrecision.MS,
                        record=[Point("net").tag("index", "c1").field("bytes", 100 + i)
                                .time(base * 1000 + i, WritePrecision.MS) for i in range(3)])
+with InfluxDBClient(url=url, token=token, org="-", timeout=30_000) as client:
+    # characters every line-protocol writer must escape, as this client escapes them
+    tricky = (Point("we ird,meas").tag("index", "c2").tag("path", "C:\\dir with space,comma=eq")
+              .field("msg", 'say "hi" \\ back\\slash, ünï=ok').field("n", -7)
+              .time(base, WritePrecision.S))
+    client.write_api(write_options=SYNCHRONOUS).write(bucket=database, record=tricky,
+                                                      write_precision=WritePrecision.S)
 print("ok")
