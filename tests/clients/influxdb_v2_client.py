@@ -2,9 +2,10 @@
 
 argv: proxy url, token, database, base time in seconds.
 Point objects at precision s into bucket "<db>/autogen": cpu, 10 for index c1, 5 for c2.
-Line strings at precision ns into bucket "<db>" (gzip): mem, 10 for c1, 5 for c2, at
+Line strings at precision ns into bucket "<db>/autogen" (gzip): mem, 10 for c1, 5 for c2, at
 base*1e9 + i*1001 ns (sub-second digits must survive).
-The default (batching) write API: net, 3 points for c1 at precision ms, flushed on close.
+The default (batching) write API: net, 3 points for c1 at precision ms into bucket "<db>" (the
+default retention policy), flushed on close.
 Also checks health() reports "pass".
 """
 import sys
@@ -28,7 +29,7 @@ with InfluxDBClient(url=url, token=token, org="-", enable_gzip=True, timeout=30_
     write = client.write_api(write_options=SYNCHRONOUS)
     lines = ["mem,index=%s,host=h%d free=%di %d" % (index, i, i * 10, base * 10**9 + i * 1001)
              for index, count in (("c1", 10), ("c2", 5)) for i in range(count)]
-    write.write(bucket=database, record=lines, write_precision=WritePrecision.NS)
+    write.write(bucket=database + "/autogen", record=lines, write_precision=WritePrecision.NS)
 with InfluxDBClient(url=url, token=token, org="-", timeout=30_000) as client:
     with client.write_api() as batching:
         batching.write(bucket=database, write_precision=WritePrecision.MS,
