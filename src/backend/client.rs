@@ -46,6 +46,8 @@ pub struct WriteTarget<'a> {
 pub enum RejectReason {
     FieldTypeConflict,
     DatabaseNotFound,
+    /// The write names a retention policy the backend does not have.
+    RetentionPolicyNotFound,
     /// The backend could not parse a line (should not happen: the proxy validates first).
     Unparsable,
     BeyondRetentionPolicy,
@@ -59,6 +61,7 @@ impl RejectReason {
         match self {
             RejectReason::FieldTypeConflict => "field_type_conflict",
             RejectReason::DatabaseNotFound => "database_not_found",
+            RejectReason::RetentionPolicyNotFound => "retention_policy_not_found",
             RejectReason::Unparsable => "unparsable",
             RejectReason::BeyondRetentionPolicy => "beyond_retention_policy",
             RejectReason::LimitExceeded => "limit_exceeded",
@@ -71,6 +74,8 @@ impl RejectReason {
             RejectReason::FieldTypeConflict
         } else if message.contains("database not found") {
             RejectReason::DatabaseNotFound
+        } else if message.contains("retention policy not found") {
+            RejectReason::RetentionPolicyNotFound
         } else if message.contains("unable to parse") {
             RejectReason::Unparsable
         } else if message.contains("beyond retention policy") {
@@ -327,6 +332,16 @@ impl BackendClient {
     ) -> BackendError {
         let url = self.endpoint.url.clone();
         let message = influx_error_message(body);
+        // influxd 1.x answers 500 for an unknown `rp`: the same request can never succeed, and
+        // retrying it as a transient failure would block the group's log forever.
+        if status.is_server_error() && message.contains("retention policy not found") {
+            return BackendError::Rejected {
+                url,
+                status: status.as_u16(),
+                reason: RejectReason::RetentionPolicyNotFound,
+                message,
+            };
+        }
         match status.as_u16() {
             401 | 403 => BackendError::Unauthorized {
                 url,
@@ -453,6 +468,16 @@ mod tests {
         ) {
             BackendError::Rejected { reason, .. } => {
                 assert_eq!(reason, RejectReason::DatabaseNotFound)
+            }
+            other => panic!("{other:?}"),
+        }
+        match c.classify_failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            r#"{"error":"retention policy not found: nope"}"#,
+        ) {
+            BackendError::Rejected { reason, .. } => {
+                assert_eq!(reason, RejectReason::RetentionPolicyNotFound)
             }
             other => panic!("{other:?}"),
         }
