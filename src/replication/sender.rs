@@ -25,7 +25,7 @@ use crate::telemetry::metrics::{
     ApiMetrics, BackendOutcomeLabels, DeadLetterLabels, ReplicaLabels,
 };
 
-use super::acks::GroupAcks;
+use super::acks::{GroupAcks, Rejection};
 use super::deadletter::{DeadLetter, DeadLetterFile, now_ms};
 use super::envelope::{Envelope, decode};
 
@@ -102,6 +102,26 @@ pub struct Sender {
     pub shutdown: watch::Receiver<bool>,
 }
 
+/// Where one queue record's lines sit in a run's body, and its log position.
+#[derive(Debug, Clone, Copy)]
+struct RecordSpan {
+    body_start: usize,
+    body_end: usize,
+    start: u64,
+    end: u64,
+}
+
+impl RecordSpan {
+    fn new(body_start: usize, len: usize, start: u64, end: u64) -> Self {
+        RecordSpan {
+            body_start,
+            body_end: body_start + len,
+            start,
+            end,
+        }
+    }
+}
+
 /// How a piece of lines ended.
 enum Outcome {
     Rejected {
@@ -166,32 +186,42 @@ impl Sender {
     /// backend request. Returns false on shutdown.
     async fn deliver_batch(&mut self, batch: &Batch, delivery: &mut Delivery) -> bool {
         let (group, replica) = (self.group.clone(), self.replica.clone());
-        let mut records = batch.records().filter_map(|record| match decode(record) {
-            Ok(envelope) => Some(envelope),
-            Err(error) => {
-                // Written by us and CRC-checked: only a bug or a format change gets here.
-                tracing::error!(%group, %replica, %error, "undecodable queue record skipped");
-                None
+        let mut record_start = batch.start;
+        let mut records = batch.records_with_end().filter_map(|(record, end)| {
+            let start = std::mem::replace(&mut record_start, end);
+            match decode(record) {
+                Ok(envelope) => Some((envelope, start, end)),
+                Err(error) => {
+                    // Written by us and CRC-checked: only a bug or a format change gets here.
+                    tracing::error!(%group, %replica, %error, "undecodable queue record skipped");
+                    None
+                }
             }
         });
-        let Some(mut first) = records.next() else {
+        let Some((mut first, start, end)) = records.next() else {
             return true;
         };
         let mut body: Vec<u8> = Vec::with_capacity(batch.data.len());
+        let mut spans = vec![RecordSpan::new(0, first.lines.len(), start, end)];
         body.extend_from_slice(first.lines);
-        for envelope in records {
-            if envelope.same_target(&first) {
-                body.extend_from_slice(envelope.lines);
-            } else {
+        for (envelope, start, end) in records {
+            if !envelope.same_target(&first) {
                 let run = Bytes::from(std::mem::take(&mut body));
-                if !self.deliver_lines(&first, run, delivery).await {
+                let run_spans = std::mem::take(&mut spans);
+                if !self.deliver_lines(&first, run, &run_spans, delivery).await {
                     return false;
                 }
-                body.extend_from_slice(envelope.lines);
                 first = envelope;
             }
+            spans.push(RecordSpan::new(
+                body.len(),
+                envelope.lines.len(),
+                start,
+                end,
+            ));
+            body.extend_from_slice(envelope.lines);
         }
-        self.deliver_lines(&first, Bytes::from(body), delivery)
+        self.deliver_lines(&first, Bytes::from(body), &spans, delivery)
             .await
     }
 
@@ -200,8 +230,10 @@ impl Sender {
         &mut self,
         envelope: &Envelope<'_>,
         body: Bytes,
+        spans: &[RecordSpan],
         delivery: &mut Delivery,
     ) -> bool {
+        let base = body.as_ptr() as usize;
         let mut pieces: Vec<Bytes> = vec![body];
         let mut database_created = false;
         while let Some(piece) = pieces.pop() {
@@ -215,9 +247,11 @@ impl Sender {
                     Err(Outcome::Split) => {
                         let middle = split_point(&piece, envelope);
                         if middle == 0 {
+                            let offset = piece.as_ptr() as usize - base;
                             self.dead_letter(
                                 envelope,
                                 &piece,
+                                (offset, spans),
                                 Some(413),
                                 "too_large",
                                 "a single line is larger than the backend accepts",
@@ -246,7 +280,15 @@ impl Sender {
                         let whole_batch_problem =
                             reason == "database_not_found" || reason == "unsupported";
                         if middle == 0 || whole_batch_problem {
-                            self.dead_letter(envelope, &piece, status, &reason, &message);
+                            let offset = piece.as_ptr() as usize - base;
+                            self.dead_letter(
+                                envelope,
+                                &piece,
+                                (offset, spans),
+                                status,
+                                &reason,
+                                &message,
+                            );
                         } else {
                             pieces.push(piece.slice(middle..));
                             pieces.push(piece.slice(..middle));
@@ -424,14 +466,30 @@ impl Sender {
         }
     }
 
+    /// Writes `piece` (at `offset` in a run made of `spans`) to the dead-letter file, counts it,
+    /// and tells waiting clients which of their records lost lines.
     fn dead_letter(
         &self,
         envelope: &Envelope<'_>,
         piece: &[u8],
+        (offset, spans): (usize, &[RecordSpan]),
         status: Option<u16>,
         reason: &str,
         message: &str,
     ) {
+        let line_count = line_slices(piece, envelope).len();
+        for span in spans
+            .iter()
+            .filter(|s| s.body_start < offset + piece.len() && offset < s.body_end)
+        {
+            self.acks.publish_rejection(Rejection {
+                start: span.start,
+                end: span.end,
+                replica: self.replica_index,
+                message: format!("{message} ({reason}, replica {})", self.replica),
+                lines: line_count,
+            });
+        }
         let at_ms = now_ms();
         let precision = envelope.precision.as_v1();
         let texts: Vec<String> = line_slices(piece, envelope)
