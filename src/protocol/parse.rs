@@ -742,28 +742,63 @@ fn line_end(buf: &[u8], i: usize) -> Option<(usize, usize)> {
     }
 }
 
-/// Duplicate detection for one section (tags or fields) without per-line buffers: a 128-bit
-/// bloom filter of key fingerprints; only a possible repeat rescans the keys before it. Past
-/// [`INLINE_TAGS`] keys the section is checked once, at its end, by sorting (the only
-/// allocation, and only for such lines).
+/// Duplicate detection for one section (tags or fields): the first [`INLINE_TAGS`] keys are
+/// remembered on the stack behind a 128-bit bloom filter of their fingerprints, so a key is
+/// compared with earlier ones only when the filter says it may repeat. Past that many keys the
+/// section is checked once at its end by sorting (the only allocation, and only for such lines).
 struct SeenKeys {
     bloom: u128,
     count: usize,
+    spans: [(u32, u32); INLINE_TAGS],
+    kinds: [u8; INLINE_TAGS],
+}
+
+/// A key met twice in one section.
+enum Clash {
+    /// With the same value type (always the case for tags).
+    Same,
+    /// With different value types.
+    Conflict,
 }
 
 impl SeenKeys {
     fn new() -> Self {
-        SeenKeys { bloom: 0, count: 0 }
+        SeenKeys {
+            bloom: 0,
+            count: 0,
+            spans: [(0, 0); INLINE_TAGS],
+            kinds: [0; INLINE_TAGS],
+        }
     }
 
-    /// Records a key; true when it may repeat an earlier one and must be checked now.
     #[inline(always)]
-    fn maybe_seen(&mut self, key: &[u8]) -> bool {
+    fn push(&mut self, buf: &[u8], start: usize, end: usize, kind: u8) -> Option<Clash> {
+        let n = self.count;
         self.count += 1;
+        let key = &buf[start..end];
         let mask = 1u128 << (fingerprint(key).wrapping_mul(0x9E37_79B1) >> 25);
-        let hit = self.bloom & mask != 0;
+        let maybe_seen = self.bloom & mask != 0;
         self.bloom |= mask;
-        hit && self.count <= INLINE_TAGS
+        if n >= INLINE_TAGS || end > u32::MAX as usize {
+            self.count = self.count.max(INLINE_TAGS + 1);
+            return None;
+        }
+        let found = if maybe_seen {
+            self.spans[..n]
+                .iter()
+                .position(|&(s, e)| &buf[s as usize..e as usize] == key)
+        } else {
+            None
+        };
+        self.spans[n] = (start as u32, end as u32);
+        self.kinds[n] = kind;
+        found.map(|i| {
+            if self.kinds[i] == kind {
+                Clash::Same
+            } else {
+                Clash::Conflict
+            }
+        })
     }
 
     fn many(&self) -> bool {
@@ -910,10 +945,7 @@ fn parse_entry<'a>(
                 if let Some(r) = is_reserved(&key) {
                     return Err((k_start, ParseErrorKind::ReservedKey(r)));
                 }
-                if keys.maybe_seen(&buf[k_start..k_end])
-                    && tag_keys(&buf[tags_start..k_start - 1])
-                        .any(|(k, _)| k == &buf[k_start..k_end])
-                {
+                if keys.push(buf, k_start, k_end, 0).is_some() {
                     return Err((k_start, ParseErrorKind::DuplicateTag));
                 }
                 let v_start = k_end + 1;
@@ -1036,11 +1068,7 @@ fn parse_entry<'a>(
                 (e, check_value(first, tok).map_err(|k| (v, k))?)
             }
         };
-        if seen_fields.maybe_seen(&buf[k_start..k_end])
-            && k_start > fields_start
-            && field_keys(&buf[fields_start..k_start - 1])
-                .any(|(k, kind, _)| k == &buf[k_start..k_end] && kind != value_type)
-        {
+        if let Some(Clash::Conflict) = seen_fields.push(buf, k_start, k_end, value_type) {
             return Err((k_start, ParseErrorKind::FieldTypeConflict));
         }
         i = v_end;
