@@ -357,11 +357,9 @@ pub fn parse_line_with_precision<'a>(
 }
 
 fn skip_blank_tail(rest: &[u8]) -> &[u8] {
-    let trimmed = rest
-        .iter()
+    rest.iter()
         .position(|&b| !matches!(b, b' ' | b'\r' | b'\n'))
-        .map_or(&rest[rest.len()..], |p| &rest[p..]);
-    trimmed
+        .map_or(&rest[rest.len()..], |p| &rest[p..])
 }
 
 fn count_newlines(b: &[u8]) -> usize {
@@ -704,7 +702,7 @@ fn float_literal(input: &[u8]) -> IResult<&[u8], &[u8]> {
 /// Validates a float token; `Ok(())` when InfluxDB 1.x would store it.
 fn check_float(tok: &[u8]) -> Result<(), ParseErrorKind> {
     match float_literal(tok) {
-        Ok((rest, _)) if rest.is_empty() => {}
+        Ok((b"", _)) => {}
         _ => return Err(ParseErrorKind::InvalidNumber),
     }
     // Without an exponent, fewer than 300 digits cannot overflow f64.
