@@ -851,10 +851,20 @@ fn duplicate_tag(section: &[u8]) -> Option<usize> {
     keys.windows(2).find(|w| w[0].0 == w[1].0).map(|w| w[1].1)
 }
 
-/// Offset (in the section) of a field key repeated with another value type.
-fn conflicting_field(section: &[u8]) -> Option<usize> {
-    let mut keys: Vec<_> = field_keys(section).collect();
-    keys.sort_unstable_by(|a, b| a.0.cmp(b.0).then(a.2.cmp(&b.2)));
+/// Offset (in the section) of a field key repeated with another value type; `unescape`
+/// compares the keys as InfluxDB stores them.
+fn conflicting_field(section: &[u8], unescape: bool) -> Option<usize> {
+    let mut keys: Vec<(std::borrow::Cow<'_, [u8]>, u8, usize)> = field_keys(section)
+        .map(|(k, kind, at)| {
+            let key = if unescape {
+                Escaped::new(k, Context::FieldKey).unescaped()
+            } else {
+                std::borrow::Cow::Borrowed(k)
+            };
+            (key, kind, at)
+        })
+        .collect();
+    keys.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
     keys.windows(2)
         .find(|w| w[0].0 == w[1].0 && w[0].1 != w[1].1)
         .map(|w| w[1].2)
@@ -1000,10 +1010,12 @@ fn parse_entry<'a>(
     let fields_start = i;
     let mut newlines = 0usize;
     let mut seen_fields = SeenKeys::new();
+    let mut field_keys_escaped = false;
     let fields_end;
     loop {
         let k_start = i;
         let (k_end, k_esc) = scan_token::<true>(buf, i, &KEY_STOP, Context::FieldKey);
+        field_keys_escaped |= k_esc;
         if k_end == k_start {
             return Err((
                 i,
@@ -1087,8 +1099,10 @@ fn parse_entry<'a>(
         }
     }
 
-    if seen_fields.many()
-        && let Some(at) = conflicting_field(&buf[fields_start..fields_end])
+    // Escaped keys can name the same field in two spellings (`a\"b` and `a"b`): compare
+    // those unescaped, as InfluxDB will.
+    if (seen_fields.many() || field_keys_escaped)
+        && let Some(at) = conflicting_field(&buf[fields_start..fields_end], field_keys_escaped)
     {
         return Err((fields_start + at, ParseErrorKind::FieldTypeConflict));
     }
