@@ -520,11 +520,35 @@ fn scan_token<const KEY: bool>(
     }
 }
 
-/// Index of the first `b` at or after `i` (or the end). Tokens are short: a plain loop beats
-/// memchr's setup here.
+/// Index of the first `b` at or after `i` (or the end), eight bytes at a time: tokens are
+/// short, so this beats memchr's setup.
 #[inline(always)]
 fn find_byte(buf: &[u8], mut i: usize, b: u8) -> usize {
+    while i + 8 <= buf.len() {
+        let m = bytes_equal(word_at(buf, i), b);
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
     while i < buf.len() && buf[i] != b {
+        i += 1;
+    }
+    i
+}
+
+/// Index of the first `stop` or backslash at or after `i` (or the end).
+#[inline(always)]
+fn find_byte_or_backslash(buf: &[u8], mut i: usize, stop: u8) -> usize {
+    while i + 8 <= buf.len() {
+        let w = word_at(buf, i);
+        let m = bytes_equal(w, stop) | bytes_equal(w, b'\\');
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < buf.len() && buf[i] != stop && buf[i] != b'\\' {
         i += 1;
     }
     i
@@ -534,20 +558,21 @@ fn find_byte(buf: &[u8], mut i: usize, b: u8) -> usize {
 #[inline]
 fn find_unescaped(buf: &[u8], mut i: usize, stop: u8, ctx: Context) -> (usize, bool) {
     let mut escaped = false;
-    while i < buf.len() {
-        let b = buf[i];
-        if b == stop {
-            return (i, escaped);
-        }
-        if b == b'\\' {
-            escaped = true;
-            if i + 1 < buf.len() && ctx.is_escapable(buf[i + 1]) {
-                i += 1;
+    loop {
+        i = find_byte_or_backslash(buf, i, stop);
+        match buf.get(i) {
+            Some(&b) if b == stop => return (i, escaped),
+            Some(_) => {
+                escaped = true;
+                i += if i + 1 < buf.len() && ctx.is_escapable(buf[i + 1]) {
+                    2
+                } else {
+                    1
+                };
             }
+            None => return (buf.len(), escaped),
         }
-        i += 1;
     }
-    (buf.len(), escaped)
 }
 
 /// Finds the closing quote of a string field whose content starts at `i`. Returns its index
