@@ -292,7 +292,8 @@ impl<'a, 'c> Iterator for Lines<'a, 'c> {
                     let line_start = self.pos;
                     let number = self.line;
                     let input = &body[start..];
-                    return Some(match parse_entry(input, self.classifier, self.precision) {
+                    let parsed = parse_entry(input, self.classifier, self.precision);
+                    return Some(match parsed {
                         Ok((mut line, next, newlines)) => {
                             line.number = number;
                             self.pos = start + next;
@@ -922,10 +923,29 @@ fn invalid_char(buf: &[u8], i: usize, what: &'static str) -> ParseErrorKind {
 
 /// Parses one entry starting at `buf[0]` (not a space, not a comment). Returns the line, the
 /// offset just past its terminator, and how many newlines its string fields contain.
+///
+/// When the line fails after a string field that spans physical lines, the likely cause is a
+/// missing closing quote: the error is reported at that string's opening quote, so parsing
+/// resumes on the next physical line instead of losing every line up to the next quote.
 fn parse_entry<'a>(
     buf: &'a [u8],
     classifier: &Classifier,
     precision: Precision,
+) -> Result<(Line<'a>, usize, usize), ParseFail> {
+    let mut multiline_quote = None;
+    parse_entry_inner(buf, classifier, precision, &mut multiline_quote).map_err(|(off, kind)| {
+        match multiline_quote {
+            Some(quote) if off > quote => (quote, ParseErrorKind::UnterminatedString),
+            _ => (off, kind),
+        }
+    })
+}
+
+fn parse_entry_inner<'a>(
+    buf: &'a [u8],
+    classifier: &Classifier,
+    precision: Precision,
+    multiline_quote: &mut Option<usize>,
 ) -> Result<(Line<'a>, usize, usize), ParseFail> {
     // An entry ends only at a newline or the end of input: without a newline in the first
     // MAX_LINE_BYTES, it is too long, and a 10 MB line is refused before it is scanned.
@@ -1094,6 +1114,7 @@ fn parse_entry<'a>(
                 }
                 if memchr(b'\n', content).is_some() {
                     newlines += count_newlines(content);
+                    multiline_quote.get_or_insert(v);
                 }
                 (close + 1, TYPE_STRING)
             }
