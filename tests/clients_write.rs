@@ -370,24 +370,33 @@ fn influx_import(
     path: &std::path::Path,
     credentials: Option<(&str, &str)>,
 ) -> String {
+    let output = influx_import_output(api, path, credentials);
+    expect_success("influx -import", &output);
+    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+}
+
+fn influx_import_output(
+    api: &ApiProcess,
+    path: &std::path::Path,
+    credentials: Option<(&str, &str)>,
+) -> std::process::Output {
     let mut command = Command::new(clients::influx_cli());
     if let Some((user, token)) = credentials {
         command.args(["-username", user, "-password", token]);
     }
-    let output = command
+    command
         .args(["-import", "-path"])
         .arg(path)
         .args(["-host", "127.0.0.1", "-port", &api.port().to_string()])
         .args(["-precision", "s"])
         .output()
-        .expect("run influx");
-    expect_success("influx -import", &output);
-    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+        .expect("run influx")
 }
 
 /// An export from another server names its retention policy; the DDL that would create it cannot
 /// run through the proxy (no query path), so influxd answers "retention policy not found" (a 500).
-/// Those lines must go to the dead letters, not block the group: later imports still land.
+/// Those lines must go to the dead letters, not block the group: later imports still land. The
+/// importer is told, as influxd itself would tell it (consistency waits for the replicas).
 #[test]
 fn influx_import_into_a_missing_retention_policy_does_not_block_the_group() {
     let cluster = InfluxCluster::start_in_memory(4);
@@ -404,7 +413,14 @@ fn influx_import_into_a_missing_retention_policy_does_not_block_the_group() {
         ),
     )
     .expect("write import file");
-    influx_import(&api, &missing, None);
+    let refused = influx_import_output(&api, &missing, None);
+    let said = String::from_utf8_lossy(&refused.stdout).into_owned()
+        + &String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("retention policy not found: oneday")
+            && said.contains("2 points were not inserted"),
+        "influx -import into a missing retention policy reported:\n{said}"
+    );
 
     let later = dir.path().join("later.txt");
     std::fs::write(
