@@ -2,11 +2,11 @@
 //! against everything an InfluxDB 1.x backend would refuse, and hands out [`Line`]s that borrow
 //! every part of themselves from the body.
 //!
-//! Structure: hand-written byte loops with lookup tables scan the hot tokens (keys, tag values,
-//! string fields via memchr); nom parses the numeric grammar of field values and timestamps.
-//! Must never panic, never allocate for a valid line (only lines with more than
-//! [`INLINE_TAGS`] tags use a heap buffer for the duplicate check), and never accept a line that
-//! InfluxDB 1.6 refuses for its syntax (see `proto-spec/README.md`).
+//! Structure: hand-written loops scan the hot tokens eight bytes at a time (keys, tag values,
+//! numbers; string fields via memchr); nom parses the float grammar. Must never panic, never
+//! allocate for a line without escapes (only lines with more than [`INLINE_TAGS`] tags or fields,
+//! or with escaped field keys, use a heap buffer for the duplicate check), and never accept a
+//! line that InfluxDB 1.6 refuses for its syntax (see `proto-spec/README.md`).
 
 use memchr::{memchr, memchr2};
 use nom::{
@@ -29,7 +29,7 @@ pub const MAX_STRING_FIELD_BYTES: usize = 64 * 1024;
 pub const MAX_SERIES_KEY_BYTES: usize = 65535;
 /// Tag and field keys InfluxDB 1.x refuses (partial write, `invalid tag key` / `field name`).
 pub const RESERVED_KEYS: &[&str] = &["time"];
-/// Tags checked for duplicates without a heap allocation.
+/// Tags (and fields) per line checked for duplicates without a heap allocation.
 pub const INLINE_TAGS: usize = 32;
 
 /// A typed field value, borrowed from the body when it is a string.
