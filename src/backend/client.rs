@@ -29,6 +29,8 @@ pub struct Endpoint {
     pub token: Option<String>,
     /// v2 organisation.
     pub org: Option<String>,
+    /// Gzip write bodies.
+    pub gzip: bool,
 }
 
 /// What a batch is written into.
@@ -44,8 +46,7 @@ pub struct WriteTarget<'a> {
 pub enum RejectReason {
     FieldTypeConflict,
     DatabaseNotFound,
-    /// The write names a retention policy the database lacks (influxd 1.x answers it with a
-    /// 500, but retrying never helps).
+    /// The write names a retention policy the backend does not have.
     RetentionPolicyNotFound,
     /// The backend could not parse a line (should not happen: the proxy validates first).
     Unparsable,
@@ -184,22 +185,25 @@ impl BackendClient {
     pub async fn write(
         &self,
         target: WriteTarget<'_>,
-        body: &[u8],
+        body: bytes::Bytes,
         request_id: &str,
     ) -> Result<(), BackendError> {
         let query = self.write_query(target)?;
-        let compressed = gzip(body).map_err(|e| BackendError::Unsupported {
-            url: self.endpoint.url.clone(),
-            message: format!("cannot gzip the batch: {e}"),
-        })?;
         let mut request = self
             .http
             .post(&self.write_url)
             .query(&query)
             .header(CONTENT_TYPE, "text/plain; charset=utf-8")
-            .header(CONTENT_ENCODING, "gzip")
-            .header("X-Request-Id", request_id)
-            .body(compressed);
+            .header("X-Request-Id", request_id);
+        request = if self.endpoint.gzip {
+            let compressed = gzip(&body).map_err(|e| BackendError::Unsupported {
+                url: self.endpoint.url.clone(),
+                message: format!("cannot gzip the batch: {e}"),
+            })?;
+            request.header(CONTENT_ENCODING, "gzip").body(compressed)
+        } else {
+            request.body(body)
+        };
         request = self.authorize(request);
         let response = request.send().await.map_err(|e| self.unreachable(e))?;
         let status = response.status();
@@ -328,6 +332,16 @@ impl BackendClient {
     ) -> BackendError {
         let url = self.endpoint.url.clone();
         let message = influx_error_message(body);
+        // influxd 1.x answers 500 for an unknown `rp`: the same request can never succeed, and
+        // retrying it as a transient failure would block the group's log forever.
+        if status.is_server_error() && message.contains("retention policy not found") {
+            return BackendError::Rejected {
+                url,
+                status: status.as_u16(),
+                reason: RejectReason::RetentionPolicyNotFound,
+                message,
+            };
+        }
         match status.as_u16() {
             401 | 403 => BackendError::Unauthorized {
                 url,
@@ -339,13 +353,6 @@ impl BackendClient {
                 url,
                 status: status.as_u16(),
                 reason: RejectReason::from_message(&message),
-                message,
-            },
-            // A permanent condition behind a 500: retried, it would block the queue for good.
-            500 if message.starts_with("retention policy not found") => BackendError::Rejected {
-                url,
-                status: 500,
-                reason: RejectReason::RetentionPolicyNotFound,
                 message,
             },
             code => BackendError::Unavailable {
@@ -434,6 +441,7 @@ mod tests {
                 password: None,
                 token: None,
                 org: Some("acme".into()),
+                gzip: true,
             },
             Duration::from_secs(1),
         )
@@ -473,14 +481,6 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(
-            c.classify_failure(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                None,
-                r#"{"error":"timeout"}"#
-            )
-            .is_transient()
-        );
         let busy = c.classify_failure(
             StatusCode::SERVICE_UNAVAILABLE,
             Some(Duration::from_secs(3)),
@@ -539,6 +539,7 @@ mod tests {
                 password: None,
                 token: None,
                 org: None,
+                gzip: true,
             },
             Duration::from_secs(2),
         )
@@ -548,7 +549,10 @@ mod tests {
             retention_policy: None,
             precision: Precision::Nanosecond,
         };
-        let error = c.write(target, b"m f=1\n", "req-1").await.unwrap_err();
+        let error = c
+            .write(target, bytes::Bytes::from_static(b"m f=1\n"), "req-1")
+            .await
+            .unwrap_err();
         assert!(
             matches!(error, BackendError::Unreachable { .. }),
             "{error:?}"

@@ -1,10 +1,12 @@
-//! `monitor-api`: the sharding line-protocol proxy. Thin main: arguments, logging, then
+//! `monitor-api`: the sharding line-protocol proxy. Thin main: arguments, config, logging, then
 //! `monitor::proxy::server::serve`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use monitor::config::api::LogFormat;
+use monitor::config::load_api_config;
 
 #[derive(Parser)]
 #[command(
@@ -20,7 +22,18 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    monitor::telemetry::init_logging("monitor-api");
+    let config = match load_api_config(&args.config) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("monitor-api: refusing to start:\n{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    monitor::telemetry::init_logging(
+        "monitor-api",
+        &config.log.level,
+        config.log.format == LogFormat::Json,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -31,7 +44,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(monitor::proxy::server::serve(&args.config)) {
+    match runtime.block_on(monitor::proxy::server::serve(config, &args.config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, config = %args.config.display(), "monitor-api stopped");

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
+use monitor::config::ConfigKind;
 use monitor::ctl;
 use monitor::protocol::{Classifier, Precision};
 
@@ -18,6 +19,17 @@ use monitor::protocol::{Classifier, Precision};
     about = "Operate monitor-api and monitor-alert-manager"
 )]
 struct Cli {
+    /// monitor-api base URL.
+    #[arg(
+        long,
+        global = true,
+        env = "MONITOR_API_URL",
+        default_value = "http://127.0.0.1:8186"
+    )]
+    url: String,
+    /// Token for monitor-api (an admin token for `shardmap set`).
+    #[arg(long, global = true, env = "MONITOR_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -29,6 +41,32 @@ enum Command {
         #[command(subcommand)]
         command: LpCommand,
     },
+    /// Read or replace the live shard map of monitor-api.
+    Shardmap {
+        #[command(subcommand)]
+        command: ShardmapCommand,
+    },
+    /// Every replica: up, circuit, backlog, dead letters, in sync.
+    Replicas {
+        /// Print monitor-api's /health JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a config file offline with the same loader the programs use.
+    CheckConfig {
+        /// api, alert-manager or rules; detected from the file's keys when absent.
+        #[arg(long)]
+        kind: Option<String>,
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ShardmapCommand {
+    /// Print the live shard map (secrets redacted).
+    Get,
+    /// Replace the shard map with FILE (JSON or YAML); validated, versioned and persisted.
+    Set { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -66,7 +104,48 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let target = ctl::admin::ApiTarget {
+        url: cli.url.clone(),
+        token: cli.token.clone(),
+    };
     match cli.command {
+        Command::Shardmap { command } => {
+            let output = block_on(async {
+                match command {
+                    ShardmapCommand::Get => ctl::admin::shardmap_get(&target).await,
+                    ShardmapCommand::Set { file } => ctl::admin::shardmap_set(&target, &file).await,
+                }
+            })??;
+            println!("{output}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replicas { json } => {
+            let output = block_on(ctl::admin::replicas(&target, json))??;
+            print!("{output}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { kind, file } => {
+            let kind = match kind.as_deref() {
+                None => None,
+                Some("api") => Some(ConfigKind::Api),
+                Some("alert-manager") => Some(ConfigKind::AlertManager),
+                Some("rules") => Some(ConfigKind::Rules),
+                Some(other) => bail!("--kind {other:?} is not one of api, alert-manager, rules"),
+            };
+            match ctl::admin::check_config(&file, kind) {
+                Ok(report) => {
+                    println!("{}: ok ({} config)", file.display(), report.kind);
+                    for warning in report.warnings {
+                        println!("warning: {warning}");
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(error) => {
+                    eprintln!("{error}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
         Command::Lp {
             command:
                 LpCommand::Parse {
@@ -100,6 +179,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
     }
+}
+
+fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    Ok(runtime.block_on(future))
 }
 
 fn read_input(file: Option<&std::path::Path>) -> Result<Vec<u8>> {

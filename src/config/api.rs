@@ -319,6 +319,10 @@ pub struct BackendConfig {
     pub timeout: HumanDuration,
     /// `/ping` period for replica health. Default 5s.
     pub health_check_interval: HumanDuration,
+    /// Gzip write bodies to the backends. Default true (saves bandwidth to remote shards);
+    /// turn it off for backends on the same host, where compressing once per replica costs
+    /// more CPU than the bytes it saves.
+    pub gzip: bool,
 }
 
 impl Default for BackendConfig {
@@ -326,6 +330,7 @@ impl Default for BackendConfig {
         Self {
             timeout: HumanDuration::from_secs(10),
             health_check_interval: HumanDuration::from_secs(5),
+            gzip: true,
         }
     }
 }
@@ -334,10 +339,10 @@ impl Default for BackendConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
-    /// Human-readable lines (default).
-    #[default]
+    /// Human-readable lines.
     Text,
-    /// One JSON object per line.
+    /// One JSON object per line (default: logs are for machines first).
+    #[default]
     Json,
 }
 
@@ -345,9 +350,9 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
-    /// A `tracing` filter, e.g. `info` or `monitor=debug,info`; `RUST_LOG` overrides. Default `info`.
+    /// A `tracing` filter, e.g. `info` or `monitor=debug,info`; `MONITOR_LOG` overrides. Default `info`.
     pub level: String,
-    /// `text` (default) or `json`.
+    /// `json` (default) or `text`.
     pub format: LogFormat,
 }
 
@@ -355,7 +360,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             level: "info".to_owned(),
-            format: LogFormat::Text,
+            format: LogFormat::Json,
         }
     }
 }

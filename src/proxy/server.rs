@@ -11,7 +11,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
-use crate::config::{ApiConfig, load_api_config};
+use crate::config::ApiConfig;
 use crate::replication::pipeline::Pipeline;
 use crate::shard::{Access, ShardMapStore, Shared};
 use crate::telemetry::metrics::ApiMetrics;
@@ -83,9 +83,8 @@ pub fn build_state(
     }))
 }
 
-/// Loads `config_path`, serves until SIGINT/SIGTERM, reloads on SIGHUP.
-pub async fn serve(config_path: &Path) -> Result<(), ServeError> {
-    let config = load_api_config(config_path).map_err(|e| ServeError::Config(e.to_string()))?;
+/// Serves `config` (loaded from `config_path`, which reloads re-read) until SIGINT/SIGTERM.
+pub async fn serve(config: ApiConfig, config_path: &Path) -> Result<(), ServeError> {
     let listen = config.listen.clone();
     let state = build_state(config, Some(config_path.to_path_buf()))?;
     let listener = TcpListener::bind(&listen)

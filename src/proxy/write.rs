@@ -14,6 +14,7 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use tracing::Instrument;
 
 use crate::config::Consistency;
 use crate::protocol::Precision;
@@ -130,9 +131,12 @@ async fn handle(
     let started = Instant::now();
     let rid = request_id.as_str().to_owned();
     let span = tracing::info_span!("write", request_id = %rid, endpoint);
-    let _enter = span.enter();
     let response = match params {
-        Ok(params) => write(&state, params, &headers, body, &rid).await,
+        Ok(params) => {
+            write(&state, params, &headers, body, &rid)
+                .instrument(span)
+                .await
+        }
         Err(message) => influx_error(StatusCode::BAD_REQUEST, &message, &rid),
     };
     state
@@ -237,7 +241,12 @@ async fn write(
                         group: group.name.clone(),
                     })
                     .inc_by(record.record.len() as u64);
-                waits.push((runtime, receipt.end, group.required_acks(consistency)));
+                waits.push((
+                    runtime,
+                    receipt.start,
+                    receipt.end,
+                    group.required_acks(consistency),
+                ));
             }
             Err(error) => return queue_error(state, &group.name, &error, record.lines, request_id),
         }
@@ -253,8 +262,13 @@ async fn write(
         .count_received(LineKind::Tracelog, outcome.accepted[2]);
 
     let timeout = state.ack_timeout();
-    for (runtime, end, required) in waits {
-        if let Err(timed_out) = runtime.wait_acks(end, required, timeout).await {
+    let mut refused = Vec::new();
+    for (runtime, start, end, required) in waits {
+        let waited = runtime.wait_acks(start, end, required, timeout).await;
+        if let Ok(rejections) = &waited {
+            refused.extend(rejections.iter().cloned());
+        }
+        if let Err(timed_out) = waited {
             let message = format!(
                 "timeout: the lines are durable in the proxy's log and will reach every replica, but only {} of the {} replicas required by consistency={} of group {:?} acknowledged them within {:?}",
                 timed_out.acked,
@@ -268,6 +282,29 @@ async fn write(
         }
     }
 
+    if !refused.is_empty() {
+        // What InfluxDB answers for the same lines: they were refused by the backend (and are in
+        // the dead-letter file); the rest of the request is stored.
+        let dropped: usize =
+            refused.iter().map(|r| r.lines).max().unwrap_or(0) + outcome.errors.len();
+        let mut reasons: Vec<String> = outcome
+            .errors
+            .iter()
+            .take(MAX_REPORTED_ERRORS)
+            .map(LineError::message)
+            .collect();
+        reasons.extend(refused.iter().take(MAX_REPORTED_ERRORS).map(|r| {
+            r.message
+                .strip_prefix("partial write: ")
+                .unwrap_or(&r.message)
+                .to_owned()
+        }));
+        return influx_error(
+            StatusCode::BAD_REQUEST,
+            &format!("partial write: {} dropped={dropped}", reasons.join("\n")),
+            request_id,
+        );
+    }
     if outcome.errors.is_empty() {
         return no_content(request_id);
     }

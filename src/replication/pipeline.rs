@@ -21,7 +21,7 @@ use crate::queue::{AppendReceipt, FsyncPolicy, GroupLog, LogConfig, QueueError};
 use crate::shard::{Group, ShardMap};
 use crate::telemetry::metrics::{ApiMetrics, GroupLabels, ReplicaLabels};
 
-use super::acks::{AckTimeout, GroupAcks};
+use super::acks::{AckTimeout, GroupAcks, Rejection};
 use super::deadletter::DeadLetterFile;
 use super::sender::{ReplicaHealth, ReplicaStatus, Sender, SenderSettings, Target};
 
@@ -84,14 +84,20 @@ impl GroupRuntime {
         self.log.append(record).await
     }
 
-    /// Waits until `required` replicas stored everything up to `end`.
+    /// Waits until `required` replicas stored (or refused) everything up to `end`, then returns
+    /// the refusals of lines of the record at `[start, end)` seen so far.
     pub async fn wait_acks(
         &self,
+        start: u64,
         end: u64,
         required: usize,
         timeout: Duration,
-    ) -> Result<(), AckTimeout> {
-        self.acks.wait(end, required, timeout).await
+    ) -> Result<Vec<Rejection>, AckTimeout> {
+        self.acks.wait(end, required, timeout).await?;
+        if required == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self.acks.rejections_of(start, end))
     }
 
     pub fn report(&self) -> GroupReport {
@@ -127,6 +133,7 @@ pub struct Pipeline {
     log_config: LogConfig,
     settings: SenderSettings,
     backend_timeout: Duration,
+    backend_gzip: bool,
     health_interval: Duration,
     metrics: Arc<ApiMetrics>,
     shutdown: watch::Sender<bool>,
@@ -151,6 +158,7 @@ impl Pipeline {
                 breaker_threshold: 3,
             },
             backend_timeout: config.backend.timeout.get(),
+            backend_gzip: config.backend.gzip,
             health_interval: config.backend.health_check_interval.get(),
             metrics,
             shutdown: watch::Sender::new(false),
@@ -332,6 +340,7 @@ impl Pipeline {
             password: config.password.clone(),
             token: config.token.clone(),
             org: config.org.clone(),
+            gzip: self.backend_gzip,
         };
         let client = BackendClient::new(endpoint, self.backend_timeout).map_err(|e| {
             PipelineError::Backend {

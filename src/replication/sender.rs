@@ -11,6 +11,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -24,7 +25,7 @@ use crate::telemetry::metrics::{
     ApiMetrics, BackendOutcomeLabels, DeadLetterLabels, ReplicaLabels,
 };
 
-use super::acks::GroupAcks;
+use super::acks::{GroupAcks, Rejection};
 use super::deadletter::{DeadLetter, DeadLetterFile, now_ms};
 use super::envelope::{Envelope, decode};
 
@@ -101,6 +102,26 @@ pub struct Sender {
     pub shutdown: watch::Receiver<bool>,
 }
 
+/// Where one queue record's lines sit in a run's body, and its log position.
+#[derive(Debug, Clone, Copy)]
+struct RecordSpan {
+    body_start: usize,
+    body_end: usize,
+    start: u64,
+    end: u64,
+}
+
+impl RecordSpan {
+    fn new(body_start: usize, len: usize, start: u64, end: u64) -> Self {
+        RecordSpan {
+            body_start,
+            body_end: body_start + len,
+            start,
+            end,
+        }
+    }
+}
+
 /// How a piece of lines ended.
 enum Outcome {
     Rejected {
@@ -165,63 +186,79 @@ impl Sender {
     /// backend request. Returns false on shutdown.
     async fn deliver_batch(&mut self, batch: &Batch, delivery: &mut Delivery) -> bool {
         let (group, replica) = (self.group.clone(), self.replica.clone());
-        let mut records = batch.records().filter_map(|record| match decode(record) {
-            Ok(envelope) => Some(envelope),
-            Err(error) => {
-                // Written by us and CRC-checked: only a bug or a format change gets here.
-                tracing::error!(%group, %replica, %error, "undecodable queue record skipped");
-                None
+        let mut record_start = batch.start;
+        let mut records = batch.records_with_end().filter_map(|(record, end)| {
+            let start = std::mem::replace(&mut record_start, end);
+            match decode(record) {
+                Ok(envelope) => Some((envelope, start, end)),
+                Err(error) => {
+                    // Written by us and CRC-checked: only a bug or a format change gets here.
+                    tracing::error!(%group, %replica, %error, "undecodable queue record skipped");
+                    None
+                }
             }
         });
-        let Some(mut first) = records.next() else {
+        let Some((mut first, start, end)) = records.next() else {
             return true;
         };
-        let mut body: Vec<u8> = first.lines.to_vec();
-        for envelope in records {
-            if envelope.same_target(&first) {
-                body.extend_from_slice(envelope.lines);
-            } else {
-                if !self.deliver_lines(&first, &body, delivery).await {
+        let mut body: Vec<u8> = Vec::with_capacity(batch.data.len());
+        let mut spans = vec![RecordSpan::new(0, first.lines.len(), start, end)];
+        body.extend_from_slice(first.lines);
+        for (envelope, start, end) in records {
+            if !envelope.same_target(&first) {
+                let run = Bytes::from(std::mem::take(&mut body));
+                let run_spans = std::mem::take(&mut spans);
+                if !self.deliver_lines(&first, run, &run_spans, delivery).await {
                     return false;
                 }
-                body.clear();
-                body.extend_from_slice(envelope.lines);
                 first = envelope;
             }
+            spans.push(RecordSpan::new(
+                body.len(),
+                envelope.lines.len(),
+                start,
+                end,
+            ));
+            body.extend_from_slice(envelope.lines);
         }
-        self.deliver_lines(&first, &body, delivery).await
+        self.deliver_lines(&first, Bytes::from(body), &spans, delivery)
+            .await
     }
 
     /// Writes `body` (lines for `envelope`'s target), bisecting rejections down to single lines.
     async fn deliver_lines(
         &mut self,
         envelope: &Envelope<'_>,
-        body: &[u8],
+        body: Bytes,
+        spans: &[RecordSpan],
         delivery: &mut Delivery,
     ) -> bool {
-        let mut pieces: Vec<&[u8]> = vec![body];
+        let base = body.as_ptr() as usize;
+        let mut pieces: Vec<Bytes> = vec![body];
         let mut database_created = false;
         while let Some(piece) = pieces.pop() {
             loop {
-                let outcome = match self.write_once(envelope, piece, delivery).await {
+                let outcome = match self.write_once(envelope, &piece, delivery).await {
                     Some(outcome) => outcome,
                     None => return false,
                 };
                 match outcome {
                     Ok(()) => break,
                     Err(Outcome::Split) => {
-                        let (left, right) = split_in_half(piece, envelope);
-                        if right.is_empty() {
+                        let middle = split_point(&piece, envelope);
+                        if middle == 0 {
+                            let offset = piece.as_ptr() as usize - base;
                             self.dead_letter(
                                 envelope,
-                                left,
+                                &piece,
+                                (offset, spans),
                                 Some(413),
                                 "too_large",
                                 "a single line is larger than the backend accepts",
                             );
                         } else {
-                            pieces.push(right);
-                            pieces.push(left);
+                            pieces.push(piece.slice(middle..));
+                            pieces.push(piece.slice(..middle));
                         }
                         break;
                     }
@@ -239,16 +276,22 @@ impl Sender {
                                 continue;
                             }
                         }
-                        let (left, right) = split_in_half(piece, envelope);
-                        let whole_batch_problem = matches!(
-                            reason.as_str(),
-                            "database_not_found" | "retention_policy_not_found" | "unsupported"
-                        );
-                        if right.is_empty() || whole_batch_problem {
-                            self.dead_letter(envelope, piece, status, &reason, &message);
+                        let middle = split_point(&piece, envelope);
+                        let whole_batch_problem =
+                            reason == "database_not_found" || reason == "unsupported";
+                        if middle == 0 || whole_batch_problem {
+                            let offset = piece.as_ptr() as usize - base;
+                            self.dead_letter(
+                                envelope,
+                                &piece,
+                                (offset, spans),
+                                status,
+                                &reason,
+                                &message,
+                            );
                         } else {
-                            pieces.push(right);
-                            pieces.push(left);
+                            pieces.push(piece.slice(middle..));
+                            pieces.push(piece.slice(..middle));
                         }
                         break;
                     }
@@ -263,7 +306,7 @@ impl Sender {
     async fn write_once(
         &mut self,
         envelope: &Envelope<'_>,
-        piece: &[u8],
+        piece: &Bytes,
         delivery: &mut Delivery,
     ) -> Option<Result<(), Outcome>> {
         loop {
@@ -295,7 +338,7 @@ impl Sender {
             let started = Instant::now();
             let result = target
                 .client
-                .write(write_target, piece, envelope.request_id)
+                .write(write_target, piece.clone(), envelope.request_id)
                 .await;
             let labels = ReplicaLabels {
                 group: self.group.clone(),
@@ -423,14 +466,30 @@ impl Sender {
         }
     }
 
+    /// Writes `piece` (at `offset` in a run made of `spans`) to the dead-letter file, counts it,
+    /// and tells waiting clients which of their records lost lines.
     fn dead_letter(
         &self,
         envelope: &Envelope<'_>,
         piece: &[u8],
+        (offset, spans): (usize, &[RecordSpan]),
         status: Option<u16>,
         reason: &str,
         message: &str,
     ) {
+        let line_count = line_slices(piece, envelope).len();
+        for span in spans
+            .iter()
+            .filter(|s| s.body_start < offset + piece.len() && offset < s.body_end)
+        {
+            self.acks.publish_rejection(Rejection {
+                start: span.start,
+                end: span.end,
+                replica: self.replica_index,
+                message: format!("{message} ({reason}, replica {})", self.replica),
+                lines: line_count,
+            });
+        }
         let at_ms = now_ms();
         let precision = envelope.precision.as_v1();
         let texts: Vec<String> = line_slices(piece, envelope)
@@ -498,13 +557,13 @@ fn line_slices<'a>(piece: &'a [u8], envelope: &Envelope<'_>) -> Vec<&'a [u8]> {
         .collect()
 }
 
-fn split_in_half<'a>(piece: &'a [u8], envelope: &Envelope<'_>) -> (&'a [u8], &'a [u8]) {
+/// Where to cut `piece` in two halves of whole lines; 0 when it holds a single line.
+fn split_point(piece: &[u8], envelope: &Envelope<'_>) -> usize {
     let slices = line_slices(piece, envelope);
     if slices.len() <= 1 {
-        return (piece, &[]);
+        return 0;
     }
-    let middle = slices[slices.len() / 2].as_ptr() as usize - piece.as_ptr() as usize;
-    piece.split_at(middle)
+    slices[slices.len() / 2].as_ptr() as usize - piece.as_ptr() as usize
 }
 
 #[cfg(test)]
@@ -530,9 +589,9 @@ mod tests {
             slices,
             vec![&b"a f=\"x\ny\" 1\n"[..], b"b f=1 2\n", b"c f=2 3\n"]
         );
-        let (left, right) = split_in_half(body, &envelope());
-        assert_eq!(left, b"a f=\"x\ny\" 1\n");
-        assert_eq!(right, b"b f=1 2\nc f=2 3\n");
-        assert_eq!(split_in_half(b"a f=1 1\n", &envelope()).1, b"");
+        let middle = split_point(body, &envelope());
+        assert_eq!(&body[..middle], b"a f=\"x\ny\" 1\n");
+        assert_eq!(&body[middle..], b"b f=1 2\nc f=2 3\n");
+        assert_eq!(split_point(b"a f=1 1\n", &envelope()), 0);
     }
 }

@@ -1,22 +1,29 @@
-//! Process-wide structured logging: one JSON object per line on stderr, filtered by
-//! `MONITOR_LOG` (tracing's `EnvFilter` syntax, default `info`). Never panics when a subscriber
-//! is already installed (tests install several times).
+//! Process-wide structured logging on stderr: one JSON object per line by default (or text),
+//! filtered by the configured level, which `MONITOR_LOG` (tracing's `EnvFilter` syntax)
+//! overrides. Never panics when a subscriber is already installed (tests install several).
 
 use tracing_subscriber::EnvFilter;
 
-/// The environment variable that sets the log filter, e.g. `MONITOR_LOG=monitor=debug`.
+/// The environment variable that overrides the log filter, e.g. `MONITOR_LOG=monitor=debug`.
 pub const LOG_FILTER_ENV: &str = "MONITOR_LOG";
 
-/// Installs the JSON subscriber; `service` is added to every line as `service`.
-pub fn init_logging(service: &'static str) {
-    let filter = EnvFilter::try_from_env(LOG_FILTER_ENV).unwrap_or_else(|_| EnvFilter::new("info"));
-    let installed = tracing_subscriber::fmt()
-        .json()
+/// Installs the subscriber; `level` is a filter such as `info` or `monitor=debug,info`.
+pub fn init_logging(service: &'static str, level: &str, json: bool) {
+    let filter = EnvFilter::try_from_env(LOG_FILTER_ENV)
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let installed = if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
+    } else {
+        builder.try_init()
+    };
     if installed.is_ok() {
         tracing::info!(service, version = env!("CARGO_PKG_VERSION"), "starting");
     }
