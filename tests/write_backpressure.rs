@@ -47,6 +47,17 @@ fn backend_rejections_are_dead_lettered_and_do_not_block_the_queue() {
         }
     }
     write("dl", "any", &multiline);
+    // Waiting for replicas, the client hears of the refusal as influxd would tell it.
+    let response = api.write(
+        "dl",
+        &[("consistency", "quorum")],
+        b"ft,index=cluster1 f=true 1600000000000000006\nok,index=cluster1 v=5 1600000000000000007\n",
+    );
+    assert_eq!(response.status, 400, "{}", response.text());
+    let error = response.json()["error"].as_str().unwrap().to_owned();
+    assert!(error.starts_with("partial write:"), "{error}");
+    assert!(error.contains("field type conflict"), "{error}");
+    assert!(error.contains("dropped=1"), "{error}");
     let missing_db = "ok,index=cluster1 v=2 1600000000000000004";
     write("nodb", "any", &format!("{missing_db}\n"));
     // Later lines arrive, and with consistency=all: the bad ones did not stall either replica.
@@ -58,7 +69,7 @@ fn backend_rejections_are_dead_lettered_and_do_not_block_the_queue() {
     api.wait_drained(DRAIN);
     for i in 0..2 {
         assert_eq!(cluster.count(i, "dl", "ft", "f"), 1, "node {i}");
-        assert_eq!(cluster.count(i, "dl", "ok", "v"), 1, "node {i}");
+        assert_eq!(cluster.count(i, "dl", "ok", "v"), 2, "node {i}");
         assert_eq!(cluster.count(i, "dl", "later", "v"), 5, "node {i}");
         let texts = cluster.query_rows(i, "dl", "SELECT msg FROM ml WHERE k = 'm07'");
         assert_eq!(texts.len(), 1, "node {i}: {texts:?}");
@@ -76,7 +87,7 @@ fn backend_rejections_are_dead_lettered_and_do_not_block_the_queue() {
             .iter()
             .map(|l| (l["line"].as_str().unwrap_or_default(), l))
             .collect();
-        assert_eq!(by_line.len(), 3, "{replica}: {letters:?}");
+        assert_eq!(by_line.len(), 4, "{replica}: {letters:?}");
         let again = "ft,index=cluster1 f=\"again\" 1600000000000000005";
         assert_eq!(
             by_line.get(again).map(|l| &l["reason"]),
@@ -95,7 +106,7 @@ fn backend_rejections_are_dead_lettered_and_do_not_block_the_queue() {
         assert_eq!(letter["database"], "nodb", "{letter}");
     }
     let metrics = api.metrics();
-    for (reason, expected) in [("field_type_conflict", 4.0), ("database_not_found", 2.0)] {
+    for (reason, expected) in [("field_type_conflict", 6.0), ("database_not_found", 2.0)] {
         let counted = support::api::sum_metric(
             &metrics,
             "monitor_dead_letter_lines_total",
@@ -110,7 +121,7 @@ fn backend_rejections_are_dead_lettered_and_do_not_block_the_queue() {
         .iter()
         .map(|r| r["dead_letter_lines"].as_u64().unwrap_or(0))
         .sum();
-    assert_eq!(total, 6, "{health}");
+    assert_eq!(total, 8, "{health}");
 }
 
 /// 40 lines of series `batch=bNNNN` in measurement `q`.
