@@ -180,3 +180,54 @@ fn a_record_larger_than_a_batch_and_a_segment_is_delivered_whole() {
     let health: Value = api.health();
     assert_eq!(health["status"], "pass", "{health}");
 }
+
+#[test]
+fn concurrent_writers_are_each_acknowledged_and_everything_arrives() {
+    let cluster = InfluxCluster::start_in_memory(3);
+    // A long timeout: a 500 here means a waiter was never woken, not a slow machine.
+    let api = MonitorApi::start(&format!(
+        "{}indexes:\n  cluster1: g1\nopen_access: true\nbackend:\n  timeout: \"20s\"\n  health_check_interval: \"200ms\"\nsender:\n  batch_max_wait: \"5ms\"\n",
+        one_group_yaml(&cluster)
+    ));
+    let (threads, batches, lines) = (8usize, 25usize, 200usize);
+    let port = api.port();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+                let mut failures = Vec::new();
+                for b in 0..batches {
+                    let consistency = ["one", "quorum", "all"][(t + b) % 3];
+                    let mut body = String::with_capacity(lines * 64);
+                    for i in 0..lines {
+                        let ts = 1_600_000_000_000_000_000u64 + ((b * lines + i) as u64);
+                        body.push_str(&format!("cw,index=cluster1,t=t{t} v={i}i {ts}\n"));
+                    }
+                    let path = format!("/write?db=conc&consistency={consistency}");
+                    match support::http_request(addr, "POST", &path, &[], body.as_bytes()) {
+                        Ok(r) if r.status == 204 => {}
+                        Ok(r) => failures.push(format!("t{t} b{b}: {} {}", r.status, r.text())),
+                        Err(e) => failures.push(format!("t{t} b{b}: {e}")),
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    let failures: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert!(failures.is_empty(), "{failures:?}");
+    api.wait_drained(DRAIN);
+    let expected: BTreeMap<String, u64> = (0..threads)
+        .map(|t| (format!("t{t}"), (batches * lines) as u64))
+        .collect();
+    for i in 0..3 {
+        assert_eq!(
+            cluster.count_by_tag(i, "conc", "cw", "v", "t"),
+            expected,
+            "node {i}"
+        );
+    }
+}

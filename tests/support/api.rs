@@ -239,6 +239,19 @@ impl MonitorApi {
         out
     }
 
+    /// The `/health` entry of replica `name` in group `group` (`Null` when absent).
+    pub fn replica_health(&self, group: &str, name: &str) -> serde_json::Value {
+        let health = self.health();
+        health["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|g| g["group"] == group)
+            .flat_map(|g| g["replicas"].as_array().cloned().unwrap_or_default())
+            .find(|r| r["replica"] == name)
+            .unwrap_or(serde_json::Value::Null)
+    }
+
     /// Waits (bounded) until every replica of every group is up with nothing pending, i.e. every
     /// record of every durable log reached every backend. Panics with `/health` otherwise.
     pub fn wait_drained(&self, limit: Duration) {
