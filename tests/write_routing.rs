@@ -270,6 +270,7 @@ fn a_token_writes_only_its_indexes() {
     for (name, headers) in [
         ("token", vec![("Authorization", "Token w1")]),
         ("bearer", vec![("Authorization", "Bearer w1")]),
+        ("basic", vec![("Authorization", "Basic YW55Oncx")]),
     ] {
         let response = api
             .try_write("tok", &[], &headers, lines("cluster1", name, 1).as_bytes())
@@ -283,10 +284,18 @@ fn a_token_writes_only_its_indexes() {
     );
     assert_eq!(response.status, 204, "{}", response.text());
 
+    // The v2 endpoint takes the same token, and refuses the same index.
+    let v2 = "/api/v2/write?bucket=tok&precision=ns";
+    let response = api.request("POST", v2, &auth, lines("cluster1", "v2tok", 1).as_bytes());
+    assert_eq!(response.status, 204, "{}", response.text());
+    let response = api.request("POST", v2, &auth, lines("cluster2", "v2x", 1).as_bytes());
+    assert_eq!(response.status, 403, "{}", response.text());
+    assert!(response.text().contains("cluster2"), "{}", response.text());
+
     api.wait_drained(DRAIN);
     for i in 0..2 {
         let stored = cluster.count_by_tag(i, "tok", "m", "v", "k");
-        let expected: BTreeMap<String, u64> = ["bearer0", "param0", "token0"]
+        let expected: BTreeMap<String, u64> = ["basic0", "bearer0", "param0", "token0", "v2tok0"]
             .iter()
             .map(|k| ((*k).to_owned(), 1))
             .collect();
