@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::config::{CheckReport, ConfigError, ConfigKind, check_config_file};
+use crate::telemetry::error_chain;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CtlError {
@@ -83,17 +84,6 @@ impl ApiTarget {
         let client = self.client()?;
         self.send(client.get(&url), &url).await
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 /// `shardmap get`: the live map as pretty JSON.
