@@ -112,3 +112,32 @@ proptest! {
         prop_assert_eq!(&parsed[0], &p);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// Distinct keys are never taken for duplicates (whatever the bloom filter says), and a
+    /// repeated tag key or a field key repeated with another type is always found, for few
+    /// and for many keys.
+    #[test]
+    fn duplicate_detection_is_exact(
+        keys in prop::collection::btree_set("[a-z]{1,3}", 1..60),
+        pick in any::<prop::sample::Index>(),
+    ) {
+        let keys: Vec<String> = keys.into_iter().filter(|k| k != "time").collect();
+        prop_assume!(!keys.is_empty());
+        let tags: Vec<String> = keys.iter().map(|k| format!("{k}=v")).collect();
+        let fields: Vec<String> = keys.iter().map(|k| format!("{k}=1i")).collect();
+        let classifier = Classifier::default();
+        let ok = format!("m,{} {}", tags.join(","), fields.join(","));
+        prop_assert!(lines(ok.as_bytes(), &classifier).all(|l| l.is_ok()), "{}", ok);
+
+        let dup = pick.get(&keys);
+        let dup_tag = format!("m,{},{dup}=w {}", tags.join(","), fields.join(","));
+        prop_assert!(lines(dup_tag.as_bytes(), &classifier).all(|l| l.is_err()), "{}", dup_tag);
+        let same_type = format!("m {},{dup}=2i", fields.join(","));
+        prop_assert!(lines(same_type.as_bytes(), &classifier).all(|l| l.is_ok()), "{}", same_type);
+        let conflict = format!("m {},{dup}=2", fields.join(","));
+        prop_assert!(lines(conflict.as_bytes(), &classifier).all(|l| l.is_err()), "{}", conflict);
+    }
+}

@@ -357,11 +357,9 @@ pub fn parse_line_with_precision<'a>(
 }
 
 fn skip_blank_tail(rest: &[u8]) -> &[u8] {
-    let trimmed = rest
-        .iter()
+    rest.iter()
         .position(|&b| !matches!(b, b' ' | b'\r' | b'\n'))
-        .map_or(&rest[rest.len()..], |p| &rest[p..]);
-    trimmed
+        .map_or(&rest[rest.len()..], |p| &rest[p..])
 }
 
 fn count_newlines(b: &[u8]) -> usize {
@@ -587,6 +585,7 @@ enum IntError {
 }
 
 /// `-?[0-9]+` as i64.
+#[inline]
 fn parse_i64(tok: &[u8]) -> Result<i64, IntError> {
     let (neg, digits) = match tok.split_first() {
         Some((b'-', rest)) => (true, rest),
@@ -594,6 +593,18 @@ fn parse_i64(tok: &[u8]) -> Result<i64, IntError> {
     };
     if digits.is_empty() {
         return Err(IntError::Syntax);
+    }
+    // Up to 18 digits cannot overflow: no per-digit overflow checks on the common path.
+    if digits.len() <= 18 {
+        let mut v: i64 = 0;
+        for &d in digits {
+            let d = d.wrapping_sub(b'0');
+            if d > 9 {
+                return Err(IntError::Syntax);
+            }
+            v = v * 10 + i64::from(d);
+        }
+        return Ok(if neg { -v } else { v });
     }
     let mut v: i64 = 0;
     for &d in digits {
@@ -632,8 +643,47 @@ fn parse_u64(tok: &[u8]) -> Result<u64, IntError> {
     Ok(v)
 }
 
+/// Exact powers of ten as f64 (all representable without rounding).
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+#[inline]
 fn parse_f64(tok: &[u8]) -> Option<f64> {
-    std::str::from_utf8(tok).ok()?.parse::<f64>().ok()
+    simple_decimal(tok).or_else(|| std::str::from_utf8(tok).ok()?.parse::<f64>().ok())
+}
+
+/// Fast path for `-?digits[.digits]` with at most 15 significant digits: the mantissa and the
+/// power of ten are exact in f64, so one division gives the correctly rounded result (Clinger's
+/// fast path); anything else goes to the standard parser.
+#[inline]
+fn simple_decimal(tok: &[u8]) -> Option<f64> {
+    let (neg, digits) = match tok.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, tok),
+    };
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    let mut mantissa: u64 = 0;
+    let mut count = 0usize;
+    let mut frac: Option<usize> = None;
+    for &b in digits {
+        match b {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+                count += 1;
+            }
+            b'.' if frac.is_none() => frac = Some(count),
+            _ => return None,
+        }
+    }
+    if count == 0 || count > 15 {
+        return None;
+    }
+    let scale = count - frac.unwrap_or(count);
+    let v = mantissa as f64 / POW10[scale];
+    Some(if neg { -v } else { v })
 }
 
 /// The float grammar InfluxDB 1.x accepts: `-?(digits[.digits?]|.digits)([eE][+-]?digits)?`.
@@ -652,7 +702,7 @@ fn float_literal(input: &[u8]) -> IResult<&[u8], &[u8]> {
 /// Validates a float token; `Ok(())` when InfluxDB 1.x would store it.
 fn check_float(tok: &[u8]) -> Result<(), ParseErrorKind> {
     match float_literal(tok) {
-        Ok((rest, _)) if rest.is_empty() => {}
+        Ok((b"", _)) => {}
         _ => return Err(ParseErrorKind::InvalidNumber),
     }
     // Without an exponent, fewer than 300 digits cannot overflow f64.
@@ -690,113 +740,124 @@ fn line_end(buf: &[u8], i: usize) -> Option<(usize, usize)> {
     }
 }
 
-/// Keys seen so far in a line (tag keys, or field keys with their value type), for the
-/// duplicate checks. The first [`INLINE_TAGS`] live on the stack; beyond that they spill into
-/// a vector that is sorted once at the end of the section.
+/// Duplicate detection for one section (tags or fields): the first [`INLINE_TAGS`] keys are
+/// remembered on the stack behind a 128-bit bloom filter of their fingerprints, so a key is
+/// compared with earlier ones only when the filter says it may repeat. Past that many keys the
+/// section is checked once at its end by sorting (the only allocation, and only for such lines).
 struct SeenKeys {
-    inline: [(u32, u32, u8); INLINE_TAGS],
-    /// Cheap fingerprints of the inline keys, compared before the bytes.
-    prints: [u32; INLINE_TAGS],
-    /// One bit per fingerprint hash: a clear bit means "certainly not seen", which spares the
-    /// scan for almost every key.
     bloom: u128,
-    len: usize,
-    spill: Option<Vec<(usize, usize, u8)>>,
+    count: usize,
+    spans: [(u32, u32); INLINE_TAGS],
+    kinds: [u8; INLINE_TAGS],
 }
 
-/// A clash between two keys of one section.
+/// A key met twice in one section.
 enum Clash {
-    /// Same key twice (for fields: with the same type, which InfluxDB accepts, last wins).
+    /// With the same value type (always the case for tags).
     Same,
-    /// Same key with different value types.
+    /// With different value types.
     Conflict,
 }
 
 impl SeenKeys {
     fn new() -> Self {
         SeenKeys {
-            inline: [(0, 0, 0); INLINE_TAGS],
-            prints: [0; INLINE_TAGS],
             bloom: 0,
-            len: 0,
-            spill: None,
+            count: 0,
+            spans: [(0, 0); INLINE_TAGS],
+            kinds: [0; INLINE_TAGS],
         }
     }
 
-    /// Records a key; reports a clash with an earlier key (checked at once for the first
-    /// [`INLINE_TAGS`] keys, later by [`SeenKeys::find_clash`]).
     #[inline(always)]
     fn push(&mut self, buf: &[u8], start: usize, end: usize, kind: u8) -> Option<Clash> {
-        let print = fingerprint(&buf[start..end]);
-        let mask = 1u128 << (print.wrapping_mul(0x9E37_79B1) >> 25);
+        let n = self.count;
+        self.count += 1;
+        let key = &buf[start..end];
+        let mask = 1u128 << (fingerprint(key).wrapping_mul(0x9E37_79B1) >> 25);
         let maybe_seen = self.bloom & mask != 0;
         self.bloom |= mask;
-        if !maybe_seen && self.len < INLINE_TAGS && self.spill.is_none() && end <= u32::MAX as usize
-        {
-            self.prints[self.len] = print;
-            self.inline[self.len] = (start as u32, end as u32, kind);
-            self.len += 1;
+        if n >= INLINE_TAGS || end > u32::MAX as usize {
+            self.count = self.count.max(INLINE_TAGS + 1);
             return None;
         }
-        self.push_slow(buf, start, end, kind, print)
-    }
-
-    #[inline(never)]
-    fn push_slow(
-        &mut self,
-        buf: &[u8],
-        start: usize,
-        end: usize,
-        kind: u8,
-        print: u32,
-    ) -> Option<Clash> {
-        if let Some(spill) = &mut self.spill {
-            spill.push((start, end, kind));
-            return None;
-        }
-        let key = &buf[start..end];
-        for (i, &p) in self.prints[..self.len].iter().enumerate() {
-            if p == print {
-                let (s, e, k) = self.inline[i];
-                if &buf[s as usize..e as usize] == key {
-                    return Some(if k == kind {
-                        Clash::Same
-                    } else {
-                        Clash::Conflict
-                    });
-                }
-            }
-        }
-        if self.len < INLINE_TAGS && end <= u32::MAX as usize {
-            self.prints[self.len] = print;
-            self.inline[self.len] = (start as u32, end as u32, kind);
-            self.len += 1;
-        } else {
-            let mut spill: Vec<(usize, usize, u8)> = self.inline[..self.len]
+        let found = if maybe_seen {
+            self.spans[..n]
                 .iter()
-                .map(|&(s, e, k)| (s as usize, e as usize, k))
-                .collect();
-            spill.push((start, end, kind));
-            self.spill = Some(spill);
-        }
-        None
+                .position(|&(s, e)| &buf[s as usize..e as usize] == key)
+        } else {
+            None
+        };
+        self.spans[n] = (start as u32, end as u32);
+        self.kinds[n] = kind;
+        found.map(|i| {
+            if self.kinds[i] == kind {
+                Clash::Same
+            } else {
+                Clash::Conflict
+            }
+        })
     }
 
-    /// For sections with many keys: offset and kind of a clash, if any.
-    fn find_clash(&mut self, buf: &[u8]) -> Option<(usize, Clash)> {
-        let spill = self.spill.as_mut()?;
-        spill.sort_unstable_by(|a, b| buf[a.0..a.1].cmp(&buf[b.0..b.1]).then(a.0.cmp(&b.0)));
-        let mut same = None;
-        for w in spill.windows(2) {
-            if buf[w[0].0..w[0].1] == buf[w[1].0..w[1].1] {
-                if w[0].2 != w[1].2 {
-                    return Some((w[1].0, Clash::Conflict));
-                }
-                same.get_or_insert((w[1].0, Clash::Same));
-            }
-        }
-        same
+    fn many(&self) -> bool {
+        self.count > INLINE_TAGS
     }
+}
+
+/// Keys (raw) of a validated tag section with their offsets in it.
+fn tag_keys(section: &[u8]) -> impl Iterator<Item = (&[u8], usize)> {
+    let base = section.as_ptr() as usize;
+    Tags {
+        rest: section,
+        escaped: true,
+    }
+    .map(move |(k, _)| (k.raw(), k.raw().as_ptr() as usize - base))
+}
+
+/// Keys (raw) of a validated field section with their value type and offset in it.
+fn field_keys(section: &[u8]) -> impl Iterator<Item = (&[u8], u8, usize)> {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        if i >= section.len() {
+            return None;
+        }
+        let start = i;
+        let (key_end, _) = find_unescaped(section, i, b'=', Context::FieldKey);
+        let v = key_end + 1;
+        let (kind, next) = match section.get(v) {
+            Some(b'"') => (
+                TYPE_STRING,
+                find_string_end(section, v + 1).map_or(section.len(), |(close, _)| close + 2),
+            ),
+            first => {
+                let end = find_byte(section, v.min(section.len()), b',');
+                let kind = match (first, section.get(end.wrapping_sub(1))) {
+                    (Some(b't' | b'T' | b'f' | b'F'), _) => TYPE_BOOLEAN,
+                    (_, Some(b'i')) => TYPE_INTEGER,
+                    _ => TYPE_FLOAT,
+                };
+                (kind, end + 1)
+            }
+        };
+        i = next;
+        Some((&section[start..key_end], kind, start))
+    })
+}
+
+/// Offset (in the section) of the second occurrence of a repeated tag key.
+fn duplicate_tag(section: &[u8]) -> Option<usize> {
+    let mut keys: Vec<_> = tag_keys(section).collect();
+    keys.sort_unstable();
+    keys.windows(2).find(|w| w[0].0 == w[1].0).map(|w| w[1].1)
+}
+
+/// Offset (in the section) of a field key repeated with another value type.
+fn conflicting_field(section: &[u8]) -> Option<usize> {
+    let mut keys: Vec<_> = field_keys(section).collect();
+    keys.sort_unstable_by(|a, b| a.0.cmp(b.0).then(a.2.cmp(&b.2)));
+    keys.windows(2)
+        .find(|w| w[0].0 == w[1].0 && w[0].1 != w[1].1)
+        .map(|w| w[1].2)
 }
 
 /// Length and first, middle and last byte: different keys rarely share all four.
@@ -913,8 +974,10 @@ fn parse_entry<'a>(
                     Some(_) => return Err((i, invalid_char(buf, i, "tag value"))),
                 }
             }
-            if let Some((dup, _)) = keys.find_clash(buf) {
-                return Err((dup, ParseErrorKind::DuplicateTag));
+            if keys.many()
+                && let Some(dup) = duplicate_tag(&buf[tags_start..i])
+            {
+                return Err((tags_start + dup, ParseErrorKind::DuplicateTag));
             }
         }
         Some(b' ') => {}
@@ -936,7 +999,7 @@ fn parse_entry<'a>(
     }
     let fields_start = i;
     let mut newlines = 0usize;
-    let mut field_keys = SeenKeys::new();
+    let mut seen_fields = SeenKeys::new();
     let fields_end;
     loop {
         let k_start = i;
@@ -1003,7 +1066,7 @@ fn parse_entry<'a>(
                 (e, check_value(first, tok).map_err(|k| (v, k))?)
             }
         };
-        if let Some(Clash::Conflict) = field_keys.push(buf, k_start, k_end, value_type) {
+        if let Some(Clash::Conflict) = seen_fields.push(buf, k_start, k_end, value_type) {
             return Err((k_start, ParseErrorKind::FieldTypeConflict));
         }
         i = v_end;
@@ -1024,8 +1087,10 @@ fn parse_entry<'a>(
         }
     }
 
-    if let Some((at, Clash::Conflict)) = field_keys.find_clash(buf) {
-        return Err((at, ParseErrorKind::FieldTypeConflict));
+    if seen_fields.many()
+        && let Some(at) = conflicting_field(&buf[fields_start..fields_end])
+    {
+        return Err((fields_start + at, ParseErrorKind::FieldTypeConflict));
     }
 
     // Timestamp.
@@ -1133,6 +1198,37 @@ mod tests {
             Ok(None) => panic!("blank"),
             Err(e) => Err(e),
         }
+    }
+
+    #[test]
+    fn fast_float_path_matches_std() {
+        for t in [
+            "0.07",
+            "-12.5",
+            "1.",
+            ".5",
+            "123456789012345",
+            "0.000000000000001",
+            "99.99",
+            "-0",
+        ] {
+            let std: f64 = t.parse().unwrap();
+            assert_eq!(parse_f64(t.as_bytes()), Some(std), "{t}");
+        }
+        assert_eq!(simple_decimal(b"1234567890123456"), None);
+        assert_eq!(simple_decimal(b"1e5"), None);
+    }
+
+    #[test]
+    fn integer_paths() {
+        assert_eq!(parse_i64(b"-9223372036854775808"), Ok(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775808"), Err(IntError::Range));
+        assert_eq!(
+            parse_i64(b"999999999999999999"),
+            Ok(999_999_999_999_999_999)
+        );
+        assert_eq!(parse_i64(b"12a"), Err(IntError::Syntax));
+        assert_eq!(parse_i64(b"-"), Err(IntError::Syntax));
     }
 
     #[test]
