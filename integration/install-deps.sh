@@ -2,6 +2,7 @@
 # Installs the external programs the integration tests and benchmarks need, only what is missing.
 #
 #   integration/install-deps.sh [influxdb] [smtp] [prometheus] [victoria-metrics] [wrk] [nginx]
+#                               [python-clients]
 #
 # With no argument: influxdb and smtp (what `cargo test` needs). Debian packages via apt-get
 # (`apt-get update` once, then `apt-get install -y`); must run as root (or with passwordless sudo).
@@ -17,11 +18,44 @@
 #   victoria-metrics  victoria-metrics      (package victoria-metrics)
 #   wrk               wrk                   (package wrk)
 #   nginx             nginx                 (package nginx-light, else nginx)
+#   python-clients    not a Debian group: a venv (made with the python3 first in PATH) at
+#                     $MONITOR_PY_CLIENTS_VENV, default ${XDG_CACHE_HOME:-$HOME/.cache}/monitor/venv,
+#                     holding PyPI's `influxdb` and `influxdb-client` (the InfluxDB v1 and v2 Python
+#                     clients). Needs no root; reuses the venv when both import. Prints the venv
+#                     path on stdout.
 set -euo pipefail
 
 SYSTEM_PYTHON=/usr/bin/python3
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
+
+PY_CLIENTS_VENV=${MONITOR_PY_CLIENTS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/monitor/venv}
+PY_CLIENTS_PACKAGES=(influxdb influxdb-client)
+
+python_clients_present() {
+    [[ -x $PY_CLIENTS_VENV/bin/python ]] &&
+        "$PY_CLIENTS_VENV/bin/python" -c 'import influxdb, influxdb_client' >/dev/null 2>&1
+}
+
+install_python_clients() {
+    if ! python_clients_present; then
+        local manual="python3 -m venv $PY_CLIENTS_VENV && $PY_CLIENTS_VENV/bin/pip install ${PY_CLIENTS_PACKAGES[*]}"
+        log "creating venv $PY_CLIENTS_VENV with ${PY_CLIENTS_PACKAGES[*]}"
+        if ! python3 -m venv "$PY_CLIENTS_VENV" >&2; then
+            log "python3 -m venv failed (on Debian: apt-get install -y python3-venv); then run $manual"
+            exit 1
+        fi
+        if ! "$PY_CLIENTS_VENV/bin/pip" install -q --disable-pip-version-check "${PY_CLIENTS_PACKAGES[@]}" >&2; then
+            log "pip install failed (PyPI unreachable?); run $manual"
+            exit 1
+        fi
+        if ! python_clients_present; then
+            log "the venv still cannot import influxdb and influxdb_client; run $manual"
+            exit 1
+        fi
+    fi
+    printf '%s\n' "$PY_CLIENTS_VENV"
+}
 
 has_command() {
     command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" ]] || [[ -x "/usr/bin/$1" ]]
@@ -42,8 +76,9 @@ missing_packages_for() {
         victoria-metrics) has_command victoria-metrics || echo victoria-metrics ;;
         wrk) has_command wrk || echo wrk ;;
         nginx) has_command nginx || echo nginx-light ;;
+        python-clients) ;; # not apt: install_python_clients
         *)
-            log "unknown group '$1' (known: influxdb smtp prometheus victoria-metrics wrk nginx)"
+            log "unknown group '$1' (known: influxdb smtp prometheus victoria-metrics wrk nginx python-clients)"
             exit 2
             ;;
     esac
@@ -87,6 +122,9 @@ main() {
         while IFS= read -r pkg; do
             [[ -n $pkg ]] && packages+=("$pkg")
         done < <(missing_packages_for "$group")
+    done
+    for group in "${groups[@]}"; do
+        [[ $group == python-clients ]] && install_python_clients
     done
     if [[ ${#packages[@]} -eq 0 ]]; then
         log "nothing to install for: ${groups[*]}"

@@ -8,10 +8,12 @@
 pub mod alertmanager;
 pub mod backend;
 pub mod config;
+pub mod ctl;
 pub mod influxql;
 pub mod protocol;
 pub mod proxy;
 pub mod queue;
+pub mod replication;
 pub mod rules;
 pub mod shard;
 pub mod telemetry;

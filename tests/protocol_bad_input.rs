@@ -205,3 +205,14 @@ fn stamping_a_line_without_timestamp() {
     let with_ts = parse_line(b"m f=1 42", 1, &c).unwrap().unwrap();
     assert_eq!(with_ts.without_timestamp(), b"m f=1");
 }
+
+#[test]
+fn missing_closing_quote_is_reported_where_the_string_opens() {
+    // The string opened on line 1 only closes at the quote on line 3, which then fails; the
+    // error names line 1 and the lines after it still parse.
+    let out = run(b"log msg=\"oops 1\nm f=1\nlog msg=\"next\" 2\n");
+    assert_eq!(out[0], Err((1, 9, ParseErrorKind::UnterminatedString)));
+    assert_eq!(out[1], Ok("m f=1".into()));
+    assert_eq!(out[2], Ok("log msg=\"next\" 2".into()));
+    assert_eq!(out.len(), 3);
+}

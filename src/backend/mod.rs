@@ -1,2 +1,14 @@
-//! InfluxDB backend clients (v1 and v2 dialects), health and circuit breaking. Not implemented
-//! yet (issue 3); it must never re-serialise line protocol: it forwards the bytes it is given.
+//! InfluxDB backends as the proxy sees them: an HTTP client per replica for the v1 and v2 write
+//! dialects, the classification of what a backend answered, a circuit breaker and the retry
+//! backoff.
+//!
+//! It forwards the line-protocol bytes it is given and must never re-serialise or alter them:
+//! every replica receives the same bytes (DESIGN.md invariant 2).
+
+pub mod backoff;
+pub mod breaker;
+pub mod client;
+
+pub use backoff::Backoff;
+pub use breaker::{BreakerState, CircuitBreaker};
+pub use client::{BackendClient, BackendError, Dialect, Endpoint, RejectReason, WriteTarget};

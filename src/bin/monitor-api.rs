@@ -1,5 +1,55 @@
-//! `monitor-api`: the sharding line-protocol proxy. Thin main; the work is in `monitor::proxy`.
+//! `monitor-api`: the sharding line-protocol proxy. Thin main: arguments, config, logging, then
+//! `monitor::proxy::server::serve`.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("monitor-api: the write path is not implemented yet (issue 3)")
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use monitor::config::api::LogFormat;
+use monitor::config::load_api_config;
+
+#[derive(Parser)]
+#[command(
+    name = "monitor-api",
+    version,
+    about = "Sharding InfluxDB line-protocol proxy"
+)]
+struct Args {
+    /// The configuration file (YAML).
+    #[arg(long, default_value = "config/monitor-api.yaml")]
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match load_api_config(&args.config) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("monitor-api: refusing to start:\n{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    monitor::telemetry::init_logging(
+        "monitor-api",
+        &config.log.level,
+        config.log.format == LogFormat::Json,
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("monitor-api: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(monitor::proxy::server::serve(config, &args.config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, config = %args.config.display(), "monitor-api stopped");
+            eprintln!("monitor-api: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,5 +1,207 @@
-//! `monitorctl`: operator CLI. Thin main.
+//! `monitorctl`: operator CLI over the monitor APIs, plus offline tools. Thin main: argument
+//! parsing and exit codes only; each command lives in `monitor::ctl`.
 
-fn main() -> anyhow::Result<()> {
-    Ok(())
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use monitor::config::ConfigKind;
+use monitor::ctl;
+use monitor::protocol::{Classifier, Precision};
+
+#[derive(Parser)]
+#[command(
+    name = "monitorctl",
+    version,
+    about = "Operate monitor-api and monitor-alert-manager"
+)]
+struct Cli {
+    /// monitor-api base URL.
+    #[arg(
+        long,
+        global = true,
+        env = "MONITOR_API_URL",
+        default_value = "http://127.0.0.1:8186"
+    )]
+    url: String,
+    /// Token for monitor-api (an admin token for `shardmap set`).
+    #[arg(long, global = true, env = "MONITOR_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Line-protocol tools.
+    Lp {
+        #[command(subcommand)]
+        command: LpCommand,
+    },
+    /// Read or replace the live shard map of monitor-api.
+    Shardmap {
+        #[command(subcommand)]
+        command: ShardmapCommand,
+    },
+    /// Every replica: up, circuit, backlog, dead letters, in sync.
+    Replicas {
+        /// Print monitor-api's /health JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a config file offline with the same loader the programs use.
+    CheckConfig {
+        /// api, alert-manager or rules; detected from the file's keys when absent.
+        #[arg(long)]
+        kind: Option<String>,
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ShardmapCommand {
+    /// Print the live shard map (secrets redacted).
+    Get,
+    /// Replace the shard map with FILE (JSON or YAML); validated, versioned and persisted.
+    Set { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum LpCommand {
+    /// Lint line protocol: one JSON object per line; exit status 1 when any line failed.
+    Parse {
+        /// Timestamp precision of the input (v1 spellings: n, ns, u, us, ms, s, m, h).
+        #[arg(long, default_value = "ns")]
+        precision: String,
+        /// Tag that carries the index.
+        #[arg(long, default_value = "index")]
+        index_tag: String,
+        /// Measurement name of log lines.
+        #[arg(long, default_value = "log")]
+        log_measurement: String,
+        /// Measurement name of tracelog lines.
+        #[arg(long, default_value = "tracelog")]
+        tracelog_measurement: String,
+        /// Tag that carries the trace id on tracelog lines.
+        #[arg(long, default_value = "traceid")]
+        trace_id_tag: String,
+        /// File to read; `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("monitorctl: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let target = ctl::admin::ApiTarget {
+        url: cli.url.clone(),
+        token: cli.token.clone(),
+    };
+    match cli.command {
+        Command::Shardmap { command } => {
+            let output = block_on(async {
+                match command {
+                    ShardmapCommand::Get => ctl::admin::shardmap_get(&target).await,
+                    ShardmapCommand::Set { file } => ctl::admin::shardmap_set(&target, &file).await,
+                }
+            })??;
+            println!("{output}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replicas { json } => {
+            let output = block_on(ctl::admin::replicas(&target, json))??;
+            print!("{output}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { kind, file } => {
+            let kind = match kind.as_deref() {
+                None => None,
+                Some("api") => Some(ConfigKind::Api),
+                Some("alert-manager") => Some(ConfigKind::AlertManager),
+                Some("rules") => Some(ConfigKind::Rules),
+                Some(other) => bail!("--kind {other:?} is not one of api, alert-manager, rules"),
+            };
+            match ctl::admin::check_config(&file, kind) {
+                Ok(report) => {
+                    println!("{}: ok ({} config)", file.display(), report.kind);
+                    for warning in report.warnings {
+                        println!("warning: {warning}");
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(error) => {
+                    eprintln!("{error}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Command::Lp {
+            command:
+                LpCommand::Parse {
+                    precision,
+                    index_tag,
+                    log_measurement,
+                    tracelog_measurement,
+                    trace_id_tag,
+                    file,
+                },
+        } => {
+            let Some(precision) = Precision::from_v1(&precision) else {
+                bail!("--precision {precision:?} is not one of n, ns, u, us, ms, s, m, h");
+            };
+            let classifier = Classifier {
+                index_tag: index_tag.into_bytes(),
+                log_measurement: log_measurement.into_bytes(),
+                tracelog_measurement: tracelog_measurement.into_bytes(),
+                trace_id_tag: trace_id_tag.into_bytes(),
+            };
+            let body = read_input(file.as_deref())?;
+            let stdout = io::stdout();
+            let mut out = io::BufWriter::new(stdout.lock());
+            let summary = ctl::lp::lint(&body, precision, &classifier, &mut out)
+                .context("writing the lint output")?;
+            out.flush().context("writing the lint output")?;
+            Ok(if summary.any_failed() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    Ok(runtime.block_on(future))
+}
+
+fn read_input(file: Option<&std::path::Path>) -> Result<Vec<u8>> {
+    let mut body = Vec::new();
+    match file {
+        None => io::stdin()
+            .read_to_end(&mut body)
+            .context("reading standard input")?,
+        Some(path) if path.as_os_str() == "-" => io::stdin()
+            .read_to_end(&mut body)
+            .context("reading standard input")?,
+        Some(path) => {
+            body = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            body.len()
+        }
+    };
+    Ok(body)
 }

@@ -12,6 +12,23 @@ pub enum Kind {
     Tracelog,
 }
 
+impl Kind {
+    /// `metric`, `log` or `tracelog`, for logs, metrics labels and lint output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Metric => "metric",
+            Kind::Log => "log",
+            Kind::Tracelog => "tracelog",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The configurable names the parser classifies and indexes by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Classifier {

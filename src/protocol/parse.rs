@@ -2,11 +2,11 @@
 //! against everything an InfluxDB 1.x backend would refuse, and hands out [`Line`]s that borrow
 //! every part of themselves from the body.
 //!
-//! Structure: hand-written byte loops with lookup tables scan the hot tokens (keys, tag values,
-//! string fields via memchr); nom parses the numeric grammar of field values and timestamps.
-//! Must never panic, never allocate for a valid line (only lines with more than
-//! [`INLINE_TAGS`] tags use a heap buffer for the duplicate check), and never accept a line that
-//! InfluxDB 1.6 refuses for its syntax (see `proto-spec/README.md`).
+//! Structure: hand-written loops scan the hot tokens eight bytes at a time (keys, tag values,
+//! numbers; string fields via memchr); nom parses the float grammar. Must never panic, never
+//! allocate for a line without escapes (only lines with more than [`INLINE_TAGS`] tags or fields,
+//! or with escaped field keys, use a heap buffer for the duplicate check), and never accept a
+//! line that InfluxDB 1.6 refuses for its syntax (see `proto-spec/README.md`).
 
 use memchr::{memchr, memchr2};
 use nom::{
@@ -29,7 +29,7 @@ pub const MAX_STRING_FIELD_BYTES: usize = 64 * 1024;
 pub const MAX_SERIES_KEY_BYTES: usize = 65535;
 /// Tag and field keys InfluxDB 1.x refuses (partial write, `invalid tag key` / `field name`).
 pub const RESERVED_KEYS: &[&str] = &["time"];
-/// Tags checked for duplicates without a heap allocation.
+/// Tags (and fields) per line checked for duplicates without a heap allocation.
 pub const INLINE_TAGS: usize = 32;
 
 /// A typed field value, borrowed from the body when it is a string.
@@ -292,7 +292,8 @@ impl<'a, 'c> Iterator for Lines<'a, 'c> {
                     let line_start = self.pos;
                     let number = self.line;
                     let input = &body[start..];
-                    return Some(match parse_entry(input, self.classifier, self.precision) {
+                    let parsed = parse_entry(input, self.classifier, self.precision);
+                    return Some(match parsed {
                         Ok((mut line, next, newlines)) => {
                             line.number = number;
                             self.pos = start + next;
@@ -520,11 +521,35 @@ fn scan_token<const KEY: bool>(
     }
 }
 
-/// Index of the first `b` at or after `i` (or the end). Tokens are short: a plain loop beats
-/// memchr's setup here.
+/// Index of the first `b` at or after `i` (or the end), eight bytes at a time: tokens are
+/// short, so this beats memchr's setup.
 #[inline(always)]
 fn find_byte(buf: &[u8], mut i: usize, b: u8) -> usize {
+    while i + 8 <= buf.len() {
+        let m = bytes_equal(word_at(buf, i), b);
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
     while i < buf.len() && buf[i] != b {
+        i += 1;
+    }
+    i
+}
+
+/// Index of the first `stop` or backslash at or after `i` (or the end).
+#[inline(always)]
+fn find_byte_or_backslash(buf: &[u8], mut i: usize, stop: u8) -> usize {
+    while i + 8 <= buf.len() {
+        let w = word_at(buf, i);
+        let m = bytes_equal(w, stop) | bytes_equal(w, b'\\');
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < buf.len() && buf[i] != stop && buf[i] != b'\\' {
         i += 1;
     }
     i
@@ -534,20 +559,21 @@ fn find_byte(buf: &[u8], mut i: usize, b: u8) -> usize {
 #[inline]
 fn find_unescaped(buf: &[u8], mut i: usize, stop: u8, ctx: Context) -> (usize, bool) {
     let mut escaped = false;
-    while i < buf.len() {
-        let b = buf[i];
-        if b == stop {
-            return (i, escaped);
-        }
-        if b == b'\\' {
-            escaped = true;
-            if i + 1 < buf.len() && ctx.is_escapable(buf[i + 1]) {
-                i += 1;
+    loop {
+        i = find_byte_or_backslash(buf, i, stop);
+        match buf.get(i) {
+            Some(&b) if b == stop => return (i, escaped),
+            Some(_) => {
+                escaped = true;
+                i += if i + 1 < buf.len() && ctx.is_escapable(buf[i + 1]) {
+                    2
+                } else {
+                    1
+                };
             }
+            None => return (buf.len(), escaped),
         }
-        i += 1;
     }
-    (buf.len(), escaped)
 }
 
 /// Finds the closing quote of a string field whose content starts at `i`. Returns its index
@@ -851,10 +877,20 @@ fn duplicate_tag(section: &[u8]) -> Option<usize> {
     keys.windows(2).find(|w| w[0].0 == w[1].0).map(|w| w[1].1)
 }
 
-/// Offset (in the section) of a field key repeated with another value type.
-fn conflicting_field(section: &[u8]) -> Option<usize> {
-    let mut keys: Vec<_> = field_keys(section).collect();
-    keys.sort_unstable_by(|a, b| a.0.cmp(b.0).then(a.2.cmp(&b.2)));
+/// Offset (in the section) of a field key repeated with another value type; `unescape`
+/// compares the keys as InfluxDB stores them.
+fn conflicting_field(section: &[u8], unescape: bool) -> Option<usize> {
+    let mut keys: Vec<(std::borrow::Cow<'_, [u8]>, u8, usize)> = field_keys(section)
+        .map(|(k, kind, at)| {
+            let key = if unescape {
+                Escaped::new(k, Context::FieldKey).unescaped()
+            } else {
+                std::borrow::Cow::Borrowed(k)
+            };
+            (key, kind, at)
+        })
+        .collect();
+    keys.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
     keys.windows(2)
         .find(|w| w[0].0 == w[1].0 && w[0].1 != w[1].1)
         .map(|w| w[1].2)
@@ -887,10 +923,29 @@ fn invalid_char(buf: &[u8], i: usize, what: &'static str) -> ParseErrorKind {
 
 /// Parses one entry starting at `buf[0]` (not a space, not a comment). Returns the line, the
 /// offset just past its terminator, and how many newlines its string fields contain.
+///
+/// When the line fails after a string field that spans physical lines, the likely cause is a
+/// missing closing quote: the error is reported at that string's opening quote, so parsing
+/// resumes on the next physical line instead of losing every line up to the next quote.
 fn parse_entry<'a>(
     buf: &'a [u8],
     classifier: &Classifier,
     precision: Precision,
+) -> Result<(Line<'a>, usize, usize), ParseFail> {
+    let mut multiline_quote = None;
+    parse_entry_inner(buf, classifier, precision, &mut multiline_quote).map_err(|(off, kind)| {
+        match multiline_quote {
+            Some(quote) if off > quote => (quote, ParseErrorKind::UnterminatedString),
+            _ => (off, kind),
+        }
+    })
+}
+
+fn parse_entry_inner<'a>(
+    buf: &'a [u8],
+    classifier: &Classifier,
+    precision: Precision,
+    multiline_quote: &mut Option<usize>,
 ) -> Result<(Line<'a>, usize, usize), ParseFail> {
     // An entry ends only at a newline or the end of input: without a newline in the first
     // MAX_LINE_BYTES, it is too long, and a 10 MB line is refused before it is scanned.
@@ -1000,10 +1055,12 @@ fn parse_entry<'a>(
     let fields_start = i;
     let mut newlines = 0usize;
     let mut seen_fields = SeenKeys::new();
+    let mut field_keys_escaped = false;
     let fields_end;
     loop {
         let k_start = i;
         let (k_end, k_esc) = scan_token::<true>(buf, i, &KEY_STOP, Context::FieldKey);
+        field_keys_escaped |= k_esc;
         if k_end == k_start {
             return Err((
                 i,
@@ -1057,6 +1114,7 @@ fn parse_entry<'a>(
                 }
                 if memchr(b'\n', content).is_some() {
                     newlines += count_newlines(content);
+                    multiline_quote.get_or_insert(v);
                 }
                 (close + 1, TYPE_STRING)
             }
@@ -1087,8 +1145,10 @@ fn parse_entry<'a>(
         }
     }
 
-    if seen_fields.many()
-        && let Some(at) = conflicting_field(&buf[fields_start..fields_end])
+    // Escaped keys can name the same field in two spellings (`a\"b` and `a"b`): compare
+    // those unescaped, as InfluxDB will.
+    if (seen_fields.many() || field_keys_escaped)
+        && let Some(at) = conflicting_field(&buf[fields_start..fields_end], field_keys_escaped)
     {
         return Err((fields_start + at, ParseErrorKind::FieldTypeConflict));
     }

@@ -1,2 +1,10 @@
-//! The `monitor-api` HTTP surface: write, query, traces, logs, hosts, admin. Not implemented
-//! yet (issue 3); it must never acknowledge a line before it is durable.
+//! The `monitor-api` HTTP surface: write, admin (ping, health, metrics, shard map, reload) and,
+//! later, query, traces, logs and hosts. It must never acknowledge a line before it is durable,
+//! and never buffer a body beyond its limits.
+
+pub mod admin;
+pub mod body;
+pub mod response;
+pub mod server;
+pub mod state;
+pub mod write;

@@ -1,0 +1,77 @@
+//! What every handler shares: the live configuration, shard map, access table, the write
+//! pipeline and the metrics. Handlers take snapshots at the start of a request and keep them to
+//! the end, so a reload never changes a request half-way.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{ApiConfig, load_api_config};
+use crate::protocol::Classifier;
+use crate::replication::pipeline::Pipeline;
+use crate::shard::{Access, ReloadOutcome, ShardMapStore, Shared};
+use crate::telemetry::metrics::ApiMetrics;
+
+use super::body::BodyLimits;
+
+pub struct AppState {
+    /// The file the config came from, for reloads (absent in tests that build configs inline).
+    pub config_path: Option<PathBuf>,
+    pub config: Shared<ApiConfig>,
+    pub shardmap: ShardMapStore,
+    pub access: Shared<Access>,
+    pub pipeline: Arc<Pipeline>,
+    pub metrics: Arc<ApiMetrics>,
+    /// Fixed at start: the index tag and measurement names decide where data went, so changing
+    /// them needs a restart.
+    pub classifier: Classifier,
+}
+
+impl AppState {
+    pub fn body_limits(&self) -> BodyLimits {
+        let config = self.config.snapshot();
+        BodyLimits {
+            max_wire_bytes: config.limits.max_body_bytes.get() as usize,
+            max_decoded_bytes: config.limits.max_decompressed_bytes.get() as usize,
+        }
+    }
+
+    /// How long a write waits for its consistency level before answering a timeout.
+    pub fn ack_timeout(&self) -> Duration {
+        self.config.snapshot().backend.timeout.get()
+    }
+
+    /// Re-reads the config file and applies what can change at run time: the shard map
+    /// (unless changed through the API since; see `ShardMapStore`), tokens and limits.
+    pub fn reload(&self) -> Result<String, String> {
+        let Some(path) = &self.config_path else {
+            return Err("no config file to reload from".to_owned());
+        };
+        let new = load_api_config(path).map_err(|e| e.to_string())?;
+        let access = Access::from_config(&new).map_err(|e| e.to_string())?;
+        let outcome = self.shardmap.reload(&new).map_err(|e| e.to_string())?;
+        self.pipeline
+            .apply_map(&self.shardmap.snapshot())
+            .map_err(|e| e.to_string())?;
+        let old = self.config.snapshot();
+        let needs_restart = old.restart_required(&new);
+        self.access.swap(Arc::new(access));
+        self.config.swap(Arc::new(new));
+        let map = match outcome {
+            ReloadOutcome::Unchanged(map) => {
+                format!("shard map unchanged (version {})", map.version())
+            }
+            ReloadOutcome::Replaced(map) => {
+                format!("shard map replaced (now version {})", map.version())
+            }
+        };
+        let mut message = format!("reloaded {}: {map}", path.display());
+        if !needs_restart.is_empty() {
+            message.push_str(&format!(
+                "; these keys changed but take effect only after a restart: {}",
+                needs_restart.join(", ")
+            ));
+        }
+        Ok(message)
+    }
+}

@@ -1,0 +1,360 @@
+//! Splits one write request's body into one durable-log record per shard group: every line is
+//! parsed, checked against the caller's grants, routed by its index tag, stamped with the receive
+//! time when it has no timestamp, and copied once into its group's record.
+//!
+//! Lines are forwarded byte for byte (only a missing timestamp is appended, and `m`/`h`
+//! timestamps are rewritten in seconds so that every backend dialect can take them). It must
+//! never put a line it could not parse, route or authorise into a record.
+
+use std::borrow::Cow;
+
+use crate::protocol::{Classifier, Kind, ParseError, Precision, lines, write_timestamp};
+use crate::shard::{AccessError, Action, GroupId, Principal, RouteError, ShardMap};
+
+use super::envelope::{BatchHeader, EnvelopeError};
+
+/// Everything the split needs besides the body.
+pub struct SplitContext<'a> {
+    pub map: &'a ShardMap,
+    pub principal: Principal<'a>,
+    pub classifier: &'a Classifier,
+    /// The precision the client wrote its timestamps in.
+    pub precision: Precision,
+    /// The receive time in `precision`, given to lines without a timestamp.
+    pub now: i64,
+    pub database: &'a str,
+    pub retention_policy: &'a str,
+    pub request_id: &'a str,
+}
+
+/// One group's share of the request: a complete log record (header and lines).
+#[derive(Debug)]
+pub struct GroupRecord {
+    pub group: GroupId,
+    pub record: Vec<u8>,
+    pub lines: usize,
+}
+
+/// Why a single line was left out; the others are still stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineError {
+    Parse(ParseError),
+    UnknownIndex {
+        line: usize,
+        index: String,
+        snippet: String,
+    },
+    MissingIndex {
+        line: usize,
+        index_tag: String,
+        snippet: String,
+    },
+}
+
+impl LineError {
+    /// InfluxDB's wording (`unable to parse '...': reason`), with the line number.
+    pub fn message(&self) -> String {
+        match self {
+            LineError::Parse(e) => e.to_string(),
+            LineError::UnknownIndex {
+                line,
+                index,
+                snippet,
+            } => format!(
+                "unable to parse '{snippet}': unknown index {index:?}: no shard group is configured for it and there is no default_group (line {line})"
+            ),
+            LineError::MissingIndex {
+                line,
+                index_tag,
+                snippet,
+            } => format!(
+                "unable to parse '{snippet}': missing tag {index_tag:?}, which picks the shard group, and there is no default_group (line {line})"
+            ),
+        }
+    }
+}
+
+/// What the split produced.
+#[derive(Debug, Default)]
+pub struct SplitOutcome {
+    /// Non-empty records, in group order.
+    pub records: Vec<GroupRecord>,
+    /// Accepted lines by kind: metric, log, tracelog.
+    pub accepted: [u64; 3],
+    pub errors: Vec<LineError>,
+}
+
+impl SplitOutcome {
+    pub fn accepted_lines(&self) -> u64 {
+        self.accepted.iter().sum()
+    }
+}
+
+/// Why the whole request is refused (nothing of it may be stored).
+#[derive(Debug, thiserror::Error)]
+pub enum SplitError {
+    #[error(transparent)]
+    Forbidden(AccessError),
+    #[error(transparent)]
+    Header(#[from] EnvelopeError),
+}
+
+const SNIPPET_BYTES: usize = 128;
+
+/// Splits `body` by group under `ctx`. A forbidden index refuses the whole request, so a token
+/// can never get part of a batch into an index it may not write.
+pub fn split_by_group(body: &[u8], ctx: &SplitContext<'_>) -> Result<SplitOutcome, SplitError> {
+    let header = BatchHeader {
+        database: ctx.database.to_owned(),
+        retention_policy: ctx.retention_policy.to_owned(),
+        precision: stored_precision(ctx.precision),
+        request_id: ctx.request_id.to_owned(),
+    };
+    let mut records: Vec<Option<GroupRecord>> = Vec::new();
+    records.resize_with(ctx.map.groups().len(), || None);
+    let mut outcome = SplitOutcome::default();
+    let index_tag = &ctx.classifier.index_tag;
+    let open = matches!(ctx.principal, Principal::Open);
+
+    for parsed in lines(body, ctx.classifier).with_precision(ctx.precision) {
+        let line = match parsed {
+            Ok(line) => line,
+            Err(error) => {
+                outcome.errors.push(LineError::Parse(error));
+                continue;
+            }
+        };
+        let index: Option<Cow<'_, [u8]>> = line.index().map(|i| i.unescaped());
+        let routed = match index.as_deref() {
+            Some(index) => {
+                if !open {
+                    ctx.principal
+                        .check(Action::Write, index)
+                        .map_err(SplitError::Forbidden)?;
+                }
+                ctx.map
+                    .route(index)
+                    .map_err(|RouteError::UnknownIndex(name)| LineError::UnknownIndex {
+                        line: line.number(),
+                        index: name,
+                        snippet: snippet(line.raw()),
+                    })
+            }
+            None => ctx
+                .map
+                .default_group()
+                .ok_or_else(|| LineError::MissingIndex {
+                    line: line.number(),
+                    index_tag: String::from_utf8_lossy(index_tag).into_owned(),
+                    snippet: snippet(line.raw()),
+                }),
+        };
+        let group = match routed {
+            Ok(group) => group,
+            Err(error) => {
+                outcome.errors.push(error);
+                continue;
+            }
+        };
+        let slot = &mut records[group.index()];
+        let record = match slot {
+            Some(record) => record,
+            None => {
+                let mut bytes = Vec::with_capacity(body.len().min(1 << 20) + 64);
+                header.encode_into(&mut bytes)?;
+                slot.insert(GroupRecord {
+                    group,
+                    record: bytes,
+                    lines: 0,
+                })
+            }
+        };
+        append_line(&mut record.record, &line, ctx);
+        record.lines += 1;
+        outcome.accepted[kind_slot(line.kind())] += 1;
+    }
+    outcome.records = records.into_iter().flatten().collect();
+    Ok(outcome)
+}
+
+fn append_line(out: &mut Vec<u8>, line: &crate::protocol::Line<'_>, ctx: &SplitContext<'_>) {
+    let scale = minutes_or_hours_scale(ctx.precision);
+    match (line.timestamp(), scale) {
+        (Some(_), None) => {
+            out.extend_from_slice(line.raw());
+            out.push(b'\n');
+        }
+        // The parser range-checked the timestamp in nanoseconds, so seconds cannot overflow.
+        (Some(ts), Some(scale)) => write_timestamp(line.without_timestamp(), ts * scale, out),
+        (None, None) => write_timestamp(line.raw(), ctx.now, out),
+        (None, Some(scale)) => write_timestamp(line.raw(), ctx.now * scale, out),
+    }
+}
+
+/// `m` and `h` are stored as seconds: the v2 dialect has no such precisions.
+fn stored_precision(precision: Precision) -> Precision {
+    match precision {
+        Precision::Minute | Precision::Hour => Precision::Second,
+        other => other,
+    }
+}
+
+fn minutes_or_hours_scale(precision: Precision) -> Option<i64> {
+    match precision {
+        Precision::Minute => Some(60),
+        Precision::Hour => Some(3600),
+        _ => None,
+    }
+}
+
+fn kind_slot(kind: Kind) -> usize {
+    match kind {
+        Kind::Metric => 0,
+        Kind::Log => 1,
+        Kind::Tracelog => 2,
+    }
+}
+
+fn snippet(raw: &[u8]) -> String {
+    let cut = raw.len().min(SNIPPET_BYTES);
+    let mut text = String::from_utf8_lossy(&raw[..cut]).into_owned();
+    if raw.len() > cut {
+        text.push_str("...");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ApiConfig;
+    use crate::replication::envelope::decode;
+    use crate::shard::Access;
+
+    const CONFIG: &str = r#"
+groups:
+  g1:
+    replicas: [{url: "http://127.0.0.1:1"}, {url: "http://127.0.0.1:2"}]
+  g2:
+    replicas: [{url: "http://127.0.0.1:3"}, {url: "http://127.0.0.1:4"}]
+indexes:
+  cluster1: g1
+  "eu-*": g2
+open_access: true
+"#;
+
+    fn map(extra: &str) -> ShardMap {
+        let config = ApiConfig::from_yaml_str(&format!("{CONFIG}{extra}"), "test.yaml").unwrap();
+        ShardMap::from_config(&config, 1).unwrap()
+    }
+
+    fn ctx<'a>(
+        map: &'a ShardMap,
+        classifier: &'a Classifier,
+        precision: Precision,
+    ) -> SplitContext<'a> {
+        SplitContext {
+            map,
+            principal: Principal::Open,
+            classifier,
+            precision,
+            now: 1_700_000_000,
+            database: "db",
+            retention_policy: "",
+            request_id: "req",
+        }
+    }
+
+    #[test]
+    fn lines_go_to_their_groups_and_missing_timestamps_get_the_receive_time() {
+        let map = map("");
+        let classifier = Classifier::default();
+        let body = b"mem,index=cluster1,host=h used=1 10\nlog,index=eu-west,host=h msg=\"hi\"\nmem,index=cluster1 used=2 20\n";
+        let outcome = split_by_group(body, &ctx(&map, &classifier, Precision::Second)).unwrap();
+        assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        assert_eq!(outcome.accepted, [2, 1, 0]);
+        assert_eq!(outcome.records.len(), 2);
+        let g1 = decode(&outcome.records[0].record).unwrap();
+        assert_eq!(
+            g1.lines,
+            b"mem,index=cluster1,host=h used=1 10\nmem,index=cluster1 used=2 20\n"
+        );
+        assert_eq!(g1.precision, Precision::Second);
+        let g2 = decode(&outcome.records[1].record).unwrap();
+        assert_eq!(
+            g2.lines,
+            b"log,index=eu-west,host=h msg=\"hi\" 1700000000\n"
+        );
+    }
+
+    #[test]
+    fn bad_lines_are_reported_by_number_and_the_good_ones_kept() {
+        let map = map("");
+        let classifier = Classifier::default();
+        let body = b"mem,index=cluster1 used=1 1\nmem,index=nowhere used=1 1\nmem,host=x used=1 1\nmem,index=cluster1 used= 1\n";
+        let outcome = split_by_group(body, &ctx(&map, &classifier, Precision::Nanosecond)).unwrap();
+        assert_eq!(outcome.accepted_lines(), 1);
+        let messages: Vec<String> = outcome.errors.iter().map(LineError::message).collect();
+        assert_eq!(messages.len(), 3, "{messages:?}");
+        assert!(
+            messages[0].contains("unknown index \"nowhere\"") && messages[0].ends_with("(line 2)"),
+            "{}",
+            messages[0]
+        );
+        assert!(
+            messages[1].contains("missing tag \"index\"") && messages[1].ends_with("(line 3)"),
+            "{}",
+            messages[1]
+        );
+        assert!(messages[2].contains("line 4"), "{}", messages[2]);
+    }
+
+    #[test]
+    fn a_default_group_takes_unknown_and_unindexed_lines() {
+        let map = map("default_group: g2\n");
+        let classifier = Classifier::default();
+        let body = b"mem,index=nowhere used=1 1\nmem,host=x used=1 1\n";
+        let outcome = split_by_group(body, &ctx(&map, &classifier, Precision::Nanosecond)).unwrap();
+        assert!(outcome.errors.is_empty());
+        assert_eq!(outcome.records.len(), 1);
+        assert_eq!(map.group(outcome.records[0].group).name, "g2");
+    }
+
+    #[test]
+    fn minute_timestamps_are_stored_in_seconds() {
+        let map = map("");
+        let classifier = Classifier::default();
+        let outcome = split_by_group(
+            b"m,index=cluster1 f=1 3\nm,index=cluster1 f=2\n",
+            &ctx(&map, &classifier, Precision::Minute),
+        )
+        .unwrap();
+        let record = decode(&outcome.records[0].record).unwrap();
+        assert_eq!(record.precision, Precision::Second);
+        assert_eq!(
+            record.lines,
+            b"m,index=cluster1 f=1 180\nm,index=cluster1 f=2 102000000000\n"
+        );
+    }
+
+    #[test]
+    fn a_forbidden_index_refuses_the_whole_request() {
+        let config = ApiConfig::from_yaml_str(
+            &CONFIG.replace(
+                "open_access: true",
+                "tokens: [{token: s3cret, write: [cluster1]}]",
+            ),
+            "t.yaml",
+        )
+        .unwrap();
+        let map = ShardMap::from_config(&config, 1).unwrap();
+        let access = Access::from_config(&config).unwrap();
+        let principal = access.authenticate(Some("s3cret")).unwrap();
+        let classifier = Classifier::default();
+        let mut context = ctx(&map, &classifier, Precision::Nanosecond);
+        context.principal = principal;
+        let err =
+            split_by_group(b"m,index=cluster1 f=1 1\nm,index=eu-x f=1 1\n", &context).unwrap_err();
+        assert!(err.to_string().contains("eu-x"), "{err}");
+    }
+}
