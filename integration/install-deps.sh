@@ -111,9 +111,9 @@ main() {
     local packages=() group pkg
     for group in "${groups[@]}"; do
         case "$group" in
-            influxdb | smtp | prometheus | victoria-metrics | wrk | nginx) ;;
+            influxdb | smtp | prometheus | victoria-metrics | wrk | nginx | python-clients) ;;
             *)
-                log "unknown group '$group' (known: influxdb smtp prometheus victoria-metrics wrk nginx)"
+                log "unknown group '$group' (known: influxdb smtp prometheus victoria-metrics wrk nginx python-clients)"
                 exit 2
                 ;;
         esac
