@@ -110,6 +110,15 @@ main() {
     fi
     local packages=() group pkg
     for group in "${groups[@]}"; do
+        case "$group" in
+            influxdb | smtp | prometheus | victoria-metrics | wrk | nginx | python-clients) ;;
+            *)
+                log "unknown group '$group' (known: influxdb smtp prometheus victoria-metrics wrk nginx python-clients)"
+                exit 2
+                ;;
+        esac
+    done
+    for group in "${groups[@]}"; do
         while IFS= read -r pkg; do
             [[ -n $pkg ]] && packages+=("$pkg")
         done < <(missing_packages_for "$group")

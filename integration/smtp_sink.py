@@ -13,6 +13,8 @@ import argparse
 import json
 import os
 import signal
+import socket
+import sys
 import threading
 import time
 
@@ -75,15 +77,31 @@ def main():
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # aiosmtpd reports a failed bind only after its whole ready_timeout: check first
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind(("127.0.0.1", args.port))
+    except OSError as e:
+        print("smtp-sink: cannot listen on 127.0.0.1:%d: %s" % (args.port, e), flush=True)
+        return 1
+    finally:
+        probe.close()
     controller = Controller(MailDirHandler(mail_dir), hostname="127.0.0.1", port=args.port,
                             enable_SMTPUTF8=True, ready_timeout=10)
-    controller.start()
+    try:
+        controller.start()
+    except Exception as e:  # noqa: BLE001 - any start failure must end the process
+        print("smtp-sink: cannot listen on 127.0.0.1:%d: %s" % (args.port, e), flush=True)
+        # the controller's server thread is not a daemon: leave without waiting for it
+        os._exit(1)
     print("smtp-sink listening on 127.0.0.1:%d, storing into %s" % (args.port, mail_dir), flush=True)
     if args.owner_pid:
         threading.Thread(target=watch_owner, args=(args.owner_pid, stop), daemon=True).start()
     stop.wait()
     controller.stop()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -206,3 +206,15 @@ fn smtp_sinks_in_parallel_get_their_own_ports_and_mail() {
     assert_eq!(mails[0].header("Subject").as_deref(), Some("via smtplib"));
     assert!(b.messages().is_empty(), "the other sink received nothing");
 }
+
+#[test]
+fn process_guard_kills_its_child_on_drop() {
+    let mut sleeper = support::ProcessGuard::spawn(std::process::Command::new("sleep").arg("300"));
+    let pid = sleeper.pid();
+    assert!(sleeper.exited().is_none(), "sleep 300 is still running");
+    drop(sleeper);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the child is gone (killed and reaped) after drop"
+    );
+}

@@ -662,3 +662,56 @@ impl Drop for SmtpSink {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// child processes
+
+/// Owns a spawned child (e.g. `Command::new(env!("CARGO_BIN_EXE_monitor-api"))`): kills and
+/// reaps it on drop, so a failing test leaves nothing running.
+pub struct ProcessGuard {
+    child: std::process::Child,
+}
+
+impl ProcessGuard {
+    pub fn spawn(command: &mut Command) -> ProcessGuard {
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {command:?}: {e}"));
+        ProcessGuard { child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`"-TERM"`, `"-KILL"`, `"-STOP"`, `"-CONT"`, `"-HUP"`).
+    pub fn signal(&self, signal: &str) {
+        signal_pid(self.child.id(), signal);
+    }
+
+    /// Whether the child has exited (reaps it if so).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Waits (bounded) for the child to exit, e.g. after `signal("-TERM")`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        wait_for(limit, || self.child.try_wait().ok().flatten())
+    }
+
+    pub fn child_mut(&mut self) -> &mut std::process::Child {
+        &mut self.child
+    }
+}
+
+impl Drop for ProcessGuard {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-CONT", &self.child.id().to_string()])
+                .status();
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
