@@ -222,7 +222,9 @@ async fn write(
     // Append every group's record; each is durable once `append` returns.
     let config = state.config.snapshot();
     let consistency = params.consistency.unwrap_or(config.consistency);
-    let mut waits = Vec::with_capacity(outcome.records.len());
+    // Every group must have room before anything is appended, so that a 503 means "nothing of
+    // this request was kept" (a retry then cannot duplicate proxy-stamped lines).
+    let mut runtimes = Vec::with_capacity(outcome.records.len());
     for record in &outcome.records {
         let group = map.group(record.group);
         let Some(runtime) = state.pipeline.group(&group.name) else {
@@ -232,6 +234,14 @@ async fn write(
                 request_id,
             );
         };
+        if let Err(error) = runtime.check_room(record.record.len()) {
+            return queue_error(state, &group.name, &error, record.lines, request_id);
+        }
+        runtimes.push(runtime);
+    }
+    let mut waits = Vec::with_capacity(outcome.records.len());
+    for (record, runtime) in outcome.records.iter().zip(runtimes) {
+        let group = map.group(record.group);
         match runtime.append(&record.record).await {
             Ok(receipt) => {
                 state

@@ -469,6 +469,19 @@ impl GroupLog {
         }
     }
 
+    /// Whether a record of `payload_len` bytes would be refused for the caps right now, without
+    /// staging anything. A request spanning several groups asks every group first so that it is
+    /// refused whole rather than stored in part (appends racing in between can still fill a
+    /// group; then the caller gets `Full` from `append` as usual).
+    pub fn check_room(&self, payload_len: usize) -> Result<(), QueueError> {
+        let staging = lock(&self.shared.staging);
+        if let Some(error) = &staging.failed {
+            return Err(error.clone());
+        }
+        self.shared
+            .check_caps(&staging, payload_len as u64 + FRAME_HEADER_LEN)
+    }
+
     /// Registers a replica and persists its cursor before returning, so a crash right after
     /// cannot make it miss records. Blocking (one small fsynced file).
     pub fn add_replica(&self, name: &str, start: StartAt) -> Result<u64, QueueError> {

@@ -79,6 +79,11 @@ pub struct GroupReport {
 }
 
 impl GroupRuntime {
+    /// Refuses now (`Full`) if a record of `len` bytes would not fit; stages nothing.
+    pub fn check_room(&self, len: usize) -> Result<(), QueueError> {
+        self.log.check_room(len)
+    }
+
     /// Appends one record (durable per the fsync policy when this returns).
     pub async fn append(&self, record: &[u8]) -> Result<AppendReceipt, QueueError> {
         self.log.append(record).await
