@@ -578,8 +578,13 @@ if want f; then
     if [[ $SLOW_SINKS_UP -eq 1 ]]; then
         "$REPO/integration/null-sink.sh" reload --dir "$WORK/slow-sinks" --max-rps "$slow_rps" >&2
     fi
-    # a small disk cap, so the durable log fills within the step and back-pressure shows
+    # a small disk cap and consistency any, so the durable log fills within the step and the
+    # cap's 503s show (at quorum the clients are slowed to the sinks' pace instead); backend
+    # batches of one client request's size, so that the sinks' request rate means 1/10 of the lines
     if start_api api-slow "$SLOW_SINK_PORTS" '  max_bytes: "256MiB"
+sender:
+  batch_max_bytes: "720KiB"
+consistency: "any"
 '; then
         rss_log=$WORK/f.rss
         : >"$rss_log"

@@ -287,11 +287,15 @@ impl Default for QueueConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SenderConfig {
-    /// Send when this many lines are pending. Default 5000 (InfluxDB's recommended batch).
+    /// Reserved, validated but not used yet: backend batches are bounded by `batch_max_bytes`.
+    /// Default 5000.
     pub batch_max_lines: usize,
-    /// Send when this many bytes are pending. Default 4MiB.
+    /// The most bytes one backend request carries: a sender takes whatever whole records are
+    /// pending up to this size (one larger record goes alone). Default 4MiB.
     pub batch_max_bytes: ByteSize,
-    /// Send whatever is pending after this long. Default 100ms.
+    /// Reserved, validated but not used yet: a sender sends at once what is pending. Under load
+    /// the group-committed log already coalesces many client requests per backend request; a
+    /// wait would add its length to every `one`/`quorum`/`all` write at low load. Default 100ms.
     pub batch_max_wait: HumanDuration,
     /// First retry delay after a backend failure. Default 100ms.
     pub retry_backoff_min: HumanDuration,
