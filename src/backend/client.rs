@@ -13,6 +13,7 @@ use flate2::write::GzEncoder;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 
+use super::chunks::Chunks;
 use crate::protocol::Precision;
 use crate::telemetry::error_chain;
 
@@ -186,9 +187,10 @@ impl BackendClient {
     pub async fn write(
         &self,
         target: WriteTarget<'_>,
-        body: bytes::Bytes,
+        body: impl Into<Chunks>,
         request_id: &str,
     ) -> Result<(), BackendError> {
+        let body: Chunks = body.into();
         let query = self.write_query(target)?;
         let mut request = self
             .http
@@ -203,7 +205,7 @@ impl BackendClient {
             })?;
             request.header(CONTENT_ENCODING, "gzip").body(compressed)
         } else {
-            request.body(body)
+            request.body(reqwest::Body::wrap(body))
         };
         request = self.authorize(request);
         let response = request.send().await.map_err(|e| self.unreachable(e))?;
@@ -411,10 +413,15 @@ fn v2_precision(precision: Precision) -> Option<&'static str> {
     }
 }
 
-fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+fn gzip(body: &Chunks) -> std::io::Result<Vec<u8>> {
     // Level 1: the link is loopback or LAN; CPU matters more than bytes.
-    let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());
-    encoder.write_all(body)?;
+    let mut encoder = GzEncoder::new(
+        Vec::with_capacity(body.len() as usize / 4),
+        Compression::fast(),
+    );
+    for part in body.parts() {
+        encoder.write_all(part)?;
+    }
     encoder.finish()
 }
 

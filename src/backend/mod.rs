@@ -7,8 +7,10 @@
 
 pub mod backoff;
 pub mod breaker;
+pub mod chunks;
 pub mod client;
 
 pub use backoff::Backoff;
 pub use breaker::{BreakerState, CircuitBreaker};
+pub use chunks::Chunks;
 pub use client::{BackendClient, BackendError, Dialect, Endpoint, RejectReason, WriteTarget};

@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::backend::{
-    BackendClient, BackendError, Backoff, BreakerState, CircuitBreaker, WriteTarget,
+    BackendClient, BackendError, Backoff, BreakerState, Chunks, CircuitBreaker, WriteTarget,
 };
 use crate::config::ReplicaConfig;
 use crate::protocol::{Classifier, lines};
@@ -171,74 +171,91 @@ impl Sender {
                     return;
                 }
             };
-            if !self.deliver_batch(&batch, &mut delivery).await {
+            let end = batch.end;
+            if !self.deliver_batch(batch, &mut delivery).await {
                 return; // shutdown while retrying: the cursor stays, the batch is resent on restart
             }
-            if let Err(error) = self.reader.commit(batch.end) {
+            if let Err(error) = self.reader.commit(end) {
                 tracing::error!(group = %self.group, replica = %self.replica, %error, "cannot commit the cursor");
                 return;
             }
-            self.acks.publish(self.replica_index, batch.end);
+            self.acks.publish(self.replica_index, end);
         }
     }
 
     /// Delivers every record of `batch`; consecutive records with the same target share one
     /// backend request. Returns false on shutdown.
-    async fn deliver_batch(&mut self, batch: &Batch, delivery: &mut Delivery) -> bool {
-        let (group, replica) = (self.group.clone(), self.replica.clone());
+    async fn deliver_batch(&mut self, batch: Batch, delivery: &mut Delivery) -> bool {
+        // Where each record sits in the batch, then the batch as shared bytes: every run below
+        // is a list of slices of it, sent without copying the lines again.
+        let base = batch.data.as_ptr() as usize;
         let mut record_start = batch.start;
-        let mut records = batch.records_with_end().filter_map(|(record, end)| {
-            let start = std::mem::replace(&mut record_start, end);
-            match decode(record) {
-                Ok(envelope) => Some((envelope, start, end)),
+        let layout: Vec<(usize, usize, u64, u64)> = batch
+            .records_with_end()
+            .map(|(record, end)| {
+                let start = std::mem::replace(&mut record_start, end);
+                (record.as_ptr() as usize - base, record.len(), start, end)
+            })
+            .collect();
+        let data = Bytes::from(batch.data);
+        let mut runs: Vec<(Envelope<'_>, Vec<Bytes>, Vec<RecordSpan>)> = Vec::new();
+        for &(offset, len, start, end) in &layout {
+            let record = &data[offset..offset + len];
+            let envelope = match decode(record) {
+                Ok(envelope) => envelope,
                 Err(error) => {
                     // Written by us and CRC-checked: only a bug or a format change gets here.
-                    tracing::error!(%group, %replica, %error, "undecodable queue record skipped");
-                    None
+                    tracing::error!(group = %self.group, replica = %self.replica, %error, "undecodable queue record skipped");
+                    continue;
+                }
+            };
+            let lines_at = offset + (envelope.lines.as_ptr() as usize - record.as_ptr() as usize);
+            let lines = data.slice(lines_at..offset + len);
+            match runs.last_mut() {
+                Some((first, chunks, spans)) if first.same_target(&envelope) => {
+                    let body_start = spans.last().map_or(0, |s| s.body_end);
+                    spans.push(RecordSpan::new(body_start, lines.len(), start, end));
+                    chunks.push(lines);
+                }
+                _ => {
+                    let span = RecordSpan::new(0, lines.len(), start, end);
+                    runs.push((envelope, vec![lines], vec![span]));
                 }
             }
-        });
-        let Some((mut first, start, end)) = records.next() else {
-            return true;
-        };
-        let mut body: Vec<u8> = Vec::with_capacity(batch.data.len());
-        let mut spans = vec![RecordSpan::new(0, first.lines.len(), start, end)];
-        body.extend_from_slice(first.lines);
-        for (envelope, start, end) in records {
-            if !envelope.same_target(&first) {
-                let run = Bytes::from(std::mem::take(&mut body));
-                let run_spans = std::mem::take(&mut spans);
-                if !self.deliver_lines(&first, run, &run_spans, delivery).await {
-                    return false;
-                }
-                first = envelope;
-            }
-            spans.push(RecordSpan::new(
-                body.len(),
-                envelope.lines.len(),
-                start,
-                end,
-            ));
-            body.extend_from_slice(envelope.lines);
         }
-        self.deliver_lines(&first, Bytes::from(body), &spans, delivery)
-            .await
+        for (envelope, chunks, spans) in &runs {
+            if !self.deliver_lines(envelope, chunks, spans, delivery).await {
+                return false;
+            }
+        }
+        true
     }
 
     /// Writes `body` (lines for `envelope`'s target), bisecting rejections down to single lines.
     async fn deliver_lines(
         &mut self,
         envelope: &Envelope<'_>,
-        body: Bytes,
+        chunks: &[Bytes],
         spans: &[RecordSpan],
         delivery: &mut Delivery,
     ) -> bool {
+        // The common case: the backend takes the whole run, sent as the records' slices.
+        let whole = Chunks::new(chunks.iter().cloned());
+        match self.write_once(envelope, &whole, delivery).await {
+            None => return false,
+            Some(Ok(())) => return true,
+            Some(Err(_)) => {} // refused or too large: bisect a contiguous copy below
+        }
+        let body = whole.concat();
         let base = body.as_ptr() as usize;
         let mut pieces: Vec<Bytes> = vec![body];
         let mut database_created = false;
         while let Some(piece) = pieces.pop() {
             loop {
-                let outcome = match self.write_once(envelope, &piece, delivery).await {
+                let outcome = match self
+                    .write_once(envelope, &Chunks::from(piece.clone()), delivery)
+                    .await
+                {
                     Some(outcome) => outcome,
                     None => return false,
                 };
@@ -306,7 +323,7 @@ impl Sender {
     async fn write_once(
         &mut self,
         envelope: &Envelope<'_>,
-        piece: &Bytes,
+        piece: &Chunks,
         delivery: &mut Delivery,
     ) -> Option<Result<(), Outcome>> {
         loop {
@@ -376,7 +393,12 @@ impl Sender {
                     self.metrics
                         .backend_lines_written
                         .get_or_create(&labels)
-                        .inc_by(memchr::memchr_iter(b'\n', piece).count() as u64);
+                        .inc_by(
+                            piece
+                                .parts()
+                                .map(|p| memchr::memchr_iter(b'\n', p).count() as u64)
+                                .sum(),
+                        );
                     return Some(Ok(()));
                 }
                 Err(BackendError::TooLarge { .. }) => return Some(Err(Outcome::Split)),
