@@ -496,8 +496,8 @@ fn skip_value(buf: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Scans a token from `i` up to the first unescaped stop byte. Returns the end and whether the
-/// token contains a backslash.
+/// Scans a token from `i` up to the first stop byte not hidden by a backslash (see
+/// [`Context::hides`]). Returns the end and whether the token contains a backslash.
 #[inline(always)]
 fn scan_token<const KEY: bool>(
     buf: &[u8],
@@ -510,7 +510,7 @@ fn scan_token<const KEY: bool>(
         i = skip_plain::<KEY>(buf, i, stop);
         if i < buf.len() && buf[i] == b'\\' {
             escaped = true;
-            i += if i + 1 < buf.len() && ctx.is_escapable(buf[i + 1]) {
+            i += if i + 1 < buf.len() && ctx.hides(buf[i + 1]) {
                 2
             } else {
                 1
@@ -519,6 +519,26 @@ fn scan_token<const KEY: bool>(
         }
         return (i, escaped);
     }
+}
+
+/// Where a run of two or more backslashes is directly followed by `,`, space, `=` or `"` in a
+/// measurement. influxd 1.6.7 answers 204 for such a line but unescapes the name twice when it
+/// indexes the series, so the point is filed under another measurement than its fields and no
+/// query finds it. A single backslash before those bytes (an escape) is fine.
+fn backslashes_before_escapable(raw: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(p) = memchr(b'\\', &raw[i..]) {
+        let start = i + p;
+        let mut end = start;
+        while end < raw.len() && raw[end] == b'\\' {
+            end += 1;
+        }
+        if end - start >= 2 && matches!(raw.get(end), Some(b',' | b' ' | b'=' | b'"')) {
+            return Some(start);
+        }
+        i = end;
+    }
+    None
 }
 
 /// Index of the first `b` at or after `i` (or the end), eight bytes at a time: tokens are
@@ -555,7 +575,7 @@ fn find_byte_or_backslash(buf: &[u8], mut i: usize, stop: u8) -> usize {
     i
 }
 
-/// Finds the first `stop` byte not escaped under `ctx` (validated input only).
+/// Finds the first `stop` byte not hidden by a backslash under `ctx` (validated input only).
 #[inline]
 fn find_unescaped(buf: &[u8], mut i: usize, stop: u8, ctx: Context) -> (usize, bool) {
     let mut escaped = false;
@@ -565,7 +585,7 @@ fn find_unescaped(buf: &[u8], mut i: usize, stop: u8, ctx: Context) -> (usize, b
             Some(&b) if b == stop => return (i, escaped),
             Some(_) => {
                 escaped = true;
-                i += if i + 1 < buf.len() && ctx.is_escapable(buf[i + 1]) {
+                i += if i + 1 < buf.len() && ctx.hides(buf[i + 1]) {
                     2
                 } else {
                     1
@@ -965,6 +985,9 @@ fn parse_entry_inner<'a>(
             },
         ));
     }
+    if m_esc && let Some(at) = backslashes_before_escapable(&buf[..m_end]) {
+        return Err((at, ParseErrorKind::AmbiguousBackslashes("measurement")));
+    }
     let measurement = Escaped::from_parts(&buf[..m_end], m_esc, Context::Measurement);
 
     // Tags.
@@ -1078,6 +1101,11 @@ fn parse_entry_inner<'a>(
                 return Err((k_end, invalid_char(buf, k_end, "field key")));
             }
             _ => return Err((k_end, ParseErrorKind::MissingFieldEquals)),
+        }
+        // Backslashes scan in pairs here, so a key ending in one ends in `\\`: influxd's field
+        // iterator then takes the `=` as escaped and refuses the line.
+        if k_esc && buf[k_end - 1] == b'\\' {
+            return Err((k_end - 1, ParseErrorKind::AmbiguousBackslashes("field key")));
         }
         let key = Escaped::from_parts(&buf[k_start..k_end], k_esc, Context::FieldKey);
         if let Some(r) = is_reserved(&key) {
