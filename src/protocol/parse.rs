@@ -6,7 +6,9 @@
 //! numbers; string fields via memchr); nom parses the float grammar. Must never panic, never
 //! allocate for a line without escapes (only lines with more than [`INLINE_TAGS`] tags or fields,
 //! or with escaped field keys, use a heap buffer for the duplicate check), and never accept a
-//! line that InfluxDB 1.6 refuses for its syntax (see `proto-spec/README.md`).
+//! line that InfluxDB 1.6 refuses for its syntax or silently loses (see `proto-spec/README.md`).
+//! Token ends follow InfluxDB 1.x's scanner, which differs by section: byte by byte in the
+//! measurement and tags, backslash pairs in the field section (`Context::hides`).
 
 use memchr::{memchr, memchr2};
 use nom::{
@@ -1331,6 +1333,28 @@ mod tests {
         ] {
             assert!(check_float(bad.as_bytes()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn backslash_runs_before_delimiters_in_measurements() {
+        assert_eq!(backslashes_before_escapable(br"m\\ y"), Some(1));
+        assert_eq!(backslashes_before_escapable(br"ab\\\\\\\\\\=x"), Some(2));
+        assert_eq!(backslashes_before_escapable(br"\\\\"), None);
+        assert_eq!(backslashes_before_escapable(br"m\\y\ z\,w"), None);
+        assert_eq!(backslashes_before_escapable(br#"m\"y\\"#), None);
+        assert_eq!(backslashes_before_escapable(br#"m\\x\\""#), Some(4));
+    }
+
+    #[test]
+    fn field_keys_scan_backslashes_in_pairs() {
+        let (end, escaped) = scan_token::<true>(br"f\\ y=1", 0, &KEY_STOP, Context::FieldKey);
+        assert_eq!((end, escaped), (3, true));
+        let (end, _) = scan_token::<true>(br"f\\\ y=1", 0, &KEY_STOP, Context::FieldKey);
+        assert_eq!(end, 6);
+        let (end, _) = scan_token::<true>(br"a\\ b=v", 0, &KEY_STOP, Context::Tag);
+        assert_eq!(end, 5);
+        let (end, _) = find_unescaped(br"f\\=1", 0, b'=', Context::FieldKey);
+        assert_eq!(end, 3);
     }
 
     #[test]
