@@ -58,7 +58,7 @@ pub enum ParseErrorKind {
     #[error("unexpected character {0} after field value")]
     UnexpectedAfterField(ByteName),
     #[error(
-        "backslashes before a delimiter in {0}: InfluxDB 1.x reads them differently (drops the point or refuses it)"
+        "backslashes before a delimiter in {0}: InfluxDB 1.x reads them differently (drops the point, refuses it or joins it with the next line)"
     )]
     AmbiguousBackslashes(&'static str),
     #[error("reserved key {0:?}: InfluxDB refuses tag and field keys named time")]

@@ -543,6 +543,44 @@ fn backslashes_before_escapable(raw: &[u8]) -> Option<usize> {
     None
 }
 
+/// Whether influxd would cut a body containing this line at another place than its end.
+/// influxd 1.x splits a body into lines before parsing them (`models.scanLine`): backslashes
+/// skip in pairs, the first space not skipped starts the "fields", and from there a `"` after
+/// more `=` than `,` opens or closes a quote, inside which a newline does not end the line.
+/// Without backslashes in the measurement and tags that first space is where our field section
+/// starts and the quotes are exactly our string values; with a tag like `t\\ x="`, influxd's
+/// splitter starts the fields inside the tags, opens a quote at the tag value and joins the
+/// next line of the batch to this one (both refused: `point is invalid`), although the line
+/// alone is stored. Returns where the splitter starts the fields in such a case.
+fn influxd_splits_elsewhere(raw: &[u8]) -> Option<usize> {
+    let mut fields_at = None;
+    let (mut quoted, mut equals, mut commas) = (false, 0usize, 0usize);
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b == b'\\' {
+            i += 2;
+            continue;
+        }
+        if b == b' ' && fields_at.is_none() {
+            fields_at = Some(i);
+        }
+        if fields_at.is_some() {
+            match b {
+                b'=' if !quoted => equals += 1,
+                b',' if !quoted => commas += 1,
+                b'"' if equals > commas => quoted = !quoted,
+                _ => {}
+            }
+        }
+        if b == b'\n' && !quoted {
+            return fields_at;
+        }
+        i += 1;
+    }
+    if quoted { fields_at } else { None }
+}
+
 /// Index of the first `b` at or after `i` (or the end), eight bytes at a time: tokens are
 /// short, so this beats memchr's setup.
 #[inline(always)]
@@ -1216,6 +1254,11 @@ fn parse_entry_inner<'a>(
     let raw = &buf[..end];
     if let Err(e) = std::str::from_utf8(raw) {
         return Err((e.valid_up_to(), ParseErrorKind::InvalidUtf8));
+    }
+    if (m_esc || tags_escaped)
+        && let Some(at) = influxd_splits_elsewhere(raw)
+    {
+        return Err((at, ParseErrorKind::AmbiguousBackslashes("tags")));
     }
 
     let kind = if m_esc {
