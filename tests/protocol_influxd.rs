@@ -99,3 +99,72 @@ fn corpus_lines_refused_by_influxd_are_refused_here() {
         poison.join("\n")
     );
 }
+
+/// The probes that record what influxd read back (`stored`): where our parser accepts the line,
+/// it must read the same measurement, tag keys and values, and field keys (escaping rules, not
+/// only acceptance).
+#[test]
+fn probes_stored_by_influxd_read_the_same_here() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/proto-spec/vectors/influxd-1.6.7-probes.json"
+    ))
+    .unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let classifier = Classifier::default();
+    let mut compared = 0;
+    let mut differ = Vec::new();
+    for probe in doc["probes"].as_array().unwrap() {
+        for l in probe["lines"].as_array().unwrap() {
+            let Some(stored) = l.get("stored") else {
+                continue;
+            };
+            let bytes = text_of(&l["line"]);
+            let shown = String::from_utf8_lossy(&bytes).into_owned();
+            let line =
+                match parse_line_with_precision(&bytes, 1, &classifier, Precision::Nanosecond) {
+                    Ok(Some(line)) => line,
+                    // refusing more than influxd is counted by the test above
+                    Err(_) => continue,
+                    Ok(None) => {
+                        differ.push(format!("{shown:?}: influxd stored it, we saw no line"));
+                        continue;
+                    }
+                };
+            compared += 1;
+            let columns: Vec<&str> = stored["columns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap())
+                .collect();
+            let values = stored["values"].as_array().unwrap();
+            let column = |name: &str| columns.iter().position(|c| *c == name).map(|i| &values[i]);
+            if line.measurement().as_str() != stored["measurement"].as_str().unwrap() {
+                differ.push(format!(
+                    "{shown:?}: measurement {:?}, influxd {}",
+                    line.measurement().as_str(),
+                    stored["measurement"]
+                ));
+            }
+            for (k, v) in line.tags() {
+                if column(&k.as_str()).and_then(Value::as_str) != Some(&*v.as_str()) {
+                    differ.push(format!("{shown:?}: tag {:?}={:?}", k.as_str(), v.as_str()));
+                }
+            }
+            for (k, _) in line.fields() {
+                if column(&k.as_str()).is_none() {
+                    differ.push(format!("{shown:?}: field {:?} not stored", k.as_str()));
+                }
+            }
+            let ours = 1 + line.tags().count() + line.fields().count();
+            if ours != columns.len() {
+                differ.push(format!(
+                    "{shown:?}: {ours} columns here, influxd {columns:?}"
+                ));
+            }
+        }
+    }
+    assert!(compared > 50, "only {compared} probes with stored values");
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+}

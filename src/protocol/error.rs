@@ -57,6 +57,10 @@ pub enum ParseErrorKind {
     FieldTypeConflict,
     #[error("unexpected character {0} after field value")]
     UnexpectedAfterField(ByteName),
+    #[error(
+        "backslashes before a delimiter in {0}: InfluxDB 1.x reads them differently (drops the point, refuses it or joins it with the next line)"
+    )]
+    AmbiguousBackslashes(&'static str),
     #[error("reserved key {0:?}: InfluxDB refuses tag and field keys named time")]
     ReservedKey(&'static str),
     #[error("max key length exceeded: {0} > {1}")]

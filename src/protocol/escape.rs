@@ -9,7 +9,7 @@ use std::borrow::Cow;
 /// Which escaping rules apply to a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Context {
-    /// `\,`, `\ ` and (as InfluxDB 1.x unescapes it) `\=`.
+    /// `\,`, `\ ` and (as InfluxDB 1.x unescapes them) `\=` and `\"`.
     Measurement,
     /// Tag keys and tag values: `\,`, `\=` and `\ `.
     Tag,
@@ -23,10 +23,23 @@ impl Context {
     #[inline]
     pub(crate) fn is_escapable(self, b: u8) -> bool {
         match self {
-            Context::Measurement => matches!(b, b',' | b' ' | b'='),
+            Context::Measurement => matches!(b, b',' | b' ' | b'=' | b'"'),
             Context::Tag => matches!(b, b',' | b'=' | b' '),
             Context::FieldKey => matches!(b, b',' | b'=' | b' ' | b'"'),
             Context::StringField => matches!(b, b'\\' | b'"'),
+        }
+    }
+
+    /// Whether a backslash followed by `next` hides `next` from the search for the token's end.
+    /// InfluxDB 1.x scans the field section in pairs (a backslash hides whatever byte follows,
+    /// so `a\\ b` ends after the second backslash), but the measurement and the tags byte by
+    /// byte (a separator is hidden when the byte before it is a backslash, so `a\\ b` is one
+    /// token). Control characters are never hidden: they end the token, and the line is refused.
+    #[inline(always)]
+    pub(crate) fn hides(self, next: u8) -> bool {
+        match self {
+            Context::FieldKey | Context::StringField => next >= 0x20 && next != 0x7f,
+            _ => self.is_escapable(next),
         }
     }
 }

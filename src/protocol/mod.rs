@@ -4,7 +4,7 @@
 //! The parser is zero-copy: a [`Line`] borrows every part of itself from the request body and
 //! unescapes lazily. It accepts only what an InfluxDB 1.x backend accepts (see
 //! `proto-spec/README.md` for the rules and every deviation from the upstream corpus), so a line
-//! accepted here is never refused by a backend for its syntax. It must never panic on any input
+//! accepted here is never refused by a backend for its syntax, nor answered 204 and lost. It must never panic on any input
 //! and never allocate per line for lines without escapes.
 
 pub mod classify;

@@ -6,7 +6,9 @@
 //! numbers; string fields via memchr); nom parses the float grammar. Must never panic, never
 //! allocate for a line without escapes (only lines with more than [`INLINE_TAGS`] tags or fields,
 //! or with escaped field keys, use a heap buffer for the duplicate check), and never accept a
-//! line that InfluxDB 1.6 refuses for its syntax (see `proto-spec/README.md`).
+//! line that InfluxDB 1.6 refuses for its syntax or silently loses (see `proto-spec/README.md`).
+//! Token ends follow InfluxDB 1.x's scanner, which differs by section: byte by byte in the
+//! measurement and tags, backslash pairs in the field section (`Context::hides`).
 
 use memchr::{memchr, memchr2};
 use nom::{
@@ -496,8 +498,8 @@ fn skip_value(buf: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Scans a token from `i` up to the first unescaped stop byte. Returns the end and whether the
-/// token contains a backslash.
+/// Scans a token from `i` up to the first stop byte not hidden by a backslash (see
+/// [`Context::hides`]). Returns the end and whether the token contains a backslash.
 #[inline(always)]
 fn scan_token<const KEY: bool>(
     buf: &[u8],
@@ -510,7 +512,7 @@ fn scan_token<const KEY: bool>(
         i = skip_plain::<KEY>(buf, i, stop);
         if i < buf.len() && buf[i] == b'\\' {
             escaped = true;
-            i += if i + 1 < buf.len() && ctx.is_escapable(buf[i + 1]) {
+            i += if i + 1 < buf.len() && ctx.hides(buf[i + 1]) {
                 2
             } else {
                 1
@@ -519,6 +521,64 @@ fn scan_token<const KEY: bool>(
         }
         return (i, escaped);
     }
+}
+
+/// Where a run of two or more backslashes is directly followed by `,`, space, `=` or `"` in a
+/// measurement. influxd 1.6.7 answers 204 for such a line but unescapes the name twice when it
+/// indexes the series, so the point is filed under another measurement than its fields and no
+/// query finds it. A single backslash before those bytes (an escape) is fine.
+fn backslashes_before_escapable(raw: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(p) = memchr(b'\\', &raw[i..]) {
+        let start = i + p;
+        let mut end = start;
+        while end < raw.len() && raw[end] == b'\\' {
+            end += 1;
+        }
+        if end - start >= 2 && matches!(raw.get(end), Some(b',' | b' ' | b'=' | b'"')) {
+            return Some(start);
+        }
+        i = end;
+    }
+    None
+}
+
+/// Whether influxd would cut a body containing this line at another place than its end.
+/// influxd 1.x splits a body into lines before parsing them (`models.scanLine`): backslashes
+/// skip in pairs, the first space not skipped starts the "fields", and from there a `"` after
+/// more `=` than `,` opens or closes a quote, inside which a newline does not end the line.
+/// Without backslashes in the measurement and tags that first space is where our field section
+/// starts and the quotes are exactly our string values; with a tag like `t\\ x="`, influxd's
+/// splitter starts the fields inside the tags, opens a quote at the tag value and joins the
+/// next line of the batch to this one (both refused: `point is invalid`), although the line
+/// alone is stored. Returns where the splitter starts the fields in such a case.
+fn influxd_splits_elsewhere(raw: &[u8]) -> Option<usize> {
+    let mut fields_at = None;
+    let (mut quoted, mut equals, mut commas) = (false, 0usize, 0usize);
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b == b'\\' {
+            i += 2;
+            continue;
+        }
+        if b == b' ' && fields_at.is_none() {
+            fields_at = Some(i);
+        }
+        if fields_at.is_some() {
+            match b {
+                b'=' if !quoted => equals += 1,
+                b',' if !quoted => commas += 1,
+                b'"' if equals > commas => quoted = !quoted,
+                _ => {}
+            }
+        }
+        if b == b'\n' && !quoted {
+            return fields_at;
+        }
+        i += 1;
+    }
+    if quoted { fields_at } else { None }
 }
 
 /// Index of the first `b` at or after `i` (or the end), eight bytes at a time: tokens are
@@ -555,7 +615,7 @@ fn find_byte_or_backslash(buf: &[u8], mut i: usize, stop: u8) -> usize {
     i
 }
 
-/// Finds the first `stop` byte not escaped under `ctx` (validated input only).
+/// Finds the first `stop` byte not hidden by a backslash under `ctx` (validated input only).
 #[inline]
 fn find_unescaped(buf: &[u8], mut i: usize, stop: u8, ctx: Context) -> (usize, bool) {
     let mut escaped = false;
@@ -565,7 +625,7 @@ fn find_unescaped(buf: &[u8], mut i: usize, stop: u8, ctx: Context) -> (usize, b
             Some(&b) if b == stop => return (i, escaped),
             Some(_) => {
                 escaped = true;
-                i += if i + 1 < buf.len() && ctx.is_escapable(buf[i + 1]) {
+                i += if i + 1 < buf.len() && ctx.hides(buf[i + 1]) {
                     2
                 } else {
                     1
@@ -965,6 +1025,9 @@ fn parse_entry_inner<'a>(
             },
         ));
     }
+    if m_esc && let Some(at) = backslashes_before_escapable(&buf[..m_end]) {
+        return Err((at, ParseErrorKind::AmbiguousBackslashes("measurement")));
+    }
     let measurement = Escaped::from_parts(&buf[..m_end], m_esc, Context::Measurement);
 
     // Tags.
@@ -1079,6 +1142,11 @@ fn parse_entry_inner<'a>(
             }
             _ => return Err((k_end, ParseErrorKind::MissingFieldEquals)),
         }
+        // Backslashes scan in pairs here, so a key ending in one ends in `\\`: influxd's field
+        // iterator then takes the `=` as escaped and refuses the line.
+        if k_esc && buf[k_end - 1] == b'\\' {
+            return Err((k_end - 1, ParseErrorKind::AmbiguousBackslashes("field key")));
+        }
         let key = Escaped::from_parts(&buf[k_start..k_end], k_esc, Context::FieldKey);
         if let Some(r) = is_reserved(&key) {
             return Err((k_start, ParseErrorKind::ReservedKey(r)));
@@ -1186,6 +1254,11 @@ fn parse_entry_inner<'a>(
     let raw = &buf[..end];
     if let Err(e) = std::str::from_utf8(raw) {
         return Err((e.valid_up_to(), ParseErrorKind::InvalidUtf8));
+    }
+    if (m_esc || tags_escaped)
+        && let Some(at) = influxd_splits_elsewhere(raw)
+    {
+        return Err((at, ParseErrorKind::AmbiguousBackslashes("tags")));
     }
 
     let kind = if m_esc {
@@ -1303,6 +1376,28 @@ mod tests {
         ] {
             assert!(check_float(bad.as_bytes()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn backslash_runs_before_delimiters_in_measurements() {
+        assert_eq!(backslashes_before_escapable(br"m\\ y"), Some(1));
+        assert_eq!(backslashes_before_escapable(br"ab\\\\\\\\\\=x"), Some(2));
+        assert_eq!(backslashes_before_escapable(br"\\\\"), None);
+        assert_eq!(backslashes_before_escapable(br"m\\y\ z\,w"), None);
+        assert_eq!(backslashes_before_escapable(br#"m\"y\\"#), None);
+        assert_eq!(backslashes_before_escapable(br#"m\\x\\""#), Some(4));
+    }
+
+    #[test]
+    fn field_keys_scan_backslashes_in_pairs() {
+        let (end, escaped) = scan_token::<true>(br"f\\ y=1", 0, &KEY_STOP, Context::FieldKey);
+        assert_eq!((end, escaped), (3, true));
+        let (end, _) = scan_token::<true>(br"f\\\ y=1", 0, &KEY_STOP, Context::FieldKey);
+        assert_eq!(end, 6);
+        let (end, _) = scan_token::<true>(br"a\\ b=v", 0, &KEY_STOP, Context::Tag);
+        assert_eq!(end, 5);
+        let (end, _) = find_unescaped(br"f\\=1", 0, b'=', Context::FieldKey);
+        assert_eq!(end, 3);
     }
 
     #[test]
