@@ -13,7 +13,7 @@ use crate::protocol::{
 };
 use crate::shard::{AccessError, Action, GroupId, Principal, RouteError, ShardMap};
 
-use super::envelope::{BatchHeader, EnvelopeError};
+use super::envelope::{BatchHeader, EnvelopeError, set_line_count};
 
 /// Everything the split needs besides the body.
 pub struct SplitContext<'a> {
@@ -119,6 +119,9 @@ pub fn split_by_group(body: &[u8], ctx: &SplitContext<'_>) -> Result<SplitOutcom
     let mut outcome = SplitOutcome::default();
     let index_tag = &ctx.classifier.index_tag;
     let open = matches!(ctx.principal, Principal::Open);
+    // Agents send runs of lines of one index: the previous line's index (as written) and its
+    // group answer most lines without hashing or checking grants again.
+    let mut previous: Option<(&[u8], GroupId)> = None;
 
     for parsed in lines(body, ctx.classifier).with_precision(ctx.precision) {
         let line = match parsed {
@@ -138,9 +141,18 @@ pub fn split_by_group(body: &[u8], ctx: &SplitContext<'_>) -> Result<SplitOutcom
                 continue;
             }
         };
-        let index: Option<Cow<'_, [u8]>> = line.index().map(|i| i.unescaped());
-        let routed = match index.as_deref() {
-            Some(index) => {
+        let written_index = line.index().map(|i| i.raw());
+        let cached = match (written_index, previous) {
+            (Some(written), Some((last, group))) if written == last => Some(group),
+            _ => None,
+        };
+        let index: Option<Cow<'_, [u8]>> = match cached {
+            Some(_) => None,
+            None => line.index().map(|i| i.unescaped()),
+        };
+        let routed = match (cached, index.as_deref()) {
+            (Some(group), _) => Ok(group),
+            (None, Some(index)) => {
                 if !open {
                     ctx.principal
                         .check(Action::Write, index)
@@ -154,7 +166,7 @@ pub fn split_by_group(body: &[u8], ctx: &SplitContext<'_>) -> Result<SplitOutcom
                         snippet: snippet(line.raw()),
                     })
             }
-            None => ctx
+            (None, None) => ctx
                 .map
                 .default_group()
                 .ok_or_else(|| LineError::MissingIndex {
@@ -170,6 +182,9 @@ pub fn split_by_group(body: &[u8], ctx: &SplitContext<'_>) -> Result<SplitOutcom
                 continue;
             }
         };
+        if let Some(written) = written_index {
+            previous = Some((written, group));
+        }
         let slot = &mut records[group.index()];
         let record = match slot {
             Some(record) => record,
@@ -188,6 +203,9 @@ pub fn split_by_group(body: &[u8], ctx: &SplitContext<'_>) -> Result<SplitOutcom
         outcome.accepted[kind_slot(line.kind())] += 1;
     }
     outcome.records = records.into_iter().flatten().collect();
+    for record in &mut outcome.records {
+        set_line_count(&mut record.record, record.lines as u32);
+    }
     Ok(outcome)
 }
 

@@ -2,13 +2,17 @@
 //! lines go (database, retention policy, precision) and which request they came from, followed
 //! by the newline-terminated line-protocol bytes exactly as every replica will receive them.
 //!
-//! Layout (all integers little-endian):
-//! `version:u8 = 1 | precision:u8 | db_len:u16 | db | rp_len:u16 | rp | rid_len:u8 | rid | lines`.
-//! Decoding must never trust a length it has not bounds-checked: a record comes from disk.
+//! Layout (all integers little-endian), version 2:
+//! `version:u8 = 2 | precision:u8 | line_count:u32 | db_len:u16 | db | rp_len:u16 | rp |
+//! rid_len:u8 | rid | lines`. Version 1 (no `line_count`) is still read, so a log written by an
+//! older proxy replays after an upgrade. Decoding must never trust a length it has not
+//! bounds-checked: a record comes from disk.
 
 use crate::protocol::Precision;
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+const VERSION_WITHOUT_LINE_COUNT: u8 = 1;
+const LINE_COUNT_OFFSET: usize = 2;
 
 /// Where a batch of lines is written, and on whose behalf.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +31,8 @@ pub struct Envelope<'a> {
     pub retention_policy: &'a str,
     pub precision: Precision,
     pub request_id: &'a str,
+    /// How many lines `lines` holds (absent in version-1 records).
+    pub line_count: Option<u32>,
     /// Newline-terminated line protocol.
     pub lines: &'a [u8],
 }
@@ -65,6 +71,8 @@ impl BatchHeader {
         check_len("request id", rid, u8::MAX as usize)?;
         out.push(VERSION);
         out.push(precision_code(self.precision));
+        // Patched with `set_line_count` once the record's lines are in.
+        out.extend_from_slice(&0u32.to_le_bytes());
         out.extend_from_slice(&(db.len() as u16).to_le_bytes());
         out.extend_from_slice(db);
         out.extend_from_slice(&(rp.len() as u16).to_le_bytes());
@@ -72,6 +80,13 @@ impl BatchHeader {
         out.push(rid.len() as u8);
         out.extend_from_slice(rid);
         Ok(())
+    }
+}
+
+/// Records how many lines a record started with [`BatchHeader::encode_into`] holds.
+pub fn set_line_count(record: &mut [u8], count: u32) {
+    if let Some(slot) = record.get_mut(LINE_COUNT_OFFSET..LINE_COUNT_OFFSET + 4) {
+        slot.copy_from_slice(&count.to_le_bytes());
     }
 }
 
@@ -87,11 +102,16 @@ fn check_len(what: &'static str, bytes: &[u8], max: usize) -> Result<(), Envelop
 pub fn decode(record: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
     let mut reader = Reader { record, at: 0 };
     let version = reader.u8()?;
-    if version != VERSION {
+    if version != VERSION && version != VERSION_WITHOUT_LINE_COUNT {
         return Err(EnvelopeError::UnknownVersion(version));
     }
     let code = reader.u8()?;
     let precision = precision_from_code(code).ok_or(EnvelopeError::UnknownPrecision(code))?;
+    let line_count = if version == VERSION {
+        Some(reader.u32()?)
+    } else {
+        None
+    };
     let db_len = reader.u16()? as usize;
     let database = reader.str(db_len)?;
     let rp_len = reader.u16()? as usize;
@@ -103,6 +123,7 @@ pub fn decode(record: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
         retention_policy,
         precision,
         request_id,
+        line_count,
         lines: &record[reader.at..],
     })
 }
@@ -131,6 +152,11 @@ impl<'a> Reader<'a> {
     fn u16(&mut self) -> Result<u16, EnvelopeError> {
         let b = self.take(2)?;
         Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self) -> Result<u32, EnvelopeError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     fn str(&mut self, n: usize) -> Result<&'a str, EnvelopeError> {
@@ -176,7 +202,9 @@ mod tests {
         let mut record = Vec::new();
         header.encode_into(&mut record).unwrap();
         record.extend_from_slice(b"m,index=a f=1 1\n");
+        set_line_count(&mut record, 1);
         let envelope = decode(&record).unwrap();
+        assert_eq!(envelope.line_count, Some(1));
         assert_eq!(envelope.database, "telegraf");
         assert_eq!(envelope.retention_policy, "autogen");
         assert_eq!(envelope.precision, Precision::Millisecond);
@@ -199,8 +227,19 @@ mod tests {
         }
         assert_eq!(decode(&[9]).unwrap_err(), EnvelopeError::UnknownVersion(9));
         assert_eq!(
-            decode(&[1, 77]).unwrap_err(),
+            decode(&[2, 77]).unwrap_err(),
             EnvelopeError::UnknownPrecision(77)
         );
+    }
+
+    #[test]
+    fn version_1_records_of_an_older_proxy_still_decode() {
+        // version 1, ns, db "db", no rp, request id "r", one line
+        let mut record = vec![1u8, 0, 2, 0, b'd', b'b', 0, 0, 1, b'r'];
+        record.extend_from_slice(b"m f=1 1\n");
+        let envelope = decode(&record).unwrap();
+        assert_eq!(envelope.database, "db");
+        assert_eq!(envelope.line_count, None);
+        assert_eq!(envelope.lines, b"m f=1 1\n");
     }
 }

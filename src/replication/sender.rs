@@ -109,15 +109,17 @@ struct RecordSpan {
     body_end: usize,
     start: u64,
     end: u64,
+    lines: Option<u32>,
 }
 
 impl RecordSpan {
-    fn new(body_start: usize, len: usize, start: u64, end: u64) -> Self {
+    fn new(body_start: usize, len: usize, start: u64, end: u64, lines: Option<u32>) -> Self {
         RecordSpan {
             body_start,
             body_end: body_start + len,
             start,
             end,
+            lines,
         }
     }
 }
@@ -214,11 +216,17 @@ impl Sender {
             match runs.last_mut() {
                 Some((first, chunks, spans)) if first.same_target(&envelope) => {
                     let body_start = spans.last().map_or(0, |s| s.body_end);
-                    spans.push(RecordSpan::new(body_start, lines.len(), start, end));
+                    spans.push(RecordSpan::new(
+                        body_start,
+                        lines.len(),
+                        start,
+                        end,
+                        envelope.line_count,
+                    ));
                     chunks.push(lines);
                 }
                 _ => {
-                    let span = RecordSpan::new(0, lines.len(), start, end);
+                    let span = RecordSpan::new(0, lines.len(), start, end, envelope.line_count);
                     runs.push((envelope, vec![lines], vec![span]));
                 }
             }
@@ -241,7 +249,11 @@ impl Sender {
     ) -> bool {
         // The common case: the backend takes the whole run, sent as the records' slices.
         let whole = Chunks::new(chunks.iter().cloned());
-        match self.write_once(envelope, &whole, delivery).await {
+        let line_count: Option<u64> = spans.iter().map(|s| s.lines.map(u64::from)).sum();
+        match self
+            .write_once(envelope, &whole, line_count, delivery)
+            .await
+        {
             None => return false,
             Some(Ok(())) => return true,
             Some(Err(_)) => {} // refused or too large: bisect a contiguous copy below
@@ -253,7 +265,7 @@ impl Sender {
         while let Some(piece) = pieces.pop() {
             loop {
                 let outcome = match self
-                    .write_once(envelope, &Chunks::from(piece.clone()), delivery)
+                    .write_once(envelope, &Chunks::from(piece.clone()), None, delivery)
                     .await
                 {
                     Some(outcome) => outcome,
@@ -324,6 +336,8 @@ impl Sender {
         &mut self,
         envelope: &Envelope<'_>,
         piece: &Chunks,
+        // Lines in `piece` when the records said (else they are counted here).
+        line_count: Option<u64>,
         delivery: &mut Delivery,
     ) -> Option<Result<(), Outcome>> {
         loop {
@@ -393,12 +407,12 @@ impl Sender {
                     self.metrics
                         .backend_lines_written
                         .get_or_create(&labels)
-                        .inc_by(
+                        .inc_by(line_count.unwrap_or_else(|| {
                             piece
                                 .parts()
                                 .map(|p| memchr::memchr_iter(b'\n', p).count() as u64)
-                                .sum(),
-                        );
+                                .sum()
+                        }));
                     return Some(Ok(()));
                 }
                 Err(BackendError::TooLarge { .. }) => return Some(Err(Outcome::Split)),
@@ -599,6 +613,7 @@ mod tests {
             retention_policy: "",
             precision: Precision::Nanosecond,
             request_id: "r",
+            line_count: None,
             lines: b"",
         }
     }
