@@ -138,6 +138,18 @@ impl BackendError {
         )
     }
 
+    /// The `outcome` label of `monitor_backend_requests_total` for this failure.
+    pub fn outcome_label(&self) -> &'static str {
+        match self {
+            BackendError::Rejected { .. } => "rejected",
+            BackendError::TooLarge { .. } => "too_large",
+            BackendError::Unauthorized { .. } => "unauthorized",
+            BackendError::Unavailable { .. } => "unavailable",
+            BackendError::Unreachable { .. } => "unreachable",
+            BackendError::Unsupported { .. } => "unsupported",
+        }
+    }
+
     /// The wait the backend asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

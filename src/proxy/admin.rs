@@ -15,13 +15,11 @@ use serde_json::json;
 use crate::shard::{ShardMapDoc, extract_token};
 use crate::telemetry::RequestId;
 
-use super::response::{INFLUXDB_VERSION, common_headers, influx_error, json, no_content};
+use super::response::{INFLUXDB_VERSION, influx_error, json, no_content};
 use super::state::AppState;
 
 fn request_id(headers: &HeaderMap) -> String {
-    RequestId::from_client(headers.get("x-request-id").map(HeaderValue::as_bytes))
-        .as_str()
-        .to_owned()
+    RequestId::from_headers(headers).as_str().to_owned()
 }
 
 /// `GET|HEAD /ping`: 204 with `X-Influxdb-Version`; `?verbose=true` answers 200 with JSON.
@@ -202,12 +200,9 @@ pub async fn reload(
 
 /// `/query` until the read path lands: an InfluxDB-shaped error, never a silent empty answer.
 pub async fn query_not_implemented(headers: HeaderMap) -> Response {
-    let rid = request_id(&headers);
-    let mut response = influx_error(
+    influx_error(
         StatusCode::NOT_IMPLEMENTED,
         "the query path of monitor-api is not implemented yet; query the shards directly",
-        &rid,
-    );
-    response.headers_mut().extend(common_headers(&rid));
-    response
+        &request_id(&headers),
+    )
 }

@@ -17,6 +17,7 @@ use axum::response::Response;
 use tracing::Instrument;
 
 use crate::config::Consistency;
+use crate::config::api::ConsistencyError;
 use crate::protocol::Precision;
 use crate::queue::QueueError;
 use crate::replication::batcher::{LineError, SplitContext, SplitError, split_by_group};
@@ -40,31 +41,53 @@ struct WriteParams {
     password: Option<String>,
 }
 
+impl WriteParams {
+    /// `/write?db=&rp=&precision=&consistency=&p=`.
+    fn from_v1(params: &HashMap<String, String>) -> Result<Self, String> {
+        let database = param(params, "db");
+        if database.is_empty() {
+            return Err("database is required".to_owned());
+        }
+        Ok(WriteParams {
+            database: database.to_owned(),
+            retention_policy: param(params, "rp").to_owned(),
+            precision: parse_precision(params, Precision::from_v1, "n, ns, u, us, ms, s, m or h")?,
+            consistency: parse_consistency(params)?,
+            password: params.get("p").cloned(),
+        })
+    }
+
+    /// `/api/v2/write?bucket=db[/rp]&precision=&consistency=` (InfluxDB 1.8's compatibility API).
+    fn from_v2(params: &HashMap<String, String>) -> Result<Self, String> {
+        let bucket = param(params, "bucket");
+        if bucket.is_empty() {
+            return Err("bucket is required".to_owned());
+        }
+        let (database, retention_policy) = bucket.split_once('/').unwrap_or((bucket, ""));
+        Ok(WriteParams {
+            database: database.to_owned(),
+            retention_policy: retention_policy.to_owned(),
+            precision: parse_precision(params, Precision::from_v2, "ns, us, ms or s")?,
+            consistency: parse_consistency(params)?,
+            password: None,
+        })
+    }
+}
+
 pub async fn write_v1(
     State(state): State<Arc<AppState>>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let request_id = request_id(&headers);
-    let parsed = (|| {
-        let database = params.get("db").cloned().unwrap_or_default();
-        if database.is_empty() {
-            return Err("database is required".to_owned());
-        }
-        let precision_text = params.get("precision").map(String::as_str).unwrap_or("");
-        let precision = Precision::from_v1(precision_text).ok_or_else(|| {
-            format!("invalid precision {precision_text:?}: use n, ns, u, us, ms, s, m or h")
-        })?;
-        Ok(WriteParams {
-            database,
-            retention_policy: params.get("rp").cloned().unwrap_or_default(),
-            precision,
-            consistency: parse_consistency(params.get("consistency"))?,
-            password: params.get("p").cloned(),
-        })
-    })();
-    handle("/write", state, parsed, headers, body, request_id).await
+    handle(
+        "/write",
+        state,
+        WriteParams::from_v1(&params),
+        headers,
+        body,
+    )
+    .await
 }
 
 pub async fn write_v2(
@@ -73,51 +96,37 @@ pub async fn write_v2(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let request_id = request_id(&headers);
-    let parsed = (|| {
-        let bucket = params.get("bucket").cloned().unwrap_or_default();
-        if bucket.is_empty() {
-            return Err("bucket is required".to_owned());
-        }
-        // InfluxDB 1.8's compatibility API: bucket = "db/rp" or "db".
-        let (database, retention_policy) = match bucket.split_once('/') {
-            Some((db, rp)) => (db.to_owned(), rp.to_owned()),
-            None => (bucket, String::new()),
-        };
-        let precision_text = params.get("precision").map(String::as_str).unwrap_or("");
-        let precision = Precision::from_v2(precision_text)
-            .ok_or_else(|| format!("invalid precision {precision_text:?}: use ns, us, ms or s"))?;
-        Ok(WriteParams {
-            database,
-            retention_policy,
-            precision,
-            consistency: parse_consistency(params.get("consistency"))?,
-            password: None,
-        })
-    })();
-    handle("/api/v2/write", state, parsed, headers, body, request_id).await
-}
-
-fn parse_consistency(value: Option<&String>) -> Result<Option<Consistency>, String> {
-    match value.map(String::as_str) {
-        None | Some("") => Ok(None),
-        Some("any") => Ok(Some(Consistency::Any)),
-        Some("one") => Ok(Some(Consistency::One)),
-        Some("quorum") => Ok(Some(Consistency::Quorum)),
-        Some("all") => Ok(Some(Consistency::All)),
-        Some(other) => Err(format!(
-            "invalid consistency {other:?}: use any, one, quorum or all"
-        )),
-    }
-}
-
-fn request_id(headers: &HeaderMap) -> RequestId {
-    RequestId::from_client(
-        headers
-            .get("x-request-id")
-            .or_else(|| headers.get("request-id"))
-            .map(HeaderValue::as_bytes),
+    handle(
+        "/api/v2/write",
+        state,
+        WriteParams::from_v2(&params),
+        headers,
+        body,
     )
+    .await
+}
+
+fn param<'a>(params: &'a HashMap<String, String>, key: &str) -> &'a str {
+    params.get(key).map_or("", String::as_str)
+}
+
+fn parse_precision(
+    params: &HashMap<String, String>,
+    parse: fn(&str) -> Option<Precision>,
+    allowed: &str,
+) -> Result<Precision, String> {
+    let text = param(params, "precision");
+    parse(text).ok_or_else(|| format!("invalid precision {text:?}: use {allowed}"))
+}
+
+fn parse_consistency(params: &HashMap<String, String>) -> Result<Option<Consistency>, String> {
+    match param(params, "consistency") {
+        "" => Ok(None),
+        text => text
+            .parse()
+            .map(Some)
+            .map_err(|e: ConsistencyError| e.to_string()),
+    }
 }
 
 async fn handle(
@@ -126,9 +135,9 @@ async fn handle(
     params: Result<WriteParams, String>,
     headers: HeaderMap,
     body: Body,
-    request_id: RequestId,
 ) -> Response {
     let started = Instant::now();
+    let request_id = RequestId::from_headers(&headers);
     let rid = request_id.as_str().to_owned();
     let span = tracing::info_span!("write", request_id = %rid, endpoint);
     let response = match params {

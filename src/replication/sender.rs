@@ -8,10 +8,14 @@
 //! the dead-letter file with the backend's reason, and the rest is written. A sender must never
 //! commit a position its backend has not acknowledged or dead-lettered.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -128,7 +132,7 @@ impl RecordSpan {
 enum Outcome {
     Rejected {
         status: Option<u16>,
-        reason: String,
+        reason: &'static str,
         message: String,
     },
     Split,
@@ -138,6 +142,58 @@ struct Delivery {
     breakers: Vec<CircuitBreaker>,
     backoff: Backoff,
     active: usize,
+    metrics: ReplicaMetrics,
+}
+
+/// This replica's metric handles, resolved once: a backend request then costs atomic adds, not
+/// label hashing and string copies.
+struct ReplicaMetrics {
+    registry: Arc<ApiMetrics>,
+    labels: ReplicaLabels,
+    duration: Histogram,
+    lines_written: Counter,
+    circuit: Gauge,
+    requests: HashMap<&'static str, Counter>,
+}
+
+impl ReplicaMetrics {
+    fn new(registry: Arc<ApiMetrics>, group: &str, replica: &str) -> Self {
+        let labels = ReplicaLabels {
+            group: group.to_owned(),
+            replica: replica.to_owned(),
+        };
+        let duration = registry.backend_duration.get_or_create(&labels).clone();
+        let lines_written = registry
+            .backend_lines_written
+            .get_or_create(&labels)
+            .clone();
+        let circuit = registry.circuit_state.get_or_create(&labels).clone();
+        ReplicaMetrics {
+            registry,
+            labels,
+            duration,
+            lines_written,
+            circuit,
+            requests: HashMap::new(),
+        }
+    }
+
+    fn count_request(&mut self, outcome: &'static str) {
+        let (registry, labels) = (&self.registry, &self.labels);
+        self.requests
+            .entry(outcome)
+            .or_insert_with(|| {
+                registry
+                    .backend_requests
+                    .get_or_create(&BackendOutcomeLabels {
+                        group: labels.group.clone(),
+                        replica: labels.replica.clone(),
+                        outcome: outcome.to_owned(),
+                    })
+                    .clone()
+            })
+            .inc();
+    }
 }
 
 impl Sender {
@@ -157,6 +213,7 @@ impl Sender {
                 .collect(),
             backoff: Backoff::new(self.settings.backoff_min, self.settings.backoff_max),
             active: 0,
+            metrics: ReplicaMetrics::new(self.metrics.clone(), &self.group, &self.replica),
         };
         self.acks
             .publish(self.replica_index, self.reader.committed());
@@ -250,26 +307,30 @@ impl Sender {
         // The common case: the backend takes the whole run, sent as the records' slices.
         let whole = Chunks::new(chunks.iter().cloned());
         let line_count: Option<u64> = spans.iter().map(|s| s.lines.map(u64::from)).sum();
-        match self
+        let refusal = match self
             .write_once(envelope, &whole, line_count, delivery)
             .await
         {
             None => return false,
             Some(Ok(())) => return true,
-            Some(Err(_)) => {} // refused or too large: bisect a contiguous copy below
-        }
+            Some(Err(refusal)) => refusal,
+        };
+        // Refused or too large: bisect a contiguous copy, starting from the answer just had.
         let body = whole.concat();
         let base = body.as_ptr() as usize;
-        let mut pieces: Vec<Bytes> = vec![body];
+        let mut pieces: Vec<(Bytes, Option<Outcome>)> = vec![(body, Some(refusal))];
         let mut database_created = false;
-        while let Some(piece) = pieces.pop() {
+        while let Some((piece, mut known)) = pieces.pop() {
             loop {
-                let outcome = match self
-                    .write_once(envelope, &Chunks::from(piece.clone()), None, delivery)
-                    .await
-                {
-                    Some(outcome) => outcome,
-                    None => return false,
+                let outcome = match known.take() {
+                    Some(refusal) => Err(refusal),
+                    None => match self
+                        .write_once(envelope, &Chunks::from(piece.clone()), None, delivery)
+                        .await
+                    {
+                        Some(outcome) => outcome,
+                        None => return false,
+                    },
                 };
                 match outcome {
                     Ok(()) => break,
@@ -286,8 +347,8 @@ impl Sender {
                                 "a single line is larger than the backend accepts",
                             );
                         } else {
-                            pieces.push(piece.slice(middle..));
-                            pieces.push(piece.slice(..middle));
+                            pieces.push((piece.slice(middle..), None));
+                            pieces.push((piece.slice(..middle), None));
                         }
                         break;
                     }
@@ -315,12 +376,12 @@ impl Sender {
                                 &piece,
                                 (offset, spans),
                                 status,
-                                &reason,
+                                reason,
                                 &message,
                             );
                         } else {
-                            pieces.push(piece.slice(middle..));
-                            pieces.push(piece.slice(..middle));
+                            pieces.push((piece.slice(middle..), None));
+                            pieces.push((piece.slice(..middle), None));
                         }
                         break;
                     }
@@ -371,31 +432,15 @@ impl Sender {
                 .client
                 .write(write_target, piece.clone(), envelope.request_id)
                 .await;
-            let labels = ReplicaLabels {
-                group: self.group.clone(),
-                replica: self.replica.clone(),
-            };
-            self.metrics
-                .backend_duration
-                .get_or_create(&labels)
+            delivery
+                .metrics
+                .duration
                 .observe(started.elapsed().as_secs_f64());
-            let outcome_label = match &result {
-                Ok(()) => "ok",
-                Err(BackendError::Rejected { .. }) => "rejected",
-                Err(BackendError::TooLarge { .. }) => "too_large",
-                Err(BackendError::Unauthorized { .. }) => "unauthorized",
-                Err(BackendError::Unavailable { .. }) => "unavailable",
-                Err(BackendError::Unreachable { .. }) => "unreachable",
-                Err(BackendError::Unsupported { .. }) => "unsupported",
-            };
-            self.metrics
-                .backend_requests
-                .get_or_create(&BackendOutcomeLabels {
-                    group: self.group.clone(),
-                    replica: self.replica.clone(),
-                    outcome: outcome_label.to_owned(),
-                })
-                .inc();
+            delivery.metrics.count_request(
+                result
+                    .as_ref()
+                    .map_or_else(BackendError::outcome_label, |()| "ok"),
+            );
             match result {
                 Ok(()) => {
                     delivery.breakers[index].record_success();
@@ -404,9 +449,9 @@ impl Sender {
                     self.publish_circuit(delivery);
                     self.status.set_up(true, None);
                     self.status.lock().active_target = self.targets[index].id.clone();
-                    self.metrics
-                        .backend_lines_written
-                        .get_or_create(&labels)
+                    delivery
+                        .metrics
+                        .lines_written
                         .inc_by(line_count.unwrap_or_else(|| {
                             piece
                                 .parts()
@@ -427,14 +472,14 @@ impl Sender {
                     self.status.set_up(true, None);
                     return Some(Err(Outcome::Rejected {
                         status: Some(status),
-                        reason: reason.as_str().to_owned(),
+                        reason: reason.as_str(),
                         message,
                     }));
                 }
                 Err(BackendError::Unsupported { message, .. }) => {
                     return Some(Err(Outcome::Rejected {
                         status: None,
-                        reason: "unsupported".to_owned(),
+                        reason: "unsupported",
                         message,
                     }));
                 }
@@ -473,13 +518,7 @@ impl Sender {
             .get(delivery.active)
             .map(|b| b.state(now))
             .unwrap_or(BreakerState::Closed);
-        self.metrics
-            .circuit_state
-            .get_or_create(&ReplicaLabels {
-                group: self.group.clone(),
-                replica: self.replica.clone(),
-            })
-            .set(state.as_gauge());
+        delivery.metrics.circuit.set(state.as_gauge());
         self.status.lock().circuit = state.as_str();
     }
 
@@ -513,7 +552,12 @@ impl Sender {
         reason: &str,
         message: &str,
     ) {
-        let line_count = line_slices(piece, envelope).len();
+        let texts: Vec<String> = line_slices(piece, envelope)
+            .into_iter()
+            .map(|line| {
+                String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line)).into_owned()
+            })
+            .collect();
         for span in spans
             .iter()
             .filter(|s| s.body_start < offset + piece.len() && offset < s.body_end)
@@ -523,17 +567,11 @@ impl Sender {
                 end: span.end,
                 replica: self.replica_index,
                 message: format!("{message} ({reason}, replica {})", self.replica),
-                lines: line_count,
+                lines: texts.len(),
             });
         }
         let at_ms = now_ms();
         let precision = envelope.precision.as_v1();
-        let texts: Vec<String> = line_slices(piece, envelope)
-            .into_iter()
-            .map(|line| {
-                String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line)).into_owned()
-            })
-            .collect();
         let letters: Vec<DeadLetter<'_>> = texts
             .iter()
             .map(|line| DeadLetter {

@@ -30,6 +30,17 @@ impl RequestId {
         }
     }
 
+    /// The id of a request with these headers: its `X-Request-Id` (or InfluxDB's `Request-Id`)
+    /// when sane, a new one otherwise.
+    pub fn from_headers(headers: &axum::http::HeaderMap) -> RequestId {
+        RequestId::from_client(
+            headers
+                .get("x-request-id")
+                .or_else(|| headers.get("request-id"))
+                .map(axum::http::HeaderValue::as_bytes),
+        )
+    }
+
     /// A new id: 16 hex digits, unique within the process and unlikely to repeat across
     /// restarts (time-seeded).
     pub fn generate() -> RequestId {
