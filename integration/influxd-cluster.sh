@@ -25,6 +25,8 @@
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=integration/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 WAIT_SECONDS=30
 GRACE_SECONDS=10
 
@@ -38,20 +40,7 @@ usage() {
     exit 2
 }
 
-pid_alive() {
-    # kill -0 also succeeds for a zombie, which a killed node stays until init reaps it
-    local pid=$1 stat
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [[ ${stat:0:1} != Z && ${stat:0:1} != X ]]
-}
 
-is_running() {
-    local pid_file=$1
-    [[ -f $pid_file ]] || return 1
-    pid_alive "$(<"$pid_file")"
-}
 
 write_config() {
     local node_dir=$1 http_port=$2 rpc_port=$3
@@ -182,20 +171,6 @@ node_dirs() {
     return 0
 }
 
-start_watchdog() {
-    local dir=$1 owner=$2
-    if is_running "$dir/watchdog.pid"; then
-        return 0
-    fi
-    # shellcheck disable=SC2016 # the inner script expands its own positional parameters
-    setsid bash -c '
-        owner=$1 script=$2 dir=$3
-        while [[ -e /proc/$owner ]] && ! grep -q "^State:.Z" "/proc/$owner/status" 2>/dev/null; do sleep 1; done
-        rm -f "$dir/watchdog.pid"
-        exec "$script" stop --dir "$dir" --grace 5
-    ' influxd-cluster-watchdog "$owner" "${BASH_SOURCE[0]}" "$dir" </dev/null >>"$dir/watchdog.log" 2>&1 &
-    echo $! >"$dir/watchdog.pid"
-}
 
 cmd=${1:-}
 [[ -n $cmd ]] || usage
@@ -251,7 +226,7 @@ case "$cmd" in
             exit 1
         fi
         if [[ -n $OWNER ]]; then
-            start_watchdog "$DIR" "$OWNER"
+            start_watchdog "$DIR" "$OWNER" "$SCRIPT_DIR/influxd-cluster.sh" influxd-cluster-watchdog --grace 5
         fi
         ;;
     stop)
@@ -263,10 +238,7 @@ case "$cmd" in
         else
             while IFS= read -r node; do nodes+=("$node"); done < <(node_dirs "$DIR")
             stop_nodes "${nodes[@]}"
-            if is_running "$DIR/watchdog.pid"; then
-                kill -TERM "$(<"$DIR/watchdog.pid")" 2>/dev/null || true
-            fi
-            rm -f "$DIR/watchdog.pid"
+            stop_watchdog "$DIR"
         fi
         ;;
     status)

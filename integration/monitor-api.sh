@@ -5,6 +5,9 @@
 # PID in DIR/monitor-api.pid, log in DIR/monitor-api.log. `start` waits until /ping answers.
 set -euo pipefail
 
+# shellcheck source=integration/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 usage() { sed -n '2,5p' "$0" >&2; exit 2; }
 
 cmd=${1:-}; shift || true
@@ -22,7 +25,7 @@ done
 pid_file="$dir/monitor-api.pid"
 log_file="$dir/monitor-api.log"
 
-running() { [[ -f "$pid_file" ]] && kill -0 "$(cat "$pid_file")" 2>/dev/null; }
+running() { is_running "$pid_file"; }
 
 case "$cmd" in
   start)
@@ -46,9 +49,7 @@ case "$cmd" in
     ;;
   stop)
     if running; then
-      pid=$(cat "$pid_file"); kill -TERM "$pid"
-      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+      stop_pid "$(<"$pid_file")" 10
       echo "monitor-api stopped"
     fi
     rm -f "$pid_file"

@@ -42,6 +42,8 @@
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=integration/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 NGINX=${NGINX:-}
 SYSTEM_PYTHON=/usr/bin/python3
 
@@ -55,17 +57,7 @@ usage() {
     exit 2
 }
 
-pid_alive() {
-    local pid=$1 stat
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [[ ${stat:0:1} != Z && ${stat:0:1} != X ]]
-}
 
-is_running() {
-    [[ -f $1 ]] && pid_alive "$(<"$1")"
-}
 
 find_nginx() {
     if [[ -n $NGINX ]]; then
@@ -260,16 +252,6 @@ wait_node() {
     return 1
 }
 
-stop_pid() {
-    local pid=$1 deadline
-    pid_alive "$pid" || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    deadline=$((SECONDS + 5))
-    while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.05; done
-    if pid_alive "$pid"; then
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-}
 
 stop_nodes() {
     local node_dir
@@ -289,18 +271,6 @@ node_dirs() {
     return 0
 }
 
-start_watchdog() {
-    local dir=$1 owner=$2
-    is_running "$dir/watchdog.pid" && return 0
-    # shellcheck disable=SC2016 # the inner script expands its own positional parameters
-    setsid bash -c '
-        owner=$1 script=$2 dir=$3
-        while [[ -e /proc/$owner ]] && ! grep -q "^State:.Z" "/proc/$owner/status" 2>/dev/null; do sleep 1; done
-        rm -f "$dir/watchdog.pid"
-        exec "$script" stop --dir "$dir"
-    ' null-sink-watchdog "$owner" "${BASH_SOURCE[0]}" "$dir" </dev/null >>"$dir/watchdog.log" 2>&1 &
-    echo $! >"$dir/watchdog.pid"
-}
 
 cmd=${1:-}
 [[ -n $cmd ]] || usage
@@ -383,7 +353,7 @@ case "$cmd" in
             exit 1
         fi
         if [[ -n $OWNER ]]; then
-            start_watchdog "$DIR" "$OWNER"
+            start_watchdog "$DIR" "$OWNER" "$SCRIPT_DIR/null-sink.sh" null-sink-watchdog
         fi
         ;;
     stop)
@@ -393,10 +363,7 @@ case "$cmd" in
             for port in "${PORT_LIST[@]}"; do nodes+=("$DIR/$port"); done
         else
             while IFS= read -r node; do nodes+=("$node"); done < <(node_dirs "$DIR")
-            if is_running "$DIR/watchdog.pid"; then
-                kill -TERM "$(<"$DIR/watchdog.pid")" 2>/dev/null || true
-            fi
-            rm -f "$DIR/watchdog.pid"
+            stop_watchdog "$DIR"
         fi
         if [[ ${#nodes[@]} -gt 0 ]]; then
             stop_nodes "${nodes[@]}"

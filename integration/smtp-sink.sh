@@ -14,6 +14,8 @@
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=integration/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 SYSTEM_PYTHON=/usr/bin/python3
 
 die() {
@@ -21,13 +23,6 @@ die() {
     exit 1
 }
 
-pid_alive() {
-    local pid=$1 stat
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [[ ${stat:0:1} != Z && ${stat:0:1} != X ]]
-}
 
 greets() (
     # subshell: the descriptor and the silenced connect error stay local
@@ -85,15 +80,7 @@ case "$cmd" in
         ;;
     stop)
         [[ -f $DIR/pid ]] || exit 0
-        pid=$(<"$DIR/pid")
-        if pid_alive "$pid"; then
-            kill -TERM "$pid" 2>/dev/null || true
-            deadline=$((SECONDS + 5))
-            while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.05; done
-            if pid_alive "$pid"; then
-                kill -KILL "$pid" 2>/dev/null || true
-            fi
-        fi
+        stop_pid "$(<"$DIR/pid")" 5
         rm -f "$DIR/pid"
         ;;
     *) die "unknown command '$cmd' (start|stop)" ;;

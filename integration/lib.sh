@@ -1,0 +1,56 @@
+# Helpers shared by the integration/ scripts (sourced, not run): process liveness by PID, stopping
+# by PID with a grace period, and the owner watchdog that cleans up after a killed test run.
+# shellcheck shell=bash
+
+# pid_alive PID: the process exists and is not a zombie (kill -0 also succeeds for a zombie,
+# which a killed child stays until it is reaped).
+pid_alive() {
+    local pid=$1 stat
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ ${stat:0:1} != Z && ${stat:0:1} != X ]]
+}
+
+# is_running PID_FILE: the file exists and its process is alive.
+is_running() {
+    [[ -f $1 ]] && pid_alive "$(<"$1")"
+}
+
+# stop_pid PID [GRACE_SECONDS=5]: SIGTERM, then SIGKILL if it is still alive after the grace.
+stop_pid() {
+    local pid=$1 grace=${2:-5} deadline
+    pid_alive "$pid" || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    deadline=$((SECONDS + grace))
+    while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.05; done
+    if pid_alive "$pid"; then
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+}
+
+# start_watchdog DIR OWNER_PID SCRIPT NAME [STOP_ARGS...]: once OWNER_PID is gone, runs
+# `SCRIPT stop --dir DIR STOP_ARGS...`. Its PID goes to DIR/watchdog.pid, its log to
+# DIR/watchdog.log. Does nothing if a watchdog for DIR already runs.
+start_watchdog() {
+    local dir=$1 owner=$2 script=$3 name=$4
+    shift 4
+    is_running "$dir/watchdog.pid" && return 0
+    # shellcheck disable=SC2016 # the inner script expands its own positional parameters
+    setsid bash -c '
+        owner=$1 script=$2 dir=$3
+        shift 3
+        while [[ -e /proc/$owner ]] && ! grep -q "^State:.Z" "/proc/$owner/status" 2>/dev/null; do sleep 1; done
+        rm -f "$dir/watchdog.pid"
+        exec "$script" stop --dir "$dir" "$@"
+    ' "$name" "$owner" "$script" "$dir" "$@" </dev/null >>"$dir/watchdog.log" 2>&1 &
+    echo $! >"$dir/watchdog.pid"
+}
+
+# stop_watchdog DIR: stops the watchdog of DIR, if any.
+stop_watchdog() {
+    if is_running "$1/watchdog.pid"; then
+        kill -TERM "$(<"$1/watchdog.pid")" 2>/dev/null || true
+    fi
+    rm -f "$1/watchdog.pid"
+}
