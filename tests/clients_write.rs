@@ -15,9 +15,10 @@ mod clients;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use clients::{ApiProcess, VictoriaMetrics, expect_success, v1_replicas_yaml};
+use clients::{VictoriaMetrics, expect_success, v1_replicas_yaml};
 use serde_json::{Value, json};
 use support::InfluxCluster;
+use support::api::MonitorApi;
 
 const V1_CLIENT: &str = include_str!("clients/influxdb_v1_client.py");
 const V2_CLIENT: &str = include_str!("clients/influxdb_v2_client.py");
@@ -66,7 +67,7 @@ fn other_group(index: &str) -> [usize; 2] {
 /// and that the other group holds no row of that index.
 fn assert_on_every_replica(
     cluster: &InfluxCluster,
-    api: &ApiProcess,
+    api: &MonitorApi,
     db: &str,
     index: &str,
     q: &str,
@@ -120,7 +121,7 @@ fn normalize(value: Value) -> Value {
 /// The point both Python scripts write with characters a line-protocol writer must escape.
 fn assert_tricky_point(
     cluster: &InfluxCluster,
-    api: &ApiProcess,
+    api: &MonitorApi,
     db: &str,
     index: &str,
     base: i64,
@@ -153,7 +154,7 @@ fn cpu_rows(index_base: i64, count: i64) -> Vec<Value> {
 #[test]
 fn python_influxdb_v1_client_writes_land_on_every_replica() {
     let cluster = InfluxCluster::start_in_memory(4);
-    let api = ApiProcess::start(&two_group_config(&cluster, TOKENS));
+    let api = MonitorApi::start(&two_group_config(&cluster, TOKENS));
     let base = base_seconds();
     let version = clients::run_python(
         V1_CLIENT,
@@ -232,7 +233,7 @@ fn python_influxdb_v2_client_writes_land_on_v1_replicas() {
     let cluster = InfluxCluster::start_in_memory(4);
     // the v2 client authenticates with `Authorization: Token x`
     let access = "tokens:\n  - token: \"x\"\n    write: [\"*\"]\n";
-    let api = ApiProcess::start(&two_group_config(&cluster, access));
+    let api = MonitorApi::start(&two_group_config(&cluster, access));
     let base = base_seconds();
     let out = clients::run_python(V2_CLIENT, &[&api.url(), "x", "pyv2", &base.to_string()]);
     assert_eq!(out.trim(), "ok");
@@ -289,7 +290,7 @@ fn python_influxdb_v2_client_writes_land_on_v1_replicas() {
 #[test]
 fn influx_cli_import_lands_on_every_replica() {
     let cluster = InfluxCluster::start_in_memory(4);
-    let api = ApiProcess::start(&two_group_config(&cluster, TOKENS));
+    let api = MonitorApi::start(&two_group_config(&cluster, TOKENS));
     let base = base_seconds();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut file = String::from(
@@ -366,7 +367,7 @@ fn influx_cli_import_lands_on_every_replica() {
 /// `influx -import -path FILE -host 127.0.0.1 -port <proxy> -precision s`; returns what it said.
 /// With `credentials` (user, token) the CLI sends them as InfluxDB 1.x credentials.
 fn influx_import(
-    api: &ApiProcess,
+    api: &MonitorApi,
     path: &std::path::Path,
     credentials: Option<(&str, &str)>,
 ) -> String {
@@ -376,7 +377,7 @@ fn influx_import(
 }
 
 fn influx_import_output(
-    api: &ApiProcess,
+    api: &MonitorApi,
     path: &std::path::Path,
     credentials: Option<(&str, &str)>,
 ) -> std::process::Output {
@@ -400,7 +401,7 @@ fn influx_import_output(
 #[test]
 fn influx_import_into_a_missing_retention_policy_does_not_block_the_group() {
     let cluster = InfluxCluster::start_in_memory(4);
-    let api = ApiProcess::start(&two_group_config(&cluster, OPEN));
+    let api = MonitorApi::start(&two_group_config(&cluster, OPEN));
     let base = base_seconds();
     let dir = tempfile::tempdir().expect("temp dir");
     let missing = dir.path().join("missing-rp.txt");
@@ -498,7 +499,7 @@ fn curl_gzip(url: &str, gz: &std::path::Path, extra_header: Option<&str>) -> (St
 #[test]
 fn curl_gzip_bodies_land_on_every_replica() {
     let cluster = InfluxCluster::start_in_memory(4);
-    let api = ApiProcess::start(&two_group_config(&cluster, OPEN));
+    let api = MonitorApi::start(&two_group_config(&cluster, OPEN));
     let base_ms = base_seconds() * 1000;
     let dir = tempfile::tempdir().expect("temp dir");
 
@@ -635,7 +636,7 @@ fn v2_dialect_group_on_victoria_metrics_beside_influxd_group() {
         "consistency: all\ngroups:\n  g1:\n    replicas:\n{}  g2:\n    replicas:\n{v2_replicas}indexes:\n  c1: g1\n  c2: g2\n{OPEN}",
         v1_replicas_yaml(&cluster.urls())
     );
-    let api = ApiProcess::start(&config);
+    let api = MonitorApi::start(&config);
     let base = base_seconds();
 
     let mut body = String::new();

@@ -64,6 +64,10 @@ impl MonitorApi {
         self.port
     }
 
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
@@ -373,6 +377,12 @@ pub fn http_request_early_answer(
     stream.write_all(request.as_bytes())?;
     let _ = stream.write_all(body);
     let _ = stream.flush();
+    read_answer(stream)
+}
+
+/// The status code and the rest of the answer (headers and body) of a `Connection: close`
+/// request.
+fn read_answer(stream: TcpStream) -> std::io::Result<(u16, String)> {
     let mut reader = BufReader::new(stream);
     let mut status_line = String::new();
     reader.read_line(&mut status_line)?;
@@ -410,17 +420,7 @@ pub fn http_post_chunked(
     framed.extend_from_slice(b"0\r\n\r\n");
     let _ = stream.write_all(&framed);
     let _ = stream.flush();
-    let mut reader = BufReader::new(stream);
-    let mut status_line = String::new();
-    reader.read_line(&mut status_line)?;
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
-    let mut rest = Vec::new();
-    let _ = reader.read_to_end(&mut rest);
-    Ok((status, String::from_utf8_lossy(&rest).into_owned()))
+    read_answer(stream)
 }
 
 impl InfluxCluster {
