@@ -12,6 +12,8 @@ use bytes::{Bytes, BytesMut};
 use flate2::read::MultiGzDecoder;
 use http_body_util::BodyExt;
 
+use crate::config::api::LimitsConfig;
+
 /// Limits applied to one request body.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimits {
@@ -19,6 +21,16 @@ pub struct BodyLimits {
     pub max_wire_bytes: usize,
     /// Bytes after decompression.
     pub max_decoded_bytes: usize,
+}
+
+impl From<&LimitsConfig> for BodyLimits {
+    fn from(limits: &LimitsConfig) -> Self {
+        BodyLimits {
+            max_wire_bytes: usize::try_from(limits.max_body_bytes.get()).unwrap_or(usize::MAX),
+            max_decoded_bytes: usize::try_from(limits.max_decompressed_bytes.get())
+                .unwrap_or(usize::MAX),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -4,15 +4,12 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::config::{ApiConfig, load_api_config};
 use crate::protocol::Classifier;
 use crate::replication::pipeline::Pipeline;
 use crate::shard::{Access, ReloadOutcome, ShardMapStore, Shared};
 use crate::telemetry::metrics::ApiMetrics;
-
-use super::body::BodyLimits;
 
 pub struct AppState {
     /// The file the config came from, for reloads (absent in tests that build configs inline).
@@ -28,19 +25,6 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn body_limits(&self) -> BodyLimits {
-        let config = self.config.snapshot();
-        BodyLimits {
-            max_wire_bytes: config.limits.max_body_bytes.get() as usize,
-            max_decoded_bytes: config.limits.max_decompressed_bytes.get() as usize,
-        }
-    }
-
-    /// How long a write waits for its consistency level before answering a timeout.
-    pub fn ack_timeout(&self) -> Duration {
-        self.config.snapshot().backend.timeout.get()
-    }
-
     /// Re-reads the config file and applies what can change at run time: the shard map
     /// (unless changed through the API since; see `ShardMapStore`), tokens and limits.
     pub fn reload(&self) -> Result<String, String> {

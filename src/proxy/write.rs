@@ -25,7 +25,7 @@ use crate::shard::{AccessError, extract_token};
 use crate::telemetry::RequestId;
 use crate::telemetry::metrics::{LineKind, RejectReason, RequestLabels};
 
-use super::body::read_body;
+use super::body::{BodyLimits, read_body};
 use super::response::{influx_error, no_content};
 use super::state::AppState;
 
@@ -170,6 +170,8 @@ async fn write(
     body: Body,
     request_id: &str,
 ) -> Response {
+    // One snapshot of what a reload may change, kept to the end of the request.
+    let config = state.config.snapshot();
     // Authenticate before reading the body: an unauthorised client cannot make us buffer.
     let access = state.access.snapshot();
     let authorization = headers
@@ -191,7 +193,14 @@ async fn write(
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok());
-    let body = match read_body(body, content_length, encoding, state.body_limits()).await {
+    let body = match read_body(
+        body,
+        content_length,
+        encoding,
+        BodyLimits::from(&config.limits),
+    )
+    .await
+    {
         Ok(body) => body,
         Err(error) => {
             if error.status() == 413 {
@@ -213,8 +222,7 @@ async fn write(
         database: &params.database,
         retention_policy: &params.retention_policy,
         request_id,
-        max_line_bytes: usize::try_from(state.config.snapshot().limits.max_line_bytes.get())
-            .unwrap_or(usize::MAX),
+        max_line_bytes: usize::try_from(config.limits.max_line_bytes.get()).unwrap_or(usize::MAX),
     };
     let outcome = match split_by_group(&body, &context) {
         Ok(outcome) => outcome,
@@ -229,7 +237,6 @@ async fn write(
     count_line_errors(state, &outcome.errors);
 
     // Append every group's record; each is durable once `append` returns.
-    let config = state.config.snapshot();
     let consistency = params.consistency.unwrap_or(config.consistency);
     // Every group must have room before anything is appended, so that a 503 means "nothing of
     // this request was kept" (a retry then cannot duplicate proxy-stamped lines).
@@ -280,7 +287,7 @@ async fn write(
         .metrics
         .count_received(LineKind::Tracelog, outcome.accepted[2]);
 
-    let timeout = state.ack_timeout();
+    let timeout = config.backend.timeout.get();
     let mut refused = Vec::new();
     for (runtime, start, end, required) in waits {
         let waited = runtime.wait_acks(start, end, required, timeout).await;
