@@ -43,6 +43,28 @@ pub struct WriteTarget<'a> {
     pub precision: Precision,
 }
 
+/// One InfluxQL request to a replica (`/query` parameters, already mapped to the replica's
+/// database).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueryRequest<'a> {
+    pub statement: &'a str,
+    pub database: Option<&'a str>,
+    pub retention_policy: Option<&'a str>,
+    /// `epoch=ns|u|ms|s|m|h`; absent means RFC 3339 times.
+    pub epoch: Option<&'a str>,
+    /// Bound parameters as the client sent them (JSON object text).
+    pub params: Option<&'a str>,
+    /// Ask the replica for a chunked answer of this many rows per chunk.
+    pub chunk_size: Option<&'a str>,
+}
+
+/// A replica's answer to `/query`: status (2xx or 4xx) and body as received.
+#[derive(Debug, Clone)]
+pub struct QueryAnswer {
+    pub status: u16,
+    pub body: bytes::Bytes,
+}
+
 /// Why a backend refused lines. A rejection is about the data and is never retried as is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RejectReason {
@@ -267,6 +289,63 @@ impl BackendClient {
         } else {
             Err(self.classify_failure(status, None, &text))
         }
+    }
+
+    /// Sends an InfluxQL request to the replica's v1 `/query` endpoint (InfluxDB 2 serves it too,
+    /// through its DBRP mapping) and returns the status and the raw body, which the caller
+    /// parses: a 200 may still carry a per-statement `"error"` that only the merger can judge.
+    /// Only transport failures and 5xx/429 become `Err`; a 4xx comes back as an answer so the
+    /// client sees InfluxDB's own message.
+    pub async fn query(
+        &self,
+        request: &QueryRequest<'_>,
+        request_id: &str,
+    ) -> Result<QueryAnswer, BackendError> {
+        let url = format!("{}/query", self.endpoint.url.trim_end_matches('/'));
+        let mut form: Vec<(&str, &str)> = vec![("q", request.statement)];
+        if let Some(db) = request.database {
+            form.push(("db", db));
+        }
+        if let Some(rp) = request.retention_policy {
+            form.push(("rp", rp));
+        }
+        if let Some(epoch) = request.epoch {
+            form.push(("epoch", epoch));
+        }
+        if let Some(params) = request.params {
+            form.push(("params", params));
+        }
+        if let Some(chunk_size) = request.chunk_size {
+            form.push(("chunked", "true"));
+            form.push(("chunk_size", chunk_size));
+        }
+        // POST with a form body: statements can be long, and POST is what InfluxDB requires
+        // for statements that change data (DDL); it accepts it for SELECT/SHOW too.
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let request = self
+            .http
+            .post(url)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("X-Request-Id", request_id)
+            .body(body);
+        let response = self
+            .authorize(request)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let status = response.status();
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            let retry_after = parse_retry_after(response.headers());
+            let text = response.text().await.unwrap_or_default();
+            return Err(self.classify_failure(status, retry_after, &text));
+        }
+        let body = response.bytes().await.map_err(|e| self.unreachable(e))?;
+        Ok(QueryAnswer {
+            status: status.as_u16(),
+            body,
+        })
     }
 
     /// `GET /ping`: whether the replica answers at all.

@@ -13,4 +13,7 @@ pub mod client;
 pub use backoff::Backoff;
 pub use breaker::{BreakerState, CircuitBreaker};
 pub use chunks::Chunks;
-pub use client::{BackendClient, BackendError, Dialect, Endpoint, RejectReason, WriteTarget};
+pub use client::{
+    BackendClient, BackendError, Dialect, Endpoint, QueryAnswer, QueryRequest, RejectReason,
+    WriteTarget,
+};

@@ -46,6 +46,9 @@ struct ReplicaRuntime {
     /// Cursor name in the log (also the metric label).
     cursor: String,
     targets: Vec<String>,
+    /// The backends behind this cursor, for the read path (several for a `replicated` group,
+    /// in failover order).
+    read_targets: Vec<Target>,
     status: Arc<ReplicaStatus>,
     task: JoinHandle<()>,
 }
@@ -105,6 +108,28 @@ impl GroupRuntime {
         Ok(self.acks.rejections_of(start, end))
     }
 
+    /// The replicas the read path may ask, in configured order, each with its sync state at
+    /// this instant. A `replicated` group yields its backends as one entry per backend, all
+    /// sharing the one cursor's state (the backend replicates itself).
+    pub fn read_replicas(&self) -> Vec<ReadReplica> {
+        let mut replicas = Vec::new();
+        for replica in &self.replicas {
+            let pending_bytes = self.log.pending_bytes(&replica.cursor).unwrap_or(u64::MAX);
+            let health = replica.status.snapshot();
+            for target in &replica.read_targets {
+                replicas.push(ReadReplica {
+                    id: target.id.clone(),
+                    client: target.client.clone(),
+                    config: target.config.clone(),
+                    up: health.up,
+                    pending_bytes,
+                    in_sync: health.up && pending_bytes == 0,
+                });
+            }
+        }
+        replicas
+    }
+
     pub fn report(&self) -> GroupReport {
         let stats = self.log.stats();
         GroupReport {
@@ -129,6 +154,22 @@ impl GroupRuntime {
                 .collect(),
         }
     }
+}
+
+/// One replica as the read path sees it: how to ask it and whether its answer alone is
+/// complete.
+#[derive(Debug, Clone)]
+pub struct ReadReplica {
+    pub id: String,
+    pub client: BackendClient,
+    /// Database/bucket mapping and credentials (`config.backend_database(client_db)`).
+    pub config: crate::config::ReplicaConfig,
+    /// The last health check reached it.
+    pub up: bool,
+    /// Bytes acknowledged to clients and not yet stored by this replica.
+    pub pending_bytes: u64,
+    /// Up and nothing pending: an aggregate from this replica alone is complete.
+    pub in_sync: bool,
 }
 
 /// All groups' runtimes.
@@ -297,6 +338,7 @@ impl Pipeline {
         {
             let status = Arc::new(ReplicaStatus::default());
             let target_ids: Vec<String> = targets.iter().map(|t| t.id.clone()).collect();
+            let read_targets = targets.clone();
             spawn_health_checks(
                 targets.clone(),
                 status.clone(),
@@ -319,6 +361,7 @@ impl Pipeline {
             replicas.push(ReplicaRuntime {
                 cursor,
                 targets: target_ids,
+                read_targets,
                 status,
                 task: tokio::spawn(sender.run()),
             });
