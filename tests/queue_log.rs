@@ -78,7 +78,7 @@ async fn append_read_commit() {
         records(&batch),
         ["cpu v=1 1\n", "cpu v=2 2\n", "mem v=3 3\n"]
     );
-    assert_eq!(batch.data, b"cpu v=1 1\ncpu v=2 2\nmem v=3 3\n");
+    assert_eq!(batch.payload(), b"cpu v=1 1\ncpu v=2 2\nmem v=3 3\n");
     assert_eq!((batch.start, batch.end), (0, log.head()));
     assert!(batch.first_appended_at.is_some());
     // Not committed yet: still pending.
@@ -671,4 +671,55 @@ async fn a_failed_write_stops_the_log_instead_of_acknowledging() {
     assert_eq!(log.head(), head);
     assert_eq!(log.stats().write_errors, 1);
     assert!(log.close().is_err());
+}
+
+/// Readers that keep up are served from the in-memory tail, readers that fell behind from the
+/// files: both must see exactly the same records, ends and batch limits, also across the point
+/// where the memory window stops.
+#[tokio::test]
+async fn memory_tail_and_files_hand_out_the_same_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        read_cache_bytes: 3000, // far less than what is appended: early records fall out
+        ..small_config()
+    };
+    let log = GroupLog::open(dir.path(), config.clone()).unwrap();
+    log.add_replica("keeps-up", StartAt::Tail).unwrap();
+    log.add_replica("behind", StartAt::Tail).unwrap();
+    let mut keeps_up = log.reader("keeps-up").unwrap();
+    let mut expected = Vec::new();
+    let mut served_from_memory = Vec::new();
+    for i in 0..200 {
+        let record = format!("cpu,host=h{i} v={} {i}\n", "x".repeat(i % 37));
+        log.append(record.as_bytes()).await.unwrap();
+        expected.push(record);
+        // Read right away, while the record is still in the memory window.
+        let (got, _) = drain(&mut keeps_up, 1 << 20).await;
+        served_from_memory.extend(got);
+    }
+    assert!(log.stats().read_cache_bytes > 0);
+    assert!(log.stats().read_cache_bytes <= 3000);
+    assert_eq!(served_from_memory, expected);
+    // Small batches cross from files into the memory window mid-way.
+    let mut behind = log.reader("behind").unwrap();
+    let mut ends_behind = Vec::new();
+    let mut all_behind = Vec::new();
+    while let Some(batch) = behind.try_next_batch(700).unwrap() {
+        assert!(batch.payload_len() <= 700 || batch.record_count() == 1);
+        all_behind.extend(records(&batch));
+        ends_behind.extend(batch.records_with_end().map(|(_, end)| end));
+    }
+    assert_eq!(all_behind, expected);
+    // The same positions as a reader of a reopened log (files only).
+    drop(keeps_up);
+    drop(behind);
+    log.close().unwrap();
+    let reopened = GroupLog::open(dir.path(), config).unwrap();
+    reopened.add_replica("fresh", StartAt::Tail).unwrap();
+    let mut fresh = reopened.reader("fresh").unwrap();
+    let mut ends_fresh = Vec::new();
+    while let Some(batch) = fresh.try_next_batch(700).unwrap() {
+        ends_fresh.extend(batch.records_with_end().map(|(_, end)| end));
+    }
+    assert_eq!(ends_fresh, ends_behind);
 }

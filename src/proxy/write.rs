@@ -250,7 +250,7 @@ async fn write(
                 request_id,
             );
         };
-        if let Err(error) = runtime.check_room(record.record.len()) {
+        if let Err(error) = runtime.check_room(record.len()) {
             return queue_error(state, &group.name, &error, record.lines, request_id);
         }
         runtimes.push(runtime);
@@ -258,7 +258,7 @@ async fn write(
     let mut waits = Vec::with_capacity(outcome.records.len());
     for (record, runtime) in outcome.records.iter().zip(runtimes) {
         let group = map.group(record.group);
-        match runtime.append(&record.record).await {
+        match runtime.append(&record.parts()).await {
             Ok(receipt) => {
                 state
                     .metrics
@@ -266,7 +266,7 @@ async fn write(
                     .get_or_create(&crate::telemetry::metrics::GroupLabels {
                         group: group.name.clone(),
                     })
-                    .inc_by(record.record.len() as u64);
+                    .inc_by(record.len() as u64);
                 waits.push((
                     runtime,
                     receipt.start,

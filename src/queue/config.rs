@@ -62,6 +62,9 @@ pub struct LogConfig {
     pub cursor_sync_interval: Duration,
     /// The `Retry-After` suggested with `Full`.
     pub full_retry_after: Duration,
+    /// Bytes of the most recently written records kept in memory for the readers, so replicas
+    /// that keep up do not each read them back from the files. 0 disables it.
+    pub read_cache_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -75,6 +78,7 @@ impl Default for LogConfig {
             write_buffer_bytes: 16 << 20,
             cursor_sync_interval: Duration::from_secs(1),
             full_retry_after: Duration::from_secs(2),
+            read_cache_bytes: 32 << 20,
         }
     }
 }

@@ -75,12 +75,22 @@ pub fn now_unix_ms() -> u64 {
 }
 
 /// Appends one framed record to `out`. The caller has checked that `payload` fits in a u32.
+#[cfg(test)]
 pub fn encode_into(out: &mut Vec<u8>, payload: &[u8], appended_at_ms: u64) {
+    encode_parts_into(out, &[payload], appended_at_ms);
+}
+
+/// Like [`encode_into`] for a payload given as pieces written back to back.
+pub fn encode_parts_into(out: &mut Vec<u8>, parts: &[&[u8]], appended_at_ms: u64) {
+    let len: usize = parts.iter().map(|part| part.len()).sum();
+    out.reserve(HEADER + len);
     let start = out.len();
     out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(len as u32).to_le_bytes());
     out.extend_from_slice(&appended_at_ms.to_le_bytes());
-    out.extend_from_slice(payload);
+    for part in parts {
+        out.extend_from_slice(part);
+    }
     let crc = crc32fast::hash(&out[start + 4..]);
     out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
 }

@@ -20,6 +20,7 @@ use super::error::{FullReason, QueueError};
 use super::frame::{self, FRAME_HEADER_LEN, FrameHeader};
 use super::lock;
 use super::reader::Reader;
+use super::recent::RecentChunks;
 use super::segment::{Segment, SegmentList, parse_segment_file_name, segment_file_name};
 use super::stats::{Counters, QueueStats, ReplicaStats};
 use super::writer::{Progress, Staging, Writer};
@@ -101,6 +102,8 @@ pub(crate) struct Shared {
     pub segments: SegmentList,
     pub replicas: Mutex<BTreeMap<String, Arc<ReplicaState>>>,
     pub counters: Counters,
+    /// The records just written, for readers that keep up.
+    pub recent: RecentChunks,
     maintenance_stop: Mutex<bool>,
     maintenance_wake: Condvar,
     /// Append time (Unix ms) of the oldest record some replica has not acknowledged; 0 = none.
@@ -369,6 +372,7 @@ impl GroupLog {
             failed: None,
             closed: false,
         });
+        let read_cache_bytes = config.read_cache_bytes;
         let shared = Arc::new(Shared {
             dir: dir.clone(),
             memory: Semaphore::new(config.write_buffer_bytes as usize),
@@ -379,6 +383,7 @@ impl GroupLog {
             segments,
             replicas: Mutex::new(replicas),
             counters,
+            recent: RecentChunks::new(read_cache_bytes),
             maintenance_stop: Mutex::new(false),
             maintenance_wake: Condvar::new(),
             oldest_pending_ms: AtomicU64::new(0),
@@ -414,8 +419,14 @@ impl GroupLog {
     /// Cancel-safe in the sense that dropping the future never corrupts the log (the record may
     /// still be written, unacknowledged).
     pub async fn append(&self, payload: &[u8]) -> Result<AppendReceipt, QueueError> {
+        self.append_parts(&[payload]).await
+    }
+
+    /// [`GroupLog::append`] for a record given as pieces (one record, the pieces back to back):
+    /// the caller need not copy them into one buffer first.
+    pub async fn append_parts(&self, parts: &[&[u8]]) -> Result<AppendReceipt, QueueError> {
         let shared = &self.shared;
-        let size = payload.len() as u64;
+        let size = parts.iter().map(|part| part.len() as u64).sum::<u64>();
         if size > shared.config.max_record_bytes {
             return Err(QueueError::RecordTooLarge {
                 size,
@@ -446,7 +457,7 @@ impl GroupLog {
                 staging.rotations.push(start);
                 staging.active_base = start;
             }
-            frame::encode_into(&mut staging.buf, payload, appended_at);
+            frame::encode_parts_into(&mut staging.buf, parts, appended_at);
             staging.records += 1;
             staging.permits += permits as u64;
             staging.disk_bytes += frame_len;
@@ -590,6 +601,7 @@ impl GroupLog {
         stats.head = self.head();
         stats.synced = self.shared.progress.borrow().synced_end;
         stats.tail = self.tail();
+        stats.read_cache_bytes = self.shared.recent.bytes();
         stats.disk_bytes = lock(&self.shared.staging).disk_bytes;
         stats.segments = self.shared.segments.len() as u64;
         let states: Vec<_> = lock(&self.shared.replicas).values().cloned().collect();

@@ -121,6 +121,7 @@ mod error;
 mod frame;
 mod log;
 mod reader;
+mod recent;
 mod segment;
 mod stats;
 mod writer;

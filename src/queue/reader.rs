@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::error::QueueError;
@@ -16,16 +17,16 @@ use super::segment::Segment;
 use super::stats::Counters;
 use super::writer::Progress;
 
-/// Whole records read for one replica, their payloads concatenated.
+/// Whole records read for one replica.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Batch {
     /// Position of the first byte covered (the reader's position before this batch).
     pub start: u64,
     /// Position after the last record covered: what to `commit` once the backend acknowledged.
     pub end: u64,
-    /// The records' payloads back to back (newline-terminated line protocol for the proxy).
-    pub data: Vec<u8>,
-    record_lens: Vec<u32>,
+    /// Each record's payload (newline-terminated line protocol for the proxy): shared slices of
+    /// the log's in-memory tail when the replica keeps up, of a file read otherwise.
+    records: Vec<Bytes>,
     record_ends: Vec<u64>,
     /// When the first record of the batch was appended.
     pub first_appended_at: Option<SystemTime>,
@@ -35,26 +36,44 @@ pub struct Batch {
 
 impl Batch {
     pub fn record_count(&self) -> usize {
-        self.record_lens.len()
+        self.records.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.record_lens.is_empty()
+        self.records.is_empty()
+    }
+
+    /// Payload bytes in the batch.
+    pub fn payload_len(&self) -> usize {
+        self.records.iter().map(Bytes::len).sum()
     }
 
     /// Each record's payload, in log order.
     pub fn records(&self) -> impl Iterator<Item = &[u8]> {
-        self.record_lens.iter().scan(0usize, |offset, &len| {
-            let start = *offset;
-            *offset += len as usize;
-            self.data.get(start..*offset)
-        })
+        self.records.iter().map(|record| &record[..])
+    }
+
+    /// Each record's payload as shared bytes (cheap to clone and to slice), in log order.
+    pub fn record_bytes(&self) -> &[Bytes] {
+        &self.records
     }
 
     /// Each record's payload with the position just after it: a valid `commit` point when the
     /// backend acknowledged the records up to that one but not the rest of the batch.
     pub fn records_with_end(&self) -> impl Iterator<Item = (&[u8], u64)> {
         self.records().zip(self.record_ends.iter().copied())
+    }
+
+    /// The records' payloads back to back (a copy; for tests and tools).
+    pub fn payload(&self) -> Vec<u8> {
+        self.records.concat()
+    }
+
+    fn push(&mut self, payload: Bytes, end: u64, header: &FrameHeader) {
+        self.first_appended_at
+            .get_or_insert_with(|| header.appended_at());
+        self.records.push(payload);
+        self.record_ends.push(end);
     }
 }
 
@@ -194,16 +213,51 @@ impl Drop for Reader {
     }
 }
 
-/// Reads whole valid records from `from` up to `end`, skipping damaged ranges (counted).
+/// Reads whole valid records from `from` up to `end`, skipping damaged ranges (counted): from
+/// the in-memory tail while it holds the position, else from the segment files.
 fn read_batch(shared: &Shared, from: u64, end: u64, max_bytes: usize) -> Result<Batch, QueueError> {
     let mut batch = Batch {
         start: from,
         end: from,
         ..Batch::default()
     };
+    let mut payload_bytes = 0usize;
     let mut position = from;
     let mut header = [0u8; FRAME_HEADER_LEN as usize];
-    while position < end {
+    'records: while position < end {
+        if let Some(chunk) = shared.recent.chunk_at(position) {
+            // Written by this process and never read back from disk: no checksum to verify.
+            let limit = chunk.end().min(end);
+            while position < limit {
+                let offset = (position - chunk.start) as usize;
+                let Some(header_bytes) = chunk
+                    .bytes
+                    .get(offset..offset + FRAME_HEADER_LEN as usize)
+                    .and_then(|h| <&[u8; FRAME_HEADER_LEN as usize]>::try_from(h).ok())
+                else {
+                    break; // not a whole frame in memory: let the file path judge it
+                };
+                let frame = FrameHeader::decode(header_bytes);
+                let len = frame.len as usize;
+                if position + frame.frame_len() > limit {
+                    break;
+                }
+                if !batch.is_empty() && payload_bytes + len > max_bytes {
+                    break 'records;
+                }
+                let payload_at = offset + FRAME_HEADER_LEN as usize;
+                position += frame.frame_len();
+                payload_bytes += len;
+                batch.push(
+                    chunk.bytes.slice(payload_at..payload_at + len),
+                    position,
+                    &frame,
+                );
+            }
+            if position >= limit || position >= end {
+                continue;
+            }
+        }
         let Some((segment, next_base)) = shared.segments.containing(position) else {
             // Before the oldest segment: cannot happen for a registered replica (segments are
             // only deleted once every persisted cursor passed them); skip to what exists.
@@ -224,26 +278,20 @@ fn read_batch(shared: &Shared, from: u64, end: u64, max_bytes: usize) -> Result<
             .filter(|h| h.frame_len() <= available);
         if let Some(frame) = frame {
             let len = frame.len as usize;
-            if !batch.data.is_empty() && batch.data.len() + len > max_bytes {
+            if !batch.is_empty() && payload_bytes + len > max_bytes {
                 break;
             }
-            let payload_start = batch.data.len();
-            batch.data.resize(payload_start + len, 0);
-            let payload = &mut batch.data[payload_start..];
+            let mut payload = vec![0u8; len];
             let intact = segment
-                .read_exact_at(payload, position + FRAME_HEADER_LEN)
+                .read_exact_at(&mut payload, position + FRAME_HEADER_LEN)
                 .is_ok()
-                && frame.matches(&header, payload);
+                && frame.matches(&header, &payload);
             if intact {
-                batch.record_lens.push(frame.len);
-                batch.record_ends.push(position + frame.frame_len());
-                batch
-                    .first_appended_at
-                    .get_or_insert_with(|| frame.appended_at());
                 position += frame.frame_len();
+                payload_bytes += len;
+                batch.push(Bytes::from(payload), position, &frame);
                 continue;
             }
-            batch.data.truncate(payload_start);
         }
         let resume = resync(&segment, position, segment_end)?;
         skip(shared, &mut batch, position, resume, Some(&segment));

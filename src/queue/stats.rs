@@ -57,6 +57,8 @@ pub struct QueueStats {
     pub synced: u64,
     /// Position of the oldest byte still on disk.
     pub tail: u64,
+    /// Bytes of recent records held in memory for the readers (`LogConfig::read_cache_bytes`).
+    pub read_cache_bytes: u64,
     pub disk_bytes: u64,
     pub segments: u64,
     pub replicas: Vec<ReplicaStats>,

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use super::config::FsyncPolicy;
 use super::cursor::sync_dir;
 use super::error::QueueError;
@@ -119,9 +121,10 @@ impl Writer {
         let _guard = PanicGuard(&shared);
         let mut spare = Vec::new();
         loop {
-            let taken = self.take(std::mem::take(&mut spare));
+            let mut taken = self.take(std::mem::take(&mut spare));
+            let taken_len = taken.buf.len();
             if !taken.buf.is_empty() {
-                self.write_and_publish(&taken);
+                self.write_and_publish(&mut taken);
             }
             let sync_due = self
                 .sync_deadline()
@@ -145,6 +148,12 @@ impl Writer {
                 return;
             }
             spare = taken.buf;
+            if spare.capacity() == 0 {
+                // The buffer went to the in-memory tail; start the next one at about the size
+                // this one reached so appenders rarely reallocate.
+                spare =
+                    Vec::with_capacity(taken_len.min(shared.config.write_buffer_bytes as usize));
+            }
             spare.clear();
             spare.shrink_to(shared.config.write_buffer_bytes as usize);
         }
@@ -196,7 +205,7 @@ impl Writer {
         }
     }
 
-    fn write_and_publish(&mut self, taken: &Taken) {
+    fn write_and_publish(&mut self, taken: &mut Taken) {
         if self.failed {
             let mut staging = lock(&self.shared.staging);
             staging.disk_bytes = staging.disk_bytes.saturating_sub(taken.buf.len() as u64);
@@ -206,6 +215,11 @@ impl Writer {
                     let counters = &self.shared.counters;
                     Counters::add(&counters.bytes_appended, taken.buf.len() as u64);
                     Counters::add(&counters.records_appended, taken.records);
+                    if self.shared.config.read_cache_bytes > 0 {
+                        // Written (and synced if the policy says so): readers may have it.
+                        let written = Bytes::from(std::mem::take(&mut taken.buf));
+                        self.shared.recent.push(taken.start, written);
+                    }
                     let (visible_end, synced_end) = (self.written_end, self.synced_end);
                     self.shared.progress.send_modify(|p| {
                         p.visible_end = visible_end;

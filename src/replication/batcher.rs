@@ -1,6 +1,8 @@
 //! Splits one write request's body into one durable-log record per shard group: every line is
 //! parsed, checked against the caller's grants, routed by its index tag, stamped with the receive
-//! time when it has no timestamp, and copied once into its group's record.
+//! time when it has no timestamp, and gathered into its group's record: runs of consecutive lines
+//! are kept as slices of the body (copied once, by the log's append), only stamped or rescaled
+//! lines are written anew.
 //!
 //! Lines are forwarded byte for byte (only a missing timestamp is appended, and `m`/`h`
 //! timestamps are rewritten in seconds so that every backend dialect can take them). It must
@@ -31,12 +33,95 @@ pub struct SplitContext<'a> {
     pub max_line_bytes: usize,
 }
 
-/// One group's share of the request: a complete log record (header and lines).
+/// One group's share of the request: a complete log record (header and lines), as the pieces
+/// the log appends back to back.
 #[derive(Debug)]
-pub struct GroupRecord {
+pub struct GroupRecord<'body> {
     pub group: GroupId,
-    pub record: Vec<u8>,
+    header: Vec<u8>,
+    runs: Vec<Run>,
+    /// Lines the proxy rewrote (stamped with the receive time, rescaled), and newlines the body
+    /// lacked.
+    written: Vec<u8>,
+    body: &'body [u8],
     pub lines: usize,
+    len: usize,
+}
+
+/// A byte range of the body or of `GroupRecord::written`.
+#[derive(Debug, Clone, Copy)]
+enum Run {
+    Body(usize, usize),
+    Written(usize, usize),
+}
+
+impl<'body> GroupRecord<'body> {
+    fn new(group: GroupId, header: Vec<u8>, body: &'body [u8]) -> Self {
+        let len = header.len();
+        GroupRecord {
+            group,
+            header,
+            runs: Vec::new(),
+            written: Vec::new(),
+            body,
+            lines: 0,
+            len,
+        }
+    }
+
+    /// Bytes of the whole record.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The record's pieces in order: the header, then the lines.
+    pub fn parts(&self) -> Vec<&[u8]> {
+        let mut parts = Vec::with_capacity(self.runs.len() + 1);
+        parts.push(&self.header[..]);
+        for run in &self.runs {
+            parts.push(match *run {
+                Run::Body(start, end) => &self.body[start..end],
+                Run::Written(start, end) => &self.written[start..end],
+            });
+        }
+        parts
+    }
+
+    /// The record as one buffer (tests and tools).
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.parts().concat()
+    }
+
+    /// Adds a body range, extending the last run when it continues it.
+    fn push_body(&mut self, start: usize, end: usize) {
+        self.len += end - start;
+        if let Some(Run::Body(_, last_end)) = self.runs.last_mut() {
+            if *last_end == start {
+                *last_end = end;
+                return;
+            }
+        }
+        self.runs.push(Run::Body(start, end));
+    }
+
+    /// Adds bytes written by `write` into `written`, extending the last run when it can.
+    fn push_written(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.written.len();
+        write(&mut self.written);
+        let end = self.written.len();
+        self.len += end - start;
+        if let Some(Run::Written(_, last_end)) = self.runs.last_mut() {
+            if *last_end == start {
+                *last_end = end;
+                return;
+            }
+        }
+        self.runs.push(Run::Written(start, end));
+    }
 }
 
 /// Why a single line was left out; the others are still stored.
@@ -80,15 +165,15 @@ impl LineError {
 
 /// What the split produced.
 #[derive(Debug, Default)]
-pub struct SplitOutcome {
+pub struct SplitOutcome<'body> {
     /// Non-empty records, in group order.
-    pub records: Vec<GroupRecord>,
+    pub records: Vec<GroupRecord<'body>>,
     /// Accepted lines by kind: metric, log, tracelog.
     pub accepted: [u64; 3],
     pub errors: Vec<LineError>,
 }
 
-impl SplitOutcome {
+impl SplitOutcome<'_> {
     pub fn accepted_lines(&self) -> u64 {
         self.accepted.iter().sum()
     }
@@ -107,7 +192,10 @@ const SNIPPET_BYTES: usize = 128;
 
 /// Splits `body` by group under `ctx`. A forbidden index refuses the whole request, so a token
 /// can never get part of a batch into an index it may not write.
-pub fn split_by_group(body: &[u8], ctx: &SplitContext<'_>) -> Result<SplitOutcome, SplitError> {
+pub fn split_by_group<'body>(
+    body: &'body [u8],
+    ctx: &SplitContext<'_>,
+) -> Result<SplitOutcome<'body>, SplitError> {
     let header = BatchHeader {
         database: ctx.database.to_owned(),
         retention_policy: ctx.retention_policy.to_owned(),
@@ -189,37 +277,49 @@ pub fn split_by_group(body: &[u8], ctx: &SplitContext<'_>) -> Result<SplitOutcom
         let record = match slot {
             Some(record) => record,
             None => {
-                let mut bytes = Vec::with_capacity(body.len().min(1 << 20) + 64);
+                let mut bytes = Vec::with_capacity(64);
                 header.encode_into(&mut bytes)?;
-                slot.insert(GroupRecord {
-                    group,
-                    record: bytes,
-                    lines: 0,
-                })
+                slot.insert(GroupRecord::new(group, bytes, body))
             }
         };
-        append_line(&mut record.record, &line, ctx);
+        append_line(record, &line, ctx);
         record.lines += 1;
         outcome.accepted[kind_slot(line.kind())] += 1;
     }
     outcome.records = records.into_iter().flatten().collect();
     for record in &mut outcome.records {
-        set_line_count(&mut record.record, record.lines as u32);
+        set_line_count(&mut record.header, record.lines as u32);
     }
     Ok(outcome)
 }
 
-fn append_line(out: &mut Vec<u8>, line: &crate::protocol::Line<'_>, ctx: &SplitContext<'_>) {
+fn append_line(
+    record: &mut GroupRecord<'_>,
+    line: &crate::protocol::Line<'_>,
+    ctx: &SplitContext<'_>,
+) {
     let scale = minutes_or_hours_scale(ctx.precision);
     match (line.timestamp(), scale) {
         (Some(_), None) => {
-            out.extend_from_slice(line.raw());
-            out.push(b'\n');
+            let raw = line.raw();
+            // `raw` borrows from the body the record was created with.
+            let start = raw.as_ptr() as usize - record.body.as_ptr() as usize;
+            let end = start + raw.len();
+            if record.body.get(end) == Some(&b'\n') {
+                record.push_body(start, end + 1);
+            } else {
+                record.push_body(start, end);
+                record.push_written(|out| out.push(b'\n'));
+            }
         }
         // The parser range-checked the timestamp in nanoseconds, so seconds cannot overflow.
-        (Some(ts), Some(scale)) => write_timestamp(line.without_timestamp(), ts * scale, out),
-        (None, None) => write_timestamp(line.raw(), ctx.now, out),
-        (None, Some(scale)) => write_timestamp(line.raw(), ctx.now * scale, out),
+        (Some(ts), Some(scale)) => {
+            record.push_written(|out| write_timestamp(line.without_timestamp(), ts * scale, out))
+        }
+        (None, None) => record.push_written(|out| write_timestamp(line.raw(), ctx.now, out)),
+        (None, Some(scale)) => {
+            record.push_written(|out| write_timestamp(line.raw(), ctx.now * scale, out))
+        }
     }
 }
 
@@ -315,7 +415,8 @@ open_access: true
             "{}",
             messages[0]
         );
-        let g1 = decode(&outcome.records[0].record).unwrap();
+        let g1_bytes = outcome.records[0].to_vec();
+        let g1 = decode(&g1_bytes).unwrap();
         assert_eq!(
             g1.lines,
             b"mem,index=cluster1 used=1 1\nmem,index=cluster1 used=3 3\n"
@@ -331,17 +432,40 @@ open_access: true
         assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
         assert_eq!(outcome.accepted, [2, 1, 0]);
         assert_eq!(outcome.records.len(), 2);
-        let g1 = decode(&outcome.records[0].record).unwrap();
+        let g1_bytes = outcome.records[0].to_vec();
+        let g1 = decode(&g1_bytes).unwrap();
         assert_eq!(
             g1.lines,
             b"mem,index=cluster1,host=h used=1 10\nmem,index=cluster1 used=2 20\n"
         );
         assert_eq!(g1.precision, Precision::Second);
-        let g2 = decode(&outcome.records[1].record).unwrap();
+        let g2_bytes = outcome.records[1].to_vec();
+        let g2 = decode(&g2_bytes).unwrap();
         assert_eq!(
             g2.lines,
             b"log,index=eu-west,host=h msg=\"hi\" 1700000000\n"
         );
+    }
+
+    #[test]
+    fn records_gather_body_runs_and_written_lines_in_line_order() {
+        let map = map("");
+        let classifier = Classifier::default();
+        // Comments, blank lines, CRLF, lines of another group, stamped lines and a last line
+        // without newline between runs of the body.
+        let body = b"# comment\nmem,index=cluster1 used=1 1\nmem,index=cluster1 used=2 2\n\nlog,index=eu-west msg=\"x\" 3\nmem,index=cluster1 used=3\nmem,index=cluster1 used=4 4\r\nmem,index=cluster1 used=5 5\nmem,index=cluster1 used=6 6";
+        let outcome = split_by_group(body, &ctx(&map, &classifier, Precision::Second)).unwrap();
+        assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        let record = &outcome.records[0];
+        let bytes = record.to_vec();
+        assert_eq!(record.len(), bytes.len());
+        assert_eq!(
+            decode(&bytes).unwrap().lines,
+            b"mem,index=cluster1 used=1 1\nmem,index=cluster1 used=2 2\nmem,index=cluster1 used=3 1700000000\nmem,index=cluster1 used=4 4\nmem,index=cluster1 used=5 5\nmem,index=cluster1 used=6 6\n"
+        );
+        // Header, lines 1-2 as one run, the stamped line, line 4, lines 5-6 as one run, and the
+        // missing final newline.
+        assert!(record.parts().len() <= 7, "{}", record.parts().len());
     }
 
     #[test]
@@ -386,7 +510,8 @@ open_access: true
             &ctx(&map, &classifier, Precision::Minute),
         )
         .unwrap();
-        let record = decode(&outcome.records[0].record).unwrap();
+        let record_bytes = outcome.records[0].to_vec();
+        let record = decode(&record_bytes).unwrap();
         assert_eq!(record.precision, Precision::Second);
         assert_eq!(
             record.lines,

@@ -87,9 +87,9 @@ impl GroupRuntime {
         self.log.check_room(len)
     }
 
-    /// Appends one record (durable per the fsync policy when this returns).
-    pub async fn append(&self, record: &[u8]) -> Result<AppendReceipt, QueueError> {
-        self.log.append(record).await
+    /// Appends one record given as pieces (durable per the fsync policy when this returns).
+    pub async fn append(&self, record_parts: &[&[u8]]) -> Result<AppendReceipt, QueueError> {
+        self.log.append_parts(record_parts).await
     }
 
     /// Waits until `required` replicas stored (or refused) everything up to `end`, then returns

@@ -245,21 +245,16 @@ impl Sender {
     /// Delivers every record of `batch`; consecutive records with the same target share one
     /// backend request. Returns false on shutdown.
     async fn deliver_batch(&mut self, batch: Batch, delivery: &mut Delivery) -> bool {
-        // Where each record sits in the batch, then the batch as shared bytes: every run below
-        // is a list of slices of it, sent without copying the lines again.
-        let base = batch.data.as_ptr() as usize;
+        // Every run below is a list of slices of the records' shared bytes, sent without
+        // copying the lines again.
         let mut record_start = batch.start;
-        let layout: Vec<(usize, usize, u64, u64)> = batch
-            .records_with_end()
-            .map(|(record, end)| {
-                let start = std::mem::replace(&mut record_start, end);
-                (record.as_ptr() as usize - base, record.len(), start, end)
-            })
-            .collect();
-        let data = Bytes::from(batch.data);
         let mut runs: Vec<(Envelope<'_>, Vec<Bytes>, Vec<RecordSpan>)> = Vec::new();
-        for &(offset, len, start, end) in &layout {
-            let record = &data[offset..offset + len];
+        for (record, end) in batch
+            .record_bytes()
+            .iter()
+            .zip(batch.records_with_end().map(|(_, end)| end))
+        {
+            let start = std::mem::replace(&mut record_start, end);
             let envelope = match decode(record) {
                 Ok(envelope) => envelope,
                 Err(error) => {
@@ -268,8 +263,7 @@ impl Sender {
                     continue;
                 }
             };
-            let lines_at = offset + (envelope.lines.as_ptr() as usize - record.as_ptr() as usize);
-            let lines = data.slice(lines_at..offset + len);
+            let lines = record.slice_ref(envelope.lines);
             match runs.last_mut() {
                 Some((first, chunks, spans)) if first.same_target(&envelope) => {
                     let body_start = spans.last().map_or(0, |s| s.body_end);
