@@ -41,24 +41,23 @@ pub fn quote_string(text: &str) -> String {
     out
 }
 
-/// `/…/` matching `text` literally anywhere: RE2's metacharacters are backslash-escaped (only
-/// those: older Go releases refuse escapes of other characters such as `\_`), control
-/// characters become `\x{..}`, and `/` becomes `\/`, the one escape the InfluxQL regex scanner
-/// consumes itself.
+/// `/…/` matching `text` literally anywhere. RE2's metacharacters are backslash-escaped (only
+/// those: older Go releases refuse escapes of other characters such as `\_`); backslash, slash
+/// and control characters become `\x{..}`. Backslash and slash never appear raw because the
+/// InfluxQL regex scanner reads `\/` as a slash even after another backslash, so `\\/` (a
+/// literal backslash, then the closing delimiter) would not end the literal where it should.
 pub fn literal_regex(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('/');
     for c in text.chars() {
-        if c == '/' {
-            out.push_str("\\/");
+        if c == '/' || c == '\\' || c.is_control() {
+            let _ = write!(out, "\\x{{{:x}}}", u32::from(c));
         } else if matches!(
             c,
-            '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$'
+            '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$'
         ) {
             out.push('\\');
             out.push(c);
-        } else if c.is_control() {
-            let _ = write!(out, "\\x{{{:x}}}", u32::from(c));
         } else {
             out.push(c);
         }
@@ -179,8 +178,8 @@ mod tests {
     #[test]
     fn contains_becomes_a_literal_regex() {
         assert_eq!(literal_regex("a.b"), r"/a\.b/");
-        assert_eq!(literal_regex("/etc/passwd"), r"/\/etc\/passwd/");
-        assert_eq!(literal_regex(r"C:\x"), r"/C:\\x/");
+        assert_eq!(literal_regex("/etc/passwd"), r"/\x{2f}etc\x{2f}passwd/");
+        assert_eq!(literal_regex(r"C:\x"), r"/C:\x{5c}x/");
         assert_eq!(literal_regex("tab\there"), r"/tab\x{9}here/");
         assert_eq!(literal_regex("(a|b)*"), r"/\(a\|b\)\*/");
         assert_eq!(literal_regex("héllo wörld"), "/héllo wörld/");
@@ -202,7 +201,7 @@ mod tests {
         );
         assert_eq!(
             q,
-            r#"SHOW TAG KEYS FROM "log"; SHOW FIELD KEYS FROM "log"; SELECT * FROM "log" WHERE time >= 10 AND time <= 20 AND "host" = 'h\'1' AND ("index" = 'a' OR "index" = 'b') AND "msg" =~ /x\/y/ ORDER BY time DESC LIMIT 100"#
+            r#"SHOW TAG KEYS FROM "log"; SHOW FIELD KEYS FROM "log"; SELECT * FROM "log" WHERE time >= 10 AND time <= 20 AND "host" = 'h\'1' AND ("index" = 'a' OR "index" = 'b') AND "msg" =~ /x\x{2f}y/ ORDER BY time DESC LIMIT 100"#
         );
         let none = search_statements(
             "log",
