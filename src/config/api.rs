@@ -474,7 +474,7 @@ pub struct SearchConfig {
     pub database: String,
     /// `/api/v1/logs` without `start` looks back this far. Default 1h.
     pub logs_default_range: HumanDuration,
-    /// Largest `limit` of `/api/v1/logs` (a larger one is refused, 400). Default 10000.
+    /// Largest `limit` of `/api/v1/logs` (a larger one is lowered to it). Default 10000.
     pub logs_max_limit: usize,
     /// At most this many lines of one trace are returned; beyond it the answer says
     /// `"truncated": true`. Default 50000.
