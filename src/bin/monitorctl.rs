@@ -52,6 +52,55 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Every line of one trace across all groups, oldest first, with its span per source.
+    Trace {
+        /// The trace id.
+        id: String,
+        /// Search only this index's group.
+        #[arg(long)]
+        index: Option<String>,
+        /// Client database (default: the server's `search.database`).
+        #[arg(long)]
+        db: Option<String>,
+        /// Print the API's JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Log lines, newest first.
+    Logs {
+        #[arg(long)]
+        index: Option<String>,
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long)]
+        level: Option<String>,
+        /// Substring of the message (matched literally).
+        #[arg(long)]
+        contains: Option<String>,
+        /// Look back this far (15m, 1h, 2d); the server's default is 1h.
+        #[arg(long, conflicts_with = "start")]
+        since: Option<String>,
+        /// From this time: RFC 3339 or epoch nanoseconds.
+        #[arg(long)]
+        start: Option<String>,
+        /// Until this time: RFC 3339 or epoch nanoseconds.
+        #[arg(long)]
+        end: Option<String>,
+        /// At most this many lines (server default 100).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Client database (default: the server's `search.database`).
+        #[arg(long)]
+        db: Option<String>,
+        /// table (default), json or lp.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Same as `--format json`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a config file offline with the same loader the programs use.
     CheckConfig {
         /// api, alert-manager or rules; detected from the file's keys when absent.
@@ -124,6 +173,62 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print!("{output}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Trace {
+            id,
+            index,
+            db,
+            json,
+        } => {
+            let format = if json {
+                ctl::search::OutputFormat::Json
+            } else {
+                ctl::search::OutputFormat::Table
+            };
+            let output = block_on(ctl::search::trace(
+                &target,
+                &id,
+                index.as_deref(),
+                db.as_deref(),
+                format,
+            ))??;
+            print_search_output(&output);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logs {
+            index,
+            host,
+            source,
+            level,
+            contains,
+            since,
+            start,
+            end,
+            limit,
+            db,
+            format,
+            json,
+        } => {
+            let format = match (json, format.as_str()) {
+                (true, _) | (false, "json") => ctl::search::OutputFormat::Json,
+                (false, "table") => ctl::search::OutputFormat::Table,
+                (false, "lp") => ctl::search::OutputFormat::LineProtocol,
+                (false, other) => bail!("--format {other:?} is not one of table, json, lp"),
+            };
+            let query = ctl::search::LogsQuery {
+                index,
+                host,
+                source,
+                level,
+                contains,
+                start: since.or(start),
+                end,
+                limit,
+                db,
+            };
+            let output = block_on(ctl::search::logs(&target, &query, format))??;
+            print_search_output(&output);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckConfig { kind, file } => {
             let kind = match kind.as_deref() {
                 None => None,
@@ -179,6 +284,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
     }
+}
+
+fn print_search_output(output: &ctl::search::Output) {
+    for warning in &output.warnings {
+        eprintln!("warning: {warning}");
+    }
+    print!("{}", output.stdout);
 }
 
 fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {

@@ -459,6 +459,56 @@ pub struct ApiConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// The search APIs (`/api/v1/traces/{id}`, `/api/v1/logs`).
+    #[serde(default)]
+    pub search: SearchConfig,
+}
+
+/// The search APIs' defaults and bounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// The client database searched when a request names no `db`: logs and tracelogs live in
+    /// whatever database their writers named, so this should be the one the agents write to.
+    /// Mapped per replica like writes (`database`/`bucket`). Default `monitor`.
+    pub database: String,
+    /// `/api/v1/logs` without `start` looks back this far. Default 1h.
+    pub logs_default_range: HumanDuration,
+    /// Largest `limit` of `/api/v1/logs` (a larger one is lowered to it). Default 10000.
+    pub logs_max_limit: usize,
+    /// At most this many lines of one trace are returned; beyond it the answer says
+    /// `"truncated": true`. Default 50000.
+    pub trace_max_lines: usize,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            database: "monitor".to_owned(),
+            logs_default_range: HumanDuration::from_secs(3600),
+            logs_max_limit: 10_000,
+            trace_max_lines: 50_000,
+        }
+    }
+}
+
+impl SearchConfig {
+    fn validate(&self, path: &KeyPath, problems: &mut Problems) {
+        if self.database.is_empty() {
+            problems.push(&path.key("database"), "must not be empty");
+        }
+        if self.logs_default_range.is_zero() {
+            problems.push(&path.key("logs_default_range"), "must be longer than 0s");
+        }
+        for (key, value) in [
+            ("logs_max_limit", self.logs_max_limit),
+            ("trace_max_lines", self.trace_max_lines),
+        ] {
+            if value == 0 {
+                problems.push(&path.key(key), "must be at least 1");
+            }
+        }
+    }
 }
 
 fn default_listen() -> String {
@@ -514,6 +564,7 @@ impl ApiConfig {
             tokens: Vec::new(),
             open_access: None,
             log: LogConfig::default(),
+            search: SearchConfig::default(),
         }
     }
 
@@ -589,6 +640,7 @@ impl ApiConfig {
             problems.push(&root.key("host_active_window"), "must be longer than 0s");
         }
         self.validate_limits(&root.key("limits"), &mut problems);
+        self.search.validate(&root.key("search"), &mut problems);
         self.validate_queue(&root.key("queue"), &mut problems);
         self.validate_sender(&root.key("sender"), &mut problems);
         for (key, value) in [

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod body;
 pub mod response;
+pub mod search;
 pub mod server;
 pub mod state;
 pub mod write;

@@ -17,6 +17,7 @@ use crate::shard::{Access, ShardMapStore, Shared};
 use crate::telemetry::metrics::ApiMetrics;
 
 use super::admin;
+use super::search;
 use super::state::AppState;
 use super::write;
 
@@ -50,6 +51,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(admin::get_shardmap).put(admin::put_shardmap),
         )
         .route("/-/reload", post(admin::reload))
+        .route("/api/v1/traces/{traceid}", get(search::trace))
+        .route("/api/v1/logs", get(search::logs))
         .route(
             "/query",
             get(admin::query_not_implemented).post(admin::query_not_implemented),

@@ -73,6 +73,14 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+/// A search request's kind (`trace`, `logs`) and outcome (`ok`, `partial`, `not_found`,
+/// `bad_request`, `unauthorized`, `forbidden`, `backend_error`, `unavailable`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SearchLabels {
+    pub kind: &'static str,
+    pub outcome: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GroupLabels {
     pub group: String,
@@ -121,6 +129,8 @@ pub struct ApiMetrics {
     pub queue_disk_bytes: Family<GroupLabels, Gauge>,
     pub queue_appended_bytes: Family<GroupLabels, Counter>,
     pub circuit_state: Family<ReplicaLabels, Gauge>,
+    pub search_requests: Family<SearchLabels, Counter>,
+    pub search_duration: Family<KindLabels, Histogram, fn() -> Histogram>,
 }
 
 impl Default for ApiMetrics {
@@ -146,6 +156,8 @@ impl ApiMetrics {
             queue_disk_bytes: Family::default(),
             queue_appended_bytes: Family::default(),
             circuit_state: Family::default(),
+            search_requests: Family::default(),
+            search_duration: Family::new_with_constructor(latency_histogram),
             registry: Registry::default(),
         };
         registry.register(
@@ -213,6 +225,16 @@ impl ApiMetrics {
             "Replica circuit breaker: 0 closed, 1 half-open, 2 open",
             metrics.circuit_state.clone(),
         );
+        registry.register(
+            "search_requests",
+            "Trace and log search requests answered, by kind and outcome",
+            metrics.search_requests.clone(),
+        );
+        registry.register(
+            "search_request_duration_seconds",
+            "Time from a search request's arrival to its answer, by kind",
+            metrics.search_duration.clone(),
+        );
         ApiMetrics {
             registry,
             ..metrics
@@ -235,6 +257,16 @@ impl ApiMetrics {
                 })
                 .inc_by(lines);
         }
+    }
+
+    /// One search request answered.
+    pub fn count_search(&self, kind: &'static str, outcome: &'static str, seconds: f64) {
+        self.search_requests
+            .get_or_create(&SearchLabels { kind, outcome })
+            .inc();
+        self.search_duration
+            .get_or_create(&KindLabels { kind })
+            .observe(seconds);
     }
 
     pub fn count_received(&self, kind: LineKind, lines: u64) {
