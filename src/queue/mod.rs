@@ -43,6 +43,11 @@
 //! Readers only see acknowledged records (under `always`: synced ones), so a replica never
 //! receives a record that the log could still lose and replicas converge.
 //!
+//! The chunks the writer has just written stay in memory (`LogConfig::read_cache_bytes`, 32 MiB
+//! per group by default), shared by the readers: replicas that keep up take their records from
+//! there without reading the files back (one copy of the data, not one per replica); a replica
+//! that falls behind that window reads the segment files, checksums verified.
+//!
 //! On open, the active segment is scanned frame by frame: the **torn tail** (a damaged frame with
 //! no valid frame after it) is truncated, reported in [`RecoveryReport`] and counted. A machine
 //! crash under `interval`/`never` can also leave a damaged range *followed* by valid frames, or a
