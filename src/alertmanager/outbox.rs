@@ -61,7 +61,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
     #[error("outbox store: {0}")]
-    Store(#[from] redb::Error),
+    Store(Box<redb::Error>),
     #[error("outbox record does not decode: {0}")]
     Decode(#[from] serde_json::Error),
     #[error("notification {id:?} names unknown receiver {receiver:?}")]
@@ -74,12 +74,13 @@ macro_rules! store_error {
     ($($source:ty),*) => {$(
         impl From<$source> for OutboxError {
             fn from(error: $source) -> Self {
-                OutboxError::Store(error.into())
+                OutboxError::Store(Box::new(error.into()))
             }
         }
     )*};
 }
 store_error!(
+    redb::Error,
     redb::StorageError,
     redb::TableError,
     redb::TransactionError,
