@@ -134,11 +134,14 @@ impl Running {
         text
     }
 
-    async fn stop(mut self) {
+    /// Stops delivery and returns the metrics. Workers only stop at an await point, and
+    /// none lies between a settled delivery and its metric updates, so the text is final.
+    async fn stop(mut self) -> String {
         self.shutdown.send(true).unwrap();
         if let Some(task) = self.task.take() {
             tokio::time::timeout(LIMIT, task).await.unwrap().unwrap();
         }
+        self.metrics()
     }
 }
 
@@ -403,7 +406,10 @@ labels: alertname=HighMem, host=host2, index=cluster1, severity=warning, source=
         "{body}"
     );
     assert!(body.contains("ended: 2026-11-21T12:10:00.000Z\n"), "{body}");
-    let metrics = running.metrics();
+    until(|| (running.outbox.snapshot().owed() == 0).then_some(()))
+        .await
+        .expect("the mail server's acknowledgement is recorded");
+    let metrics = running.stop().await;
     assert_eq!(
         metric_line(
             &metrics,
@@ -412,7 +418,6 @@ labels: alertname=HighMem, host=host2, index=cluster1, severity=warning, source=
         Some(2.0),
         "{metrics}"
     );
-    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -644,7 +649,7 @@ async fn webhook_honours_retry_after_retries_5xx_and_sends_the_v4_payload() {
             .alert
             .fingerprint
     );
-    let metrics = running.metrics();
+    let metrics = running.stop().await;
     let line = |outcome: &str| {
         metric_line(
             &metrics,
@@ -655,7 +660,6 @@ async fn webhook_honours_retry_after_retries_5xx_and_sends_the_v4_payload() {
     };
     assert_eq!(line("failed"), Some(2.0), "{metrics}");
     assert_eq!(line("delivered"), Some(1.0), "{metrics}");
-    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -706,7 +710,7 @@ async fn webhook_4xx_and_endless_5xx_are_dead_lettered_listed_and_counted() {
     assert!(down.dead_at_ms - down.enqueued_at_ms >= 1000);
     let snapshot = running.outbox.snapshot();
     assert_eq!((snapshot.owed(), snapshot.dead_lettered()), (0, 2));
-    let metrics = running.metrics();
+    let metrics = running.stop().await;
     for receiver in ["bad", "down"] {
         assert_eq!(
             metric_line(
@@ -729,7 +733,6 @@ async fn webhook_4xx_and_endless_5xx_are_dead_lettered_listed_and_counted() {
             "{metrics}"
         );
     }
-    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -861,7 +864,7 @@ async fn owed_notifications_survive_a_crash_and_are_delivered_exactly_once() {
         .collect();
     assert_eq!(ids, ["crash-0", "crash-1", "crash-2", "fresh"]);
     assert_eq!(hook.received("/hook").len(), 4);
-    let metrics = running.metrics();
+    let metrics = running.stop().await;
     assert_eq!(
         metric_line(
             &metrics,
@@ -870,7 +873,6 @@ async fn owed_notifications_survive_a_crash_and_are_delivered_exactly_once() {
         Some(2.0),
         "{metrics}"
     );
-    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
