@@ -68,6 +68,8 @@ pub enum OutboxError {
     UnknownReceiver { id: String, receiver: String },
     #[error("receiver {receiver:?}: {message}")]
     Notifier { receiver: String, message: String },
+    #[error("outbox worker: {0}")]
+    Worker(String),
 }
 
 macro_rules! store_error {
@@ -219,6 +221,14 @@ impl OutboxMetrics {
         );
         metrics
     }
+}
+
+/// What a channel's queue head asks for.
+enum Due {
+    /// Nothing to send before this (or before a wake-up).
+    Wait(Duration),
+    /// Send this entry now.
+    Now(u64, Box<OwedRecord>),
 }
 
 /// A token bucket in milliseconds of the outbox clock.
@@ -653,6 +663,17 @@ impl Outbox {
         }
     }
 
+    /// Runs store work off the async threads (a commit waits for fsync).
+    async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Outbox) -> Result<T, OutboxError> + Send + 'static,
+    ) -> Result<T, OutboxError> {
+        let outbox = Arc::clone(self);
+        tokio::task::spawn_blocking(move || work(&outbox))
+            .await
+            .map_err(|error| OutboxError::Worker(error.to_string()))?
+    }
+
     /// One channel's delivery loop.
     async fn work(self: Arc<Self>, index: usize, mut shutdown: watch::Receiver<bool>) {
         let channel = &self.channels[index];
@@ -660,7 +681,7 @@ impl Outbox {
             if *shutdown.borrow() {
                 return;
             }
-            let wait = match self.step(channel, &mut shutdown).await {
+            let wait = match self.step(index, &mut shutdown).await {
                 Ok(wait) => wait,
                 Err(error) => {
                     tracing::error!(
@@ -672,9 +693,6 @@ impl Outbox {
                     Some(MAX_IDLE)
                 }
             };
-            if let Err(error) = self.refresh_channel_gauges(channel) {
-                tracing::warn!(%error, "outbox: cannot read queue depth");
-            }
             if let Some(wait) = wait {
                 tokio::select! {
                     _ = channel.wakeup.notified() => {}
@@ -685,36 +703,18 @@ impl Outbox {
         }
     }
 
-    /// Handles the head of the queue once. Returns how long to wait before the next look
-    /// (None: look again at once).
+    /// Handles the head of one channel's queue once. Returns how long to wait before the next
+    /// look (None: look again at once).
     async fn step(
-        &self,
-        channel: &Channel,
+        self: &Arc<Self>,
+        index: usize,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Option<Duration>, OutboxError> {
-        let Some((seq, record)) = self.head(channel)? else {
-            // Enqueuers call wake(); the poll only covers one that forgot.
-            return Ok(Some(IDLE_POLL));
+        let (seq, record) = match self.blocking(move |outbox| outbox.next_due(index)).await? {
+            Due::Wait(wait) => return Ok(Some(wait)),
+            Due::Now(seq, record) => (seq, record),
         };
-        if self.was_delivered(&record.notification.id, channel.kind)? {
-            self.remove_owed(channel, seq, &record, None)?;
-            self.metrics
-                .notifications
-                .get_or_create(&channel.outcome("duplicate"))
-                .inc();
-            return Ok(None);
-        }
-        let now_ms = self.clock.now_ms();
-        let rate_ready_ms = lock(&channel.limiter)
-            .as_mut()
-            .map_or(now_ms, |bucket| bucket.ready_at(now_ms));
-        let ready_ms = record.next_attempt_ms.max(rate_ready_ms);
-        if ready_ms > now_ms {
-            return Ok(Some(Duration::from_millis(ready_ms - now_ms).min(MAX_IDLE)));
-        }
-        if let Some(bucket) = lock(&channel.limiter).as_mut() {
-            bucket.take(now_ms);
-        }
+        let channel = &self.channels[index];
         let started = Instant::now();
         let result = tokio::select! {
             result = channel.notifier.send(&record.notification) => result,
@@ -724,9 +724,50 @@ impl Outbox {
             .duration
             .get_or_create(&channel.labels)
             .observe(started.elapsed().as_secs_f64());
+        self.blocking(move |outbox| {
+            let channel = &outbox.channels[index];
+            outbox.settle(channel, seq, *record, result)?;
+            outbox.refresh_channel_gauges(channel)
+        })
+        .await?;
         // Whatever happened, the head may have changed: look again at once.
-        self.settle(channel, seq, record, result)?;
         Ok(None)
+    }
+
+    /// The head of the queue if it is due now (a token taken from the rate limit), else how
+    /// long to wait. Settles heads the notification log already shows as delivered.
+    fn next_due(&self, index: usize) -> Result<Due, OutboxError> {
+        let channel = &self.channels[index];
+        self.refresh_channel_gauges(channel)?;
+        loop {
+            let Some((seq, record)) = self.head(channel)? else {
+                // Enqueuers call wake(); the poll only covers one that forgot.
+                return Ok(Due::Wait(IDLE_POLL));
+            };
+            if self.was_delivered(&record.notification.id, channel.kind)? {
+                self.remove_owed(channel, seq, &record, None)?;
+                self.metrics
+                    .notifications
+                    .get_or_create(&channel.outcome("duplicate"))
+                    .inc();
+                self.refresh_channel_gauges(channel)?;
+                continue;
+            }
+            let now_ms = self.clock.now_ms();
+            let mut limiter = lock(&channel.limiter);
+            let rate_ready_ms = limiter
+                .as_mut()
+                .map_or(now_ms, |bucket| bucket.ready_at(now_ms));
+            let ready_ms = record.next_attempt_ms.max(rate_ready_ms);
+            if ready_ms > now_ms {
+                let wait = Duration::from_millis(ready_ms - now_ms).min(MAX_IDLE);
+                return Ok(Due::Wait(wait));
+            }
+            if let Some(bucket) = limiter.as_mut() {
+                bucket.take(now_ms);
+            }
+            return Ok(Due::Now(seq, Box::new(record)));
+        }
     }
 
     fn remove_owed(
