@@ -947,3 +947,21 @@ outbox:
         );
     }
 }
+
+#[test]
+fn the_readme_receiver_example_is_a_valid_config() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("## Alert delivery: receivers and guarantees")
+        .nth(1)
+        .expect("README section");
+    let yaml = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("yaml block");
+    let config = AlertManagerConfig::from_yaml_str(yaml, "README.md").unwrap();
+    assert_eq!(config.receivers[0].rate_limit.unwrap().count, 10);
+    assert_eq!(config.outbox.permanent_failure_attempts, 3);
+}
