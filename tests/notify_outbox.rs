@@ -965,3 +965,71 @@ fn the_readme_receiver_example_is_a_valid_config() {
     assert_eq!(config.receivers[0].rate_limit.unwrap().count, 10);
     assert_eq!(config.outbox.permanent_failure_attempts, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_can_be_requeued_once_the_receiver_is_fixed_or_discarded() {
+    let hook = Hook::start().await;
+    hook.always(
+        "/fixme",
+        Reply {
+            status: 404,
+            retry_after: None,
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = format!("{FAST_RETRIES}  permanent_failure_attempts: 1\n");
+    let running = Running::start(
+        &dir.path().join("am.redb"),
+        &config(&webhook_receiver("fixme", &hook.url("/fixme"), ""), &outbox),
+    );
+    running.enqueue(&firing("keep", "fixme"));
+    running.enqueue(&firing("drop", "fixme"));
+    let letters = until(|| {
+        let letters = running.outbox.dead_letters().unwrap();
+        (letters.len() == 2).then_some(letters)
+    })
+    .await
+    .expect("both dead-lettered");
+    assert_eq!(hook.received("/fixme").len(), 2);
+
+    hook.always("/fixme", OK);
+    let keep = letters
+        .iter()
+        .find(|l| l.notification.id == "keep")
+        .unwrap();
+    let dropped = letters
+        .iter()
+        .find(|l| l.notification.id == "drop")
+        .unwrap();
+    assert!(
+        running
+            .outbox
+            .requeue_dead_letter("fixme", ChannelKind::Webhook, keep.seq)
+            .unwrap()
+    );
+    assert!(
+        running
+            .outbox
+            .discard_dead_letter("fixme", ChannelKind::Webhook, dropped.seq)
+            .unwrap()
+    );
+    assert!(
+        !running
+            .outbox
+            .discard_dead_letter("fixme", ChannelKind::Webhook, dropped.seq)
+            .unwrap()
+    );
+    let got = hook.wait_for("/fixme", 3).await;
+    assert_eq!(got[2].idempotency_key.as_deref(), Some("keep"));
+    until(|| (running.outbox.snapshot().owed() == 0).then_some(()))
+        .await
+        .expect("delivered");
+    assert!(running.outbox.dead_letters().unwrap().is_empty());
+    assert!(
+        running
+            .outbox
+            .was_delivered("keep", ChannelKind::Webhook)
+            .unwrap()
+    );
+    running.stop().await;
+}

@@ -280,7 +280,6 @@ struct Channel {
     notifier: Notifier,
     wakeup: Notify,
     limiter: Mutex<Option<TokenBucket>>,
-    last_error: Mutex<Option<String>>,
     labels: ChannelLabels,
 }
 
@@ -353,7 +352,6 @@ impl Outbox {
                             .as_ref()
                             .map(|limit| TokenBucket::new(limit, now_ms)),
                     ),
-                    last_error: Mutex::new(None),
                     labels: ChannelLabels {
                         receiver: receiver.name.clone(),
                         kind: kind.as_str(),
@@ -491,6 +489,79 @@ impl Outbox {
         Ok(letters)
     }
 
+    /// Moves a dead letter back to the end of its channel's queue with a fresh retry budget
+    /// (for after the receiver was fixed). False when there is no such dead letter.
+    pub fn requeue_dead_letter(
+        &self,
+        receiver: &str,
+        kind: ChannelKind,
+        seq: u64,
+    ) -> Result<bool, OutboxError> {
+        let Some(channel) = self
+            .channels
+            .iter()
+            .find(|c| c.receiver == receiver && c.kind == kind)
+        else {
+            return Err(OutboxError::UnknownReceiver {
+                id: format!("dead letter {seq}"),
+                receiver: format!("{receiver}/{kind}"),
+            });
+        };
+        let now_ms = self.clock.now_ms();
+        let txn = self.db.begin_write()?;
+        {
+            let mut dead = txn.open_table(DEAD)?;
+            let Some(letter) = dead.remove((receiver, kind.as_str(), seq))? else {
+                return Ok(false);
+            };
+            let letter: DeadLetter = serde_json::from_slice(letter.value())?;
+            let mut meta = txn.open_table(META)?;
+            let new_seq = meta.get(NEXT_SEQ)?.map_or(1, |v| v.value());
+            meta.insert(NEXT_SEQ, new_seq + 1)?;
+            let record = OwedRecord {
+                notification: letter.notification,
+                enqueued_at_ms: now_ms,
+                attempts: 0,
+                permanent_failures: 0,
+                next_attempt_ms: now_ms,
+                last_error: None,
+            };
+            txn.open_table(OWED_IDS)?
+                .insert((record.notification.id.as_str(), kind.as_str()), new_seq)?;
+            txn.open_table(OWED)?.insert(
+                (receiver, kind.as_str(), new_seq),
+                serde_json::to_vec(&record)?.as_slice(),
+            )?;
+        }
+        txn.commit()?;
+        self.refresh_channel_gauges(channel)?;
+        channel.wakeup.notify_one();
+        Ok(true)
+    }
+
+    /// Deletes a dead letter for good. False when there is no such dead letter.
+    pub fn discard_dead_letter(
+        &self,
+        receiver: &str,
+        kind: ChannelKind,
+        seq: u64,
+    ) -> Result<bool, OutboxError> {
+        let txn = self.db.begin_write()?;
+        let removed = txn
+            .open_table(DEAD)?
+            .remove((receiver, kind.as_str(), seq))?
+            .is_some();
+        txn.commit()?;
+        if let Some(channel) = self
+            .channels
+            .iter()
+            .find(|c| c.receiver == receiver && c.kind == kind)
+        {
+            self.refresh_channel_gauges(channel)?;
+        }
+        Ok(removed)
+    }
+
     /// Whether the notification log records `id` as delivered on `kind`.
     pub fn was_delivered(&self, id: &str, kind: ChannelKind) -> Result<bool, OutboxError> {
         let txn = self.db.begin_read()?;
@@ -507,7 +578,6 @@ impl Outbox {
                 let snapshot = ChannelSnapshot {
                     receiver: c.receiver.clone(),
                     kind: c.kind.as_str().to_owned(),
-                    last_error: lock(&c.last_error).clone(),
                     ..ChannelSnapshot::default()
                 };
                 (key, snapshot)
@@ -526,6 +596,10 @@ impl Outbox {
                     kind: kind.to_owned(),
                     ..ChannelSnapshot::default()
                 });
+            if snapshot.owed == 0 {
+                // Entries come in queue order: the first one seen is the head.
+                snapshot.last_error = record.last_error;
+            }
             snapshot.owed += 1;
             if record.attempts > 0 {
                 snapshot.in_retry += 1;
@@ -805,7 +879,6 @@ impl Outbox {
         let error = match result {
             Ok(()) => {
                 self.remove_owed(channel, seq, &record, Some(now_ms))?;
-                *lock(&channel.last_error) = None;
                 self.metrics
                     .notifications
                     .get_or_create(&channel.outcome("delivered"))
@@ -826,7 +899,6 @@ impl Outbox {
             record.permanent_failures += 1;
         }
         record.last_error = Some(error.to_string());
-        *lock(&channel.last_error) = record.last_error.clone();
         self.metrics
             .notifications
             .get_or_create(&channel.outcome("failed"))

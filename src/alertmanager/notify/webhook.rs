@@ -82,12 +82,20 @@ impl<'a> WebhookPayload<'a> {
 }
 
 /// Posts the Alertmanager-compatible JSON to one URL.
-#[derive(Debug)]
 pub struct WebhookNotifier {
     client: reqwest::Client,
     url: String,
     bearer_token: Option<String>,
     external_url: String,
+}
+
+impl std::fmt::Debug for WebhookNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The bearer token stays out of logs.
+        f.debug_struct("WebhookNotifier")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WebhookNotifier {
