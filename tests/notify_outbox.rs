@@ -835,6 +835,19 @@ async fn owed_notifications_survive_a_crash_and_are_delivered_exactly_once() {
         assert_eq!(outbox.snapshot().owed(), 3);
     }
     assert!(hook.received("/hook").is_empty());
+    {
+        let (_db, _outbox, registry) = open(&path, &yaml);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert_eq!(
+            metric_line(
+                &text,
+                "monitor_am_outbox_queue_depth{receiver=\"hook\",kind=\"webhook\"}"
+            ),
+            Some(3.0),
+            "{text}"
+        );
+    }
 
     let running = Running::start(&path, &yaml);
     let got = hook.wait_for("/hook", 3).await;

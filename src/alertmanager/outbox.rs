@@ -51,6 +51,8 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("outbox_meta");
 const NEXT_SEQ: &str = "next_seq";
 /// Longest sleep without looking at the clock again (a manual clock may have jumped).
 const MAX_IDLE: Duration = Duration::from_secs(1);
+/// Least interval between two recounts of a queue's depth.
+const GAUGE_REFRESH: Duration = Duration::from_secs(1);
 /// How often an empty queue is looked at without a wake-up.
 const IDLE_POLL: Duration = Duration::from_secs(5);
 /// How often delivered ids older than `log_retention` are pruned.
@@ -280,6 +282,8 @@ struct Channel {
     notifier: Notifier,
     wakeup: Notify,
     limiter: Mutex<Option<TokenBucket>>,
+    /// When the queue depth gauge was last recounted.
+    depth_counted: Mutex<Option<Instant>>,
     labels: ChannelLabels,
 }
 
@@ -352,6 +356,7 @@ impl Outbox {
                             .as_ref()
                             .map(|limit| TokenBucket::new(limit, now_ms)),
                     ),
+                    depth_counted: Mutex::new(None),
                     labels: ChannelLabels {
                         receiver: receiver.name.clone(),
                         kind: kind.as_str(),
@@ -534,7 +539,8 @@ impl Outbox {
             )?;
         }
         txn.commit()?;
-        self.refresh_channel_gauges(channel)?;
+        self.gauge(&self.metrics.dead_letter_depth, channel).dec();
+        self.gauge(&self.metrics.queue_depth, channel).inc();
         channel.wakeup.notify_one();
         Ok(true)
     }
@@ -552,12 +558,13 @@ impl Outbox {
             .remove((receiver, kind.as_str(), seq))?
             .is_some();
         txn.commit()?;
-        if let Some(channel) = self
-            .channels
-            .iter()
-            .find(|c| c.receiver == receiver && c.kind == kind)
+        if removed
+            && let Some(channel) = self
+                .channels
+                .iter()
+                .find(|c| c.receiver == receiver && c.kind == kind)
         {
-            self.refresh_channel_gauges(channel)?;
+            self.gauge(&self.metrics.dead_letter_depth, channel).dec();
         }
         Ok(removed)
     }
@@ -623,26 +630,46 @@ impl Outbox {
         })
     }
 
+    /// Counts every channel's queue and dead letters (at open and after reaping orphans).
     fn refresh_gauges(&self) -> Result<(), OutboxError> {
+        let txn = self.db.begin_read()?;
+        let owed = txn.open_table(OWED)?;
+        let dead = txn.open_table(DEAD)?;
         for channel in &self.channels {
-            self.refresh_channel_gauges(channel)?;
+            let range = queue_range(channel);
+            let owed_count = owed.range(range.clone())?.count();
+            let dead_count = dead.range(range)?.count();
+            self.gauge(&self.metrics.queue_depth, channel)
+                .set(owed_count as i64);
+            self.gauge(&self.metrics.dead_letter_depth, channel)
+                .set(dead_count as i64);
+            *lock(&channel.depth_counted) = Some(Instant::now());
         }
         Ok(())
     }
 
-    fn refresh_channel_gauges(&self, channel: &Channel) -> Result<(), OutboxError> {
+    fn gauge<'a>(
+        &self,
+        family: &'a Family<ChannelLabels, Gauge>,
+        channel: &Channel,
+    ) -> impl std::ops::Deref<Target = Gauge> + 'a {
+        family.get_or_create(&channel.labels)
+    }
+
+    /// Recounts one queue, at most once a second: counting is linear in the backlog, and a
+    /// backlog drained back to back would otherwise cost quadratic time.
+    fn refresh_queue_depth(&self, channel: &Channel) -> Result<(), OutboxError> {
+        {
+            let mut counted = lock(&channel.depth_counted);
+            if counted.is_some_and(|at| at.elapsed() < GAUGE_REFRESH) {
+                return Ok(());
+            }
+            *counted = Some(Instant::now());
+        }
         let txn = self.db.begin_read()?;
-        let range = queue_range(channel);
-        let owed = txn.open_table(OWED)?.range(range.clone())?.count();
-        let dead = txn.open_table(DEAD)?.range(range)?.count();
-        self.metrics
-            .queue_depth
-            .get_or_create(&channel.labels)
+        let owed = txn.open_table(OWED)?.range(queue_range(channel))?.count();
+        self.gauge(&self.metrics.queue_depth, channel)
             .set(owed as i64);
-        self.metrics
-            .dead_letter_depth
-            .get_or_create(&channel.labels)
-            .set(dead as i64);
         Ok(())
     }
 
@@ -698,6 +725,7 @@ impl Outbox {
         }
         txn.commit()?;
         if reaped > 0 {
+            self.refresh_gauges()?;
             tracing::warn!(
                 count = reaped,
                 "outbox: notifications for removed receivers moved to the dead letters"
@@ -801,7 +829,7 @@ impl Outbox {
         self.blocking(move |outbox| {
             let channel = &outbox.channels[index];
             outbox.settle(channel, seq, *record, result)?;
-            outbox.refresh_channel_gauges(channel)
+            outbox.refresh_queue_depth(channel)
         })
         .await?;
         // Whatever happened, the head may have changed: look again at once.
@@ -812,9 +840,10 @@ impl Outbox {
     /// long to wait. Settles heads the notification log already shows as delivered.
     fn next_due(&self, index: usize) -> Result<Due, OutboxError> {
         let channel = &self.channels[index];
-        self.refresh_channel_gauges(channel)?;
+        self.refresh_queue_depth(channel)?;
         loop {
             let Some((seq, record)) = self.head(channel)? else {
+                self.gauge(&self.metrics.queue_depth, channel).set(0);
                 // Enqueuers call wake(); the poll only covers one that forgot.
                 return Ok(Due::Wait(IDLE_POLL));
             };
@@ -824,7 +853,6 @@ impl Outbox {
                     .notifications
                     .get_or_create(&channel.outcome("duplicate"))
                     .inc();
-                self.refresh_channel_gauges(channel)?;
                 continue;
             }
             let now_ms = self.clock.now_ms();
@@ -951,6 +979,8 @@ impl Outbox {
                 .dead_letters
                 .get_or_create(&channel.labels)
                 .inc();
+            self.gauge(&self.metrics.dead_letter_depth, channel).inc();
+            self.gauge(&self.metrics.queue_depth, channel).dec();
             return Ok(());
         }
         let mut delay = backoff(&self.config, record.attempts);
