@@ -1046,3 +1046,49 @@ async fn dead_letters_can_be_requeued_once_the_receiver_is_fixed_or_discarded() 
     );
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_that_no_longer_decodes_is_set_aside_not_blocking_its_queue() {
+    let hook = Hook::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("am.redb");
+    let yaml = config(
+        &webhook_receiver("hook", &hook.url("/hook"), ""),
+        FAST_RETRIES,
+    );
+    {
+        let (db, _outbox, _registry) = open(&path, &yaml);
+        // As an incompatible older version might have left it (white box: the table's name).
+        let owed: redb::TableDefinition<(&str, &str, u64), &[u8]> =
+            redb::TableDefinition::new("outbox_owed");
+        let txn = db.begin_write().unwrap();
+        txn.open_table(owed)
+            .unwrap()
+            .insert(
+                ("hook", "webhook", 0),
+                b"{\"not\": \"a record\"}".as_slice(),
+            )
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    {
+        let (_db, outbox, _registry) = open(&path, &yaml);
+        assert_eq!(outbox.snapshot().owed(), 1, "counted until set aside");
+    }
+    let running = Running::start(&path, &yaml);
+    running.enqueue(&firing("behind-it", "hook"));
+    let got = hook.wait_for("/hook", 1).await;
+    assert_eq!(got[0].idempotency_key.as_deref(), Some("behind-it"));
+    until(|| (running.outbox.snapshot().owed() == 0).then_some(()))
+        .await
+        .expect("drained");
+    let metrics = running.stop().await;
+    assert_eq!(
+        metric_line(
+            &metrics,
+            "monitor_am_notifications_total{receiver=\"hook\",kind=\"webhook\",outcome=\"undecodable\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+}

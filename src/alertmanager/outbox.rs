@@ -45,6 +45,9 @@ const OWED_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("outbo
 const LOG: TableDefinition<(&str, &str), (&str, u64)> = TableDefinition::new("notification_log");
 /// Dead letters: (receiver, channel, sequence) -> JSON [`DeadLetter`].
 const DEAD: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("outbox_dead_letters");
+/// Owed entries that no longer decode, set aside so they do not block their queue.
+const UNDECODABLE: TableDefinition<(&str, &str, u64), &[u8]> =
+    TableDefinition::new("outbox_undecodable");
 /// Counters: `next_seq`.
 const META: TableDefinition<&str, u64> = TableDefinition::new("outbox_meta");
 
@@ -163,7 +166,7 @@ struct OutcomeLabels {
     receiver: String,
     kind: &'static str,
     /// `delivered`, `failed` (an attempt failed, will retry), `dead_lettered`, `duplicate`
-    /// (already in the notification log: not sent again).
+    /// (already in the notification log: not sent again), `undecodable` (set aside).
     outcome: &'static str,
 }
 
@@ -330,6 +333,7 @@ impl Outbox {
             txn.open_table(OWED_IDS)?;
             txn.open_table(LOG)?;
             txn.open_table(DEAD)?;
+            txn.open_table(UNDECODABLE)?;
             txn.open_table(META)?;
         }
         txn.commit()?;
@@ -595,7 +599,8 @@ impl Outbox {
         for entry in owed.iter()? {
             let (key, value) = entry?;
             let (receiver, kind, _) = key.value();
-            let record: OwedRecord = serde_json::from_slice(value.value())?;
+            // An entry that does not decode is still owed until its worker sets it aside.
+            let record: Option<OwedRecord> = serde_json::from_slice(value.value()).ok();
             let snapshot = channels
                 .entry((receiver.to_owned(), kind.to_owned()))
                 .or_insert_with(|| ChannelSnapshot {
@@ -605,10 +610,10 @@ impl Outbox {
                 });
             if snapshot.owed == 0 {
                 // Entries come in queue order: the first one seen is the head.
-                snapshot.last_error = record.last_error;
+                snapshot.last_error = record.as_ref().and_then(|r| r.last_error.clone());
             }
             snapshot.owed += 1;
-            if record.attempts > 0 {
+            if record.is_some_and(|r| r.attempts > 0) {
                 snapshot.in_retry += 1;
             }
         }
@@ -750,19 +755,45 @@ impl Outbox {
 
     /// The head of a channel's queue.
     fn head(&self, channel: &Channel) -> Result<Option<(u64, OwedRecord)>, OutboxError> {
-        let txn = self.db.begin_read()?;
-        let owed = txn.open_table(OWED)?;
-        let mut range = owed.range(queue_range(channel))?;
-        match range.next() {
-            None => Ok(None),
-            Some(entry) => {
+        loop {
+            let (seq, bytes) = {
+                let txn = self.db.begin_read()?;
+                let owed = txn.open_table(OWED)?;
+                let mut range = owed.range(queue_range(channel))?;
+                let Some(entry) = range.next() else {
+                    return Ok(None);
+                };
                 let (key, value) = entry?;
-                Ok(Some((
-                    key.value().2,
-                    serde_json::from_slice(value.value())?,
-                )))
-            }
+                match serde_json::from_slice(value.value()) {
+                    Ok(record) => return Ok(Some((key.value().2, record))),
+                    Err(_) => (key.value().2, value.value().to_vec()),
+                }
+            };
+            self.set_aside(channel, seq, &bytes)?;
         }
+    }
+
+    /// An entry that no longer decodes (written by an incompatible version) would block its
+    /// queue forever: it is moved, bytes intact, to `outbox_undecodable` and logged.
+    fn set_aside(&self, channel: &Channel, seq: u64, bytes: &[u8]) -> Result<(), OutboxError> {
+        let key = (channel.receiver.as_str(), channel.kind.as_str(), seq);
+        let txn = self.db.begin_write()?;
+        {
+            txn.open_table(OWED)?.remove(key)?;
+            txn.open_table(UNDECODABLE)?.insert(key, bytes)?;
+        }
+        txn.commit()?;
+        tracing::error!(
+            receiver = %channel.receiver,
+            kind = %channel.kind,
+            seq,
+            "outbox: an owed entry does not decode; moved to the outbox_undecodable table"
+        );
+        self.metrics
+            .notifications
+            .get_or_create(&channel.outcome("undecodable"))
+            .inc();
+        Ok(())
     }
 
     /// Runs store work off the async threads (a commit waits for fsync).
