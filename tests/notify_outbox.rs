@@ -1092,3 +1092,129 @@ async fn an_entry_that_no_longer_decodes_is_set_aside_not_blocking_its_queue() {
         "{metrics}"
     );
 }
+
+/// aiosmtpd that insists on STARTTLS and AUTH (user `monitor`, password `s3cret`).
+const STARTTLS_AUTH_SERVER: &str = r#"
+import os, signal, ssl, sys, threading
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+mail_dir, port, cert, key, owner = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+
+class Handler:
+    seq = 0
+    async def handle_DATA(self, server, session, envelope):
+        Handler.seq += 1
+        path = os.path.join(mail_dir, "%06d.eml" % Handler.seq)
+        with open(path + ".tmp", "wb") as f:
+            f.write(envelope.original_content or envelope.content)
+        os.rename(path + ".tmp", path)
+        return "250 OK"
+
+def authenticator(server, session, envelope, mechanism, auth_data):
+    ok = isinstance(auth_data, LoginPassword) and auth_data.login == b"monitor" and auth_data.password == b"s3cret"
+    return AuthResult(success=ok, handled=False)
+
+context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+context.load_cert_chain(cert, key)
+controller = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=context,
+                        require_starttls=True, authenticator=authenticator,
+                        auth_required=True, auth_require_tls=True)
+controller.start()
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+while not stop.is_set():
+    try:
+        os.kill(owner, 0)
+    except ProcessLookupError:
+        break
+    stop.wait(1)
+controller.stop()
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_starttls_with_auth_delivers_and_a_wrong_password_is_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail_dir = dir.path().join("mail");
+    std::fs::create_dir(&mail_dir).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let script = dir.path().join("server.py");
+    std::fs::write(&script, STARTTLS_AUTH_SERVER).unwrap();
+    let port = free_port(None);
+    let _server = support::ProcessGuard::spawn(
+        std::process::Command::new("/usr/bin/python3")
+            .arg(&script)
+            .arg(&mail_dir)
+            .arg(port.to_string())
+            .arg(&cert)
+            .arg(&key)
+            .arg(std::process::id().to_string()),
+    );
+    support::wait_for(LIMIT, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    })
+    .expect("the STARTTLS server listens");
+
+    let receiver = |name: &str, password: &str| {
+        format!(
+            r#"
+  - name: {name}
+    email:
+      to: ["oncall@example.org"]
+      from: "monitor@example.org"
+      smarthost: "127.0.0.1:{port}"
+      tls: starttls
+      tls_insecure_skip_verify: true
+      username: monitor
+      password: "{password}"
+      timeout: 5s
+"#
+        )
+    };
+    let receivers = format!("{}{}", receiver("good", "s3cret"), receiver("bad", "wrong"));
+    let outbox = format!("{FAST_RETRIES}  permanent_failure_attempts: 2\n");
+    let running = Running::start(&dir.path().join("am.redb"), &config(&receivers, &outbox));
+    running.enqueue(&firing("n-good", "good"));
+    running.enqueue(&firing("n-bad", "bad"));
+
+    let letters = until(|| {
+        let letters = running.outbox.dead_letters().unwrap();
+        (!letters.is_empty()).then_some(letters)
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "the wrong password is not dead-lettered: {:?}",
+            running.outbox.snapshot()
+        )
+    });
+    assert_eq!(letters[0].receiver, "bad");
+    assert!(letters[0].reason.contains("535"), "{}", letters[0].reason);
+    until(|| (running.outbox.snapshot().owed() == 0).then_some(()))
+        .await
+        .expect("the good one is delivered");
+    let mails: Vec<_> = std::fs::read_dir(&mail_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    assert_eq!(mails.len(), 1);
+    let mail = std::fs::read_to_string(&mails[0]).unwrap();
+    assert!(
+        mail.contains("Message-ID: <n-good@monitor-alert-manager>"),
+        "{mail}"
+    );
+    running.stop().await;
+}
