@@ -320,7 +320,8 @@ impl std::fmt::Debug for Outbox {
 impl Outbox {
     /// Opens (creating if needed) the outbox tables in `db`, builds the notifiers of every
     /// receiver in `config`, and registers the outbox metrics under `am_*` names (give it the
-    /// registry prefixed `monitor`: `monitor_am_notifications_total`, ...).
+    /// registry prefixed `monitor`: `monitor_am_notifications_total`, ...). It commits a write
+    /// transaction of its own: call it while no other write transaction on `db` is open.
     pub fn open(
         db: Arc<redb::Database>,
         config: &AlertManagerConfig,
@@ -382,7 +383,8 @@ impl Outbox {
     /// Stages a notification inside the caller's write transaction (atomic with the
     /// pipeline's state change): one queue entry per channel of its receiver. The caller calls
     /// [`Outbox::wake`] after commit. Idempotent: an id already owed, or already delivered
-    /// according to the notification log, is not staged again.
+    /// according to the notification log, is not staged again (counted as `duplicate` even if
+    /// the caller then aborts). Cheap: a few B-tree lookups and one JSON encoding per channel.
     pub fn enqueue_in(
         &self,
         txn: &redb::WriteTransaction,
@@ -449,7 +451,7 @@ impl Outbox {
     /// channel, plus the pruning of old notification-log entries. A delivery in flight at
     /// shutdown is abandoned and stays owed.
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
-        if let Err(error) = self.reap_orphans() {
+        if let Err(error) = self.blocking(|outbox| outbox.reap_orphans()).await {
             tracing::error!(%error, "outbox: cannot dead-letter entries of removed receivers");
         }
         let mut workers = tokio::task::JoinSet::new();
@@ -462,7 +464,7 @@ impl Outbox {
         let mut prune_shutdown = shutdown.clone();
         workers.spawn(async move {
             loop {
-                if let Err(error) = outbox.prune_log() {
+                if let Err(error) = outbox.blocking(|outbox| outbox.prune_log()).await {
                     tracing::warn!(%error, "outbox: notification log pruning failed");
                 }
                 tokio::select! {
