@@ -459,6 +459,7 @@ async fn smtp_server_down_then_back_gets_the_mail_exactly_once() {
     let snapshot = running.outbox.snapshot();
     assert_eq!(snapshot.owed(), 1, "{snapshot:?}");
     assert_eq!(snapshot.channels[0].in_retry, 1);
+    assert!(snapshot.channels[0].oldest_owed_at_ms.is_some());
     assert_eq!(snapshot.dead_lettered(), 0);
     assert!(
         snapshot.channels[0]

@@ -135,6 +135,8 @@ pub struct ChannelSnapshot {
     pub dead_lettered: u64,
     /// Last delivery error of the head of the queue, if it failed.
     pub last_error: Option<String>,
+    /// When the head of the queue was enqueued (ms since the epoch): how stuck the queue is.
+    pub oldest_owed_at_ms: Option<u64>,
 }
 
 /// Delivery state of every receiver channel, for `/health` and the API.
@@ -613,6 +615,7 @@ impl Outbox {
             if snapshot.owed == 0 {
                 // Entries come in queue order: the first one seen is the head.
                 snapshot.last_error = record.as_ref().and_then(|r| r.last_error.clone());
+                snapshot.oldest_owed_at_ms = record.as_ref().map(|r| r.enqueued_at_ms);
             }
             snapshot.owed += 1;
             if record.is_some_and(|r| r.attempts > 0) {
