@@ -5,7 +5,7 @@
 
 use nom::Parser;
 use nom::branch::alt;
-use nom::combinator::{map, opt};
+use nom::combinator::{cut, map, opt};
 use nom::multi::separated_list1;
 use nom::sequence::preceded;
 
@@ -62,6 +62,12 @@ fn error_at(query: &str, at: &str, expected: &str) -> ParseError {
     let before = &query[..offset];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    // InfluxDB places EOF one character past the end.
+    let column = if skip_blanks(at).is_empty() {
+        column + 1
+    } else {
+        column
+    };
     let expected = if expected.is_empty() {
         "a valid statement"
     } else {
@@ -186,10 +192,10 @@ fn select(input: &str) -> PResult<'_, Select> {
         separated_list1(symbol(","), field),
         "identifier, string, number, bool",
     )(input)?;
-    let (input, into) = opt(preceded(keyword("INTO"), into_target)).parse(input)?;
+    let (input, into) = opt(preceded(keyword("INTO"), cut(into_target))).parse(input)?;
     let (input, _) = expect(keyword("FROM"), "FROM")(input)?;
     let (input, sources) = sources(input)?;
-    let (input, condition) = opt(preceded(keyword("WHERE"), expr)).parse(input)?;
+    let (input, condition) = opt(preceded(keyword("WHERE"), cut(expr))).parse(input)?;
     let mut select = Select {
         fields,
         into,
@@ -206,8 +212,11 @@ fn select(input: &str) -> PResult<'_, Select> {
     };
     let mut input = input;
     if let Ok((rest, _)) = (keyword("GROUP"), keyword("BY")).parse(input) {
-        let (rest, dimensions) =
-            expect(separated_list1(symbol(","), dimension), "identifier")(rest)?;
+        let (rest, dimensions) = cut(expect(
+            separated_list1(symbol(","), dimension),
+            "identifier, string, number, bool",
+        ))
+        .parse(rest)?;
         select.dimensions = dimensions;
         input = rest;
     }
@@ -226,13 +235,22 @@ fn select(input: &str) -> PResult<'_, Select> {
         input = rest;
     }
     let (input, limit) =
-        opt(preceded(keyword("LIMIT"), expect(unsigned, "integer"))).parse(input)?;
-    let (input, offset) =
-        opt(preceded(keyword("OFFSET"), expect(unsigned, "integer"))).parse(input)?;
-    let (input, slimit) =
-        opt(preceded(keyword("SLIMIT"), expect(unsigned, "integer"))).parse(input)?;
-    let (input, soffset) =
-        opt(preceded(keyword("SOFFSET"), expect(unsigned, "integer"))).parse(input)?;
+        opt(preceded(keyword("LIMIT"), cut(expect(unsigned, "integer")))).parse(input)?;
+    let (input, offset) = opt(preceded(
+        keyword("OFFSET"),
+        cut(expect(unsigned, "integer")),
+    ))
+    .parse(input)?;
+    let (input, slimit) = opt(preceded(
+        keyword("SLIMIT"),
+        cut(expect(unsigned, "integer")),
+    ))
+    .parse(input)?;
+    let (input, soffset) = opt(preceded(
+        keyword("SOFFSET"),
+        cut(expect(unsigned, "integer")),
+    ))
+    .parse(input)?;
     select.limit = limit;
     select.offset = offset;
     select.slimit = slimit;
@@ -258,8 +276,11 @@ fn into_target(input: &str) -> PResult<'_, String> {
 
 fn field(input: &str) -> PResult<'_, Field> {
     let (input, expr) = expr(input)?;
-    let (input, alias) =
-        opt(preceded(keyword("AS"), expect(identifier, "identifier"))).parse(input)?;
+    let (input, alias) = opt(preceded(
+        keyword("AS"),
+        cut(expect(identifier, "identifier")),
+    ))
+    .parse(input)?;
     Ok((input, Field { expr, alias }))
 }
 
@@ -423,14 +444,17 @@ fn show(input: &str) -> PResult<'_, Statement> {
         return fail(skip_blanks(input), "WITH");
     }
     if let Ok((rest, _)) = keyword("WHERE")(input) {
-        let (rest, condition) = expr(rest)?;
+        let (rest, condition) = cut(expr).parse(rest)?;
         show.condition = Some(condition);
         input = rest;
     }
     let (input, limit) =
-        opt(preceded(keyword("LIMIT"), expect(unsigned, "integer"))).parse(input)?;
-    let (input, offset) =
-        opt(preceded(keyword("OFFSET"), expect(unsigned, "integer"))).parse(input)?;
+        opt(preceded(keyword("LIMIT"), cut(expect(unsigned, "integer")))).parse(input)?;
+    let (input, offset) = opt(preceded(
+        keyword("OFFSET"),
+        cut(expect(unsigned, "integer")),
+    ))
+    .parse(input)?;
     show.limit = limit;
     show.offset = offset;
     Ok((input, Statement::Show(show)))

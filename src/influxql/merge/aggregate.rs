@@ -186,11 +186,6 @@ pub fn plan(select: &Select) -> Result<AggregatePlan, Unmergeable> {
             "first()/last() across shard groups need the time of each group's point, which InfluxDB gives only for a single selector without GROUP BY time(); select it alone, or name one index".to_owned(),
         ));
     }
-    if select.fill == Some(Fill::Linear) {
-        return Err(Unmergeable(
-            "fill(linear) across shard groups is not supported: interpolation must see the merged buckets; use another fill or name one index".to_owned(),
-        ));
-    }
     let mut group_select = select.clone();
     group_select.fields = group_fields;
     group_select.limit = None;
@@ -420,6 +415,19 @@ impl AggregatePlan {
     }
 
     fn apply_fill(&self, rows: &mut [Vec<Value>]) {
+        if matches!(
+            self.fill,
+            Some(Fill::Number(_)) | Some(Fill::Previous) | Some(Fill::Linear)
+        ) {
+            // count() answers 0, not null, for an empty bucket; InfluxDB fills those too.
+            for row in rows.iter_mut() {
+                for (output, cell) in self.outputs.iter().zip(row.iter_mut().skip(1)) {
+                    if output.combine == Combine::Count && cell.as_i64() == Some(0) {
+                        *cell = Value::Null;
+                    }
+                }
+            }
+        }
         match &self.fill {
             Some(Fill::Number(text)) => {
                 let fill = text
@@ -448,8 +456,46 @@ impl AggregatePlan {
                     }
                 }
             }
+            Some(Fill::Linear) => {
+                let width = rows.first().map_or(0, Vec::len);
+                for column in 1..width {
+                    interpolate_column(rows, column);
+                }
+            }
             _ => {}
         }
+    }
+}
+
+/// `fill(linear)` on one column: nulls between two values get the value on the line between
+/// them (integer arithmetic for integers, as InfluxDB does); leading and trailing nulls stay.
+fn interpolate_column(rows: &mut [Vec<Value>], column: usize) {
+    let time = |row: &Vec<Value>| row.first().and_then(Value::as_i64).unwrap_or(0);
+    let mut previous: Option<usize> = None;
+    for i in 0..rows.len() {
+        if rows[i][column].is_null() {
+            continue;
+        }
+        if let Some(p) = previous
+            && i > p + 1
+        {
+            let (t0, t1) = (time(&rows[p]), time(&rows[i]));
+            let (v0, v1) = (Num::of(&rows[p][column]), Num::of(&rows[i][column]));
+            for k in p + 1..i {
+                let t = time(&rows[k]);
+                rows[k][column] = match (v0, v1) {
+                    (Some(Num::Int(a)), Some(Num::Int(b))) if t1 != t0 => {
+                        Value::from(a + (b - a) * (t - t0) / (t1 - t0))
+                    }
+                    (Some(a), Some(b)) if t1 != t0 => {
+                        let (a, b) = (a.as_f64(), b.as_f64());
+                        float_value(a + (b - a) * ((t - t0) as f64 / (t1 - t0) as f64))
+                    }
+                    _ => Value::Null,
+                };
+            }
+        }
+        previous = Some(i);
     }
 }
 
