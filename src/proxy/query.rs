@@ -42,7 +42,7 @@ use crate::telemetry::RequestId;
 use crate::telemetry::metrics::ReplicaLabels;
 
 use super::body::{BodyLimits, read_body};
-use super::response::{common_headers, influx_error};
+use super::response::common_headers;
 use super::state::AppState;
 use ddl::DdlQueue;
 
@@ -333,6 +333,15 @@ pub async fn handle(
         state.metrics.query.partial_answers.inc();
     }
     respond(&params, &headers, results, partial, rid)
+}
+
+/// `{"error": message}` followed by a newline, as InfluxDB's query handler writes it.
+fn influx_error(status: StatusCode, message: &str, rid: &str) -> Response {
+    let response = super::response::influx_error(status, message, rid);
+    let (parts, _) = response.into_parts();
+    let mut body = serde_json::json!({ "error": message }).to_string();
+    body.push('\n');
+    Response::from_parts(parts, Body::from(body))
 }
 
 fn refuse(refusal: &Refusal, rid: &str) -> Response {
