@@ -826,6 +826,9 @@ impl Executor<'_> {
             for replica in self.replicas(&group.name) {
                 let map_db = |db: &str| replica.config.backend_database(db).to_owned();
                 let text = render_ddl(statement, &map_db);
+                // Older DDL still waiting for this replica: queue behind it (order matters).
+                // A replica merely marked down is still tried: health starts "down" until the
+                // first check, and a refused connection costs little.
                 if self
                     .runtime
                     .ddl
