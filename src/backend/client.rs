@@ -69,7 +69,7 @@ pub struct QueryAnswer {
 #[derive(Debug)]
 pub enum QueryReply {
     Answer(QueryAnswer),
-    Lines(QueryLines),
+    Lines(Box<QueryLines>),
 }
 
 /// A successful `/query` answer, read one newline-delimited JSON document at a time.
@@ -370,12 +370,12 @@ impl BackendClient {
                 body,
             }));
         }
-        Ok(QueryReply::Lines(QueryLines {
+        Ok(QueryReply::Lines(Box::new(QueryLines {
             response,
             buffer: bytes::BytesMut::new(),
             finished: false,
             client: self.clone(),
-        }))
+        })))
     }
 
     async fn send_query(

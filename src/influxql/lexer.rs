@@ -308,23 +308,12 @@ pub fn duration_literal(input: &str) -> PResult<'_, String> {
     let start = skip_blanks(input);
     let mut rest = start;
     let mut parts = 0;
-    loop {
-        let Ok((after_digits, _)) = digit1::<_, SyntaxError<'_>>(rest) else {
-            break;
-        };
+    // `5min` stops at `in`, which the identifier check below refuses.
+    while let Ok((after_digits, _)) = digit1::<_, SyntaxError<'_>>(rest) {
         let Some(unit) = DURATION_UNITS.iter().find(|u| after_digits.starts_with(*u)) else {
             break;
         };
-        let after = &after_digits[unit.len()..];
-        if after.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && !after.starts_with(|c: char| c.is_ascii_digit())
-        {
-            // `5min` is an identifier-ish typo, not a duration.
-            if !DURATION_UNITS.iter().any(|u| after.starts_with(u)) {
-                return fail(start, "duration");
-            }
-        }
-        rest = after;
+        rest = &after_digits[unit.len()..];
         parts += 1;
     }
     if parts == 0 || rest.starts_with(is_ident_char) {

@@ -156,8 +156,8 @@ enum Plan {
         groups: Vec<String>,
     },
     Show {
-        original: Show,
-        replica_show: Show,
+        original: Box<Show>,
+        replica_show: Box<Show>,
         groups: Vec<String>,
     },
     Ddl(Ddl),
@@ -555,8 +555,8 @@ impl<F: Fn() -> Result<(), AccessError>> Planner<'_, F> {
             }
         };
         Ok(Plan::Show {
-            replica_show: merge::replica_show(&show),
-            original: show,
+            replica_show: Box::new(merge::replica_show(&show)),
+            original: Box::new(show),
             groups,
         })
     }

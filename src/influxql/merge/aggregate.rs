@@ -481,9 +481,9 @@ fn interpolate_column(rows: &mut [Vec<Value>], column: usize) {
         {
             let (t0, t1) = (time(&rows[p]), time(&rows[i]));
             let (v0, v1) = (Num::of(&rows[p][column]), Num::of(&rows[i][column]));
-            for k in p + 1..i {
-                let t = time(&rows[k]);
-                rows[k][column] = match (v0, v1) {
+            for row in &mut rows[p + 1..i] {
+                let t = time(row);
+                row[column] = match (v0, v1) {
                     (Some(Num::Int(a)), Some(Num::Int(b))) if t1 != t0 => {
                         Value::from(a + (b - a) * (t - t0) / (t1 - t0))
                     }
