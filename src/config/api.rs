@@ -470,9 +470,6 @@ pub struct ApiConfig {
     /// Backend timeouts and health checks.
     #[serde(default)]
     pub backend: BackendConfig,
-    /// The `/query` read path (row limit, DDL retries).
-    #[serde(default)]
-    pub query: QueryConfig,
     /// Client tokens. None configured means open access (see `open_access`).
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
@@ -483,6 +480,9 @@ pub struct ApiConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// The `/query` read path (row limit, DDL retries).
+    #[serde(default)]
+    pub query: QueryConfig,
 }
 
 fn default_listen() -> String {
@@ -535,10 +535,10 @@ impl ApiConfig {
             queue: QueueConfig::default(),
             sender: SenderConfig::default(),
             backend: BackendConfig::default(),
-            query: QueryConfig::default(),
             tokens: Vec::new(),
             open_access: None,
             log: LogConfig::default(),
+            query: QueryConfig::default(),
         }
     }
 
