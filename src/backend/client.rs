@@ -82,6 +82,25 @@ pub struct QueryLines {
 }
 
 impl QueryLines {
+    /// The next bytes of the answer as they arrive (what `next_line` buffered first), or `None`
+    /// at the end.
+    pub async fn next_chunk(&mut self) -> Result<Option<bytes::Bytes>, BackendError> {
+        if !self.buffer.is_empty() {
+            return Ok(Some(self.buffer.split().freeze()));
+        }
+        if self.finished {
+            return Ok(None);
+        }
+        match self.response.chunk().await {
+            Ok(Some(chunk)) => Ok(Some(chunk)),
+            Ok(None) => {
+                self.finished = true;
+                Ok(None)
+            }
+            Err(error) => Err(self.client.unreachable(error)),
+        }
+    }
+
     /// The next non-empty line, or `None` at the end of the answer.
     pub async fn next_line(&mut self) -> Result<Option<bytes::Bytes>, BackendError> {
         loop {

@@ -143,7 +143,10 @@ impl QueryParams {
 /// How one statement is answered.
 enum Plan {
     Raw {
+        /// What replicas are asked when several answer (LIMIT+OFFSET, no OFFSET).
         select: Box<Select>,
+        /// The statement as the client meant it, for a group with a single replica.
+        original: Box<Select>,
         window: Window,
         groups: Vec<String>,
     },
@@ -306,6 +309,12 @@ pub async fn handle(
         rid,
         max_rows: config.query.max_rows,
     };
+    if let [plan] = plans.as_slice()
+        && let Some(response) = executor.answer_directly(plan, &headers).await
+    {
+        state.metrics.query.count_statement(plan.kind(), "ok");
+        return response;
+    }
     let mut results = Vec::with_capacity(plans.len());
     let mut partial = false;
     let format = TimeFormat::from_epoch(params.epoch.as_deref());
@@ -503,6 +512,7 @@ impl<F: Fn() -> Result<(), AccessError>> Planner<'_, F> {
             let window = Window::of(&select);
             return Ok(Plan::Raw {
                 select: Box::new(merge::replica_select(&select)),
+                original: Box::new(select),
                 window,
                 groups,
             });
@@ -512,6 +522,7 @@ impl<F: Fn() -> Result<(), AccessError>> Planner<'_, F> {
                 // No group holds the index: an empty answer, from no replica.
                 return Ok(Plan::Raw {
                     window: Window::of(&select),
+                    original: Box::new(select.clone()),
                     select: Box::new(select),
                     groups: Vec::new(),
                 });
@@ -607,6 +618,7 @@ impl Executor<'_> {
                 select,
                 window,
                 groups,
+                ..
             } => {
                 let collected = self
                     .fan_out_all(groups, |db| render_select(select, db))
@@ -643,6 +655,126 @@ impl Executor<'_> {
                 self.finish(collected, |mut results| results.pop().unwrap_or_default())
             }
         }
+    }
+
+    /// One statement that one in-sync replica answers whole (an aggregate over one group, a
+    /// raw SELECT over a group with one backend, a pass-through): its answer streams to the
+    /// client as the replica sends it, in the client's epoch and chunking, with no parse and no
+    /// copy of the whole. `None` when the statement needs a merge, the replica is not in sync
+    /// (the answer must carry a warning) or does not answer: the merging path takes over.
+    async fn answer_directly(&self, plan: &Plan, headers: &HeaderMap) -> Option<Response> {
+        if self.params.pretty {
+            return None;
+        }
+        let group: &str = match plan {
+            Plan::AggregateOne { group, .. } | Plan::PassThrough { group, .. } => group,
+            Plan::Raw { groups, .. } if groups.len() == 1 => &groups[0],
+            _ => return None,
+        };
+        let replicas = self.replicas(group);
+        if matches!(plan, Plan::Raw { .. }) && replicas.len() != 1 {
+            return None;
+        }
+        let replica = replicas.into_iter().find(|r| r.in_sync)?;
+        let text = {
+            let map_db = |db: &str| replica.config.backend_database(db).to_owned();
+            match plan {
+                Plan::AggregateOne { select, .. } => render_select(select, &map_db),
+                Plan::Raw { original, .. } => render_select(original, &map_db),
+                Plan::PassThrough { text, .. } => text.clone(),
+                _ => return None,
+            }
+        };
+        let database = self.database_for(&replica);
+        let chunk_size = self.params.chunked.then(|| {
+            self.params
+                .chunk_size
+                .unwrap_or(DEFAULT_CHUNK_ROWS)
+                .to_string()
+        });
+        let request = QueryRequest {
+            statement: &text,
+            database: database.as_deref(),
+            retention_policy: self.params.rp.as_deref(),
+            epoch: self.params.epoch.as_deref(),
+            params: self.params.params.as_deref(),
+            chunk_size: chunk_size.as_deref(),
+        };
+        let started = Instant::now();
+        let reply = replica.client.query_lines(&request, self.rid).await;
+        self.observe(group, &replica.id, started, reply.is_ok());
+        let mut lines = match reply.ok()? {
+            QueryReply::Answer(answer) => {
+                // InfluxDB's own refusal (a 4xx), as it gave it.
+                let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_REQUEST);
+                let mut response_headers = common_headers(self.rid);
+                response_headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                return Some((status, response_headers, answer.body).into_response());
+            }
+            QueryReply::Lines(lines) => lines,
+        };
+        let gzip = accepts_gzip(headers);
+        let (sender, receiver) =
+            tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+        let replica_id = replica.id.clone();
+        tokio::spawn(async move {
+            let mut encoder = gzip
+                .then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+            loop {
+                let chunk = match lines.next_chunk().await {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => break,
+                    Err(error) => {
+                        tracing::info!(replica = %replica_id, %error, "replica answer cut off while streaming it");
+                        let _ = sender
+                            .send(Err(std::io::Error::other(error.to_string())))
+                            .await;
+                        return;
+                    }
+                };
+                let out = match encoder.as_mut() {
+                    None => chunk,
+                    Some(encoder) => {
+                        if encoder
+                            .write_all(&chunk)
+                            .and_then(|()| encoder.flush())
+                            .is_err()
+                        {
+                            return;
+                        }
+                        bytes::Bytes::from(std::mem::take(encoder.get_mut()))
+                    }
+                };
+                if !out.is_empty() && sender.send(Ok(out)).await.is_err() {
+                    // The client left: dropping `lines` closes the replica connection.
+                    return;
+                }
+            }
+            if let Some(encoder) = encoder
+                && let Ok(rest) = encoder.finish()
+            {
+                let _ = sender.send(Ok(bytes::Bytes::from(rest))).await;
+            }
+        });
+        let mut response_headers = common_headers(self.rid);
+        response_headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if gzip {
+            response_headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        Some(
+            (
+                StatusCode::OK,
+                response_headers,
+                Body::new(ChannelBody(receiver)),
+            )
+                .into_response(),
+        )
     }
 
     /// Turns what a fan-out collected into the statement's result.
@@ -1031,6 +1163,23 @@ fn parse_whole_answer(body: &[u8]) -> Result<StatementResult, String> {
         return Err(error);
     }
     Ok(response.results.into_iter().next().unwrap_or_default())
+}
+
+/// A response body fed by a channel (the task streaming a replica's answer).
+struct ChannelBody(tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>);
+
+impl http_body::Body for ChannelBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|item| item.map(|result| result.map(http_body::Frame::data)))
+    }
 }
 
 fn accepts_gzip(headers: &HeaderMap) -> bool {
