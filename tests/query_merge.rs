@@ -265,6 +265,21 @@ fn query_answers_equal_one_complete_influxd() {
             "SELECT * FROM gappy; SELECT v FROM gappy GROUP BY host",
         ),
     ]);
+    // One group with one backend: its answer streams through unparsed, chunked or not.
+    f.same(&[
+        ("db", "q"),
+        ("chunked", "true"),
+        ("chunk_size", "3"),
+        ("q", "SELECT * FROM cpu WHERE \"index\" = 'c3' LIMIT 10"),
+    ]);
+    f.same(&[
+        ("db", "q"),
+        ("epoch", "s"),
+        (
+            "q",
+            "SELECT mean(value) FROM cpu WHERE \"index\" = 'c1' GROUP BY host",
+        ),
+    ]);
     f.same(&[
         ("db", "q"),
         ("q", "SELECT * FROM gappy WHERE host = $h"),

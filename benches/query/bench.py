@@ -212,7 +212,12 @@ def main():
             targets[name] = port
         for name, port in targets.items():
             deadline = time.time() + 30
-            while request(port, "GET", "/ping")[0] != 204:
+            while True:
+                try:
+                    if request(port, "GET", "/ping")[0] == 204:
+                        break
+                except OSError:
+                    pass
                 if time.time() > deadline:
                     raise SystemExit(f"bench-query: {name} does not answer /ping")
                 time.sleep(0.1)

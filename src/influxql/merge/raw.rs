@@ -99,34 +99,63 @@ fn unify_columns(parts: &mut [Series]) -> Vec<String> {
     columns
 }
 
-/// Merges one series' contributors: rows sorted by time (stable, largest contributor first so
-/// ties keep its order) and duplicates (same time, same values) removed.
+/// Merges one series' contributors: rows in time order (largest contributor first on ties, so
+/// its order of same-time rows is kept) with duplicates (same time, same values) dropped. Each
+/// contributor is already in time order (InfluxDB answers so), so this is a k-way merge that
+/// moves rows instead of copying them and never holds a concatenation of all contributors.
 fn merge_rows(mut parts: Vec<Series>, descending: bool) -> Series {
     let columns = unify_columns(&mut parts);
     parts.sort_by_key(|p| std::cmp::Reverse(p.values.len()));
+    let in_order = |rows: &[Vec<Value>]| {
+        rows.windows(2).all(|pair| {
+            let (a, b) = (time_of(&pair[0]), time_of(&pair[1]));
+            if descending { a >= b } else { a <= b }
+        })
+    };
+    if !parts.iter().all(|p| in_order(&p.values)) {
+        // Not expected from InfluxDB; sort each contributor (stable) rather than mis-merge.
+        for part in &mut parts {
+            if descending {
+                part.values
+                    .sort_by_key(|row| std::cmp::Reverse(time_of(row)));
+            } else {
+                part.values.sort_by_key(|row| time_of(row));
+            }
+        }
+    }
     let mut iter = parts.into_iter();
     let Some(mut merged) = iter.next() else {
         return Series::default();
     };
     merged.columns = columns;
     merged.partial = false;
-    let extra: Vec<Series> = iter.collect();
-    if extra.iter().all(|s| s.values.is_empty()) {
+    let extra: Vec<Series> = iter.filter(|s| !s.values.is_empty()).collect();
+    if extra.is_empty() {
         return merged;
     }
-    let mut rows = std::mem::take(&mut merged.values);
-    for part in extra {
-        rows.extend(part.values);
-    }
-    if descending {
-        rows.sort_by_key(|row| std::cmp::Reverse(time_of(row)));
-    } else {
-        rows.sort_by_key(|row| time_of(row));
-    }
-    let mut out: Vec<Vec<Value>> = Vec::with_capacity(rows.len());
+    let mut sources: Vec<std::iter::Peekable<std::vec::IntoIter<Vec<Value>>>> =
+        std::iter::once(std::mem::take(&mut merged.values))
+            .chain(extra.into_iter().map(|s| s.values))
+            .map(|rows| rows.into_iter().peekable())
+            .collect();
+    let mut out: Vec<Vec<Value>> = Vec::with_capacity(sources[0].len());
     let mut run_start = 0;
-    for row in rows {
-        let time = time_of(&row);
+    loop {
+        let mut best: Option<(usize, i64)> = None;
+        for (i, source) in sources.iter_mut().enumerate() {
+            let Some(row) = source.peek() else { continue };
+            let time = time_of(row);
+            let better = match best {
+                None => true,
+                Some((_, t)) if descending => time > t,
+                Some((_, t)) => time < t,
+            };
+            if better {
+                best = Some((i, time));
+            }
+        }
+        let Some((i, time)) = best else { break };
+        let Some(row) = sources[i].next() else { break };
         if out.last().is_none_or(|last| time_of(last) != time) {
             run_start = out.len();
         }
