@@ -187,6 +187,7 @@ fn query_answers_equal_one_complete_influxd() {
         "SELECT * FROM q..gappy WHERE v >= 2",
         "SELECT * FROM nosuch",
         "SELECT used FROM mem WHERE index = 'c3' LIMIT 3",
+        "SELECT abs(value), floor(value) * 2 FROM cpu WHERE value < 3 LIMIT 9",
     ] {
         f.same_q(q);
     }
@@ -323,6 +324,15 @@ fn query_answers_equal_one_complete_influxd() {
         f.get(f.oracle(), &[("db", "q"), ("q", "SELECT * FROM gappy")])
             .text()
     );
+
+    // DDL by GET: applied, with InfluxDB's deprecation warning.
+    f.same(&[("q", "CREATE DATABASE extra")]);
+    for node in 0..3 {
+        assert!(
+            f.cluster.databases(node).contains(&"extra".to_owned()),
+            "n{node}"
+        );
+    }
 
     // Bad queries: InfluxDB's own errors, same status and wording.
     for q in [

@@ -154,12 +154,21 @@ pub enum Expr {
     Paren(Box<Expr>),
 }
 
+/// Functions of one row (math, `now()`): a raw SELECT may use them and stays mergeable as raw.
+const ROW_WISE_FUNCTIONS: &[&str] = &[
+    "now", "abs", "acos", "asin", "atan", "atan2", "ceil", "cos", "exp", "floor", "ln", "log",
+    "log2", "log10", "pow", "round", "sin", "sqrt", "tan",
+];
+
 impl Expr {
     /// Whether this expression contains a function call that aggregates or selects points.
     pub fn has_aggregate(&self) -> bool {
         match self {
             Expr::Call { name, args } => {
-                !name.eq_ignore_ascii_case("now") || args.iter().any(Expr::has_aggregate)
+                let row_wise = ROW_WISE_FUNCTIONS
+                    .iter()
+                    .any(|f| f.eq_ignore_ascii_case(name));
+                !row_wise || args.iter().any(Expr::has_aggregate)
             }
             Expr::Binary { lhs, rhs, .. } => lhs.has_aggregate() || rhs.has_aggregate(),
             Expr::Paren(inner) => inner.has_aggregate(),

@@ -322,6 +322,19 @@ pub async fn handle(
         let kind = plan.kind();
         let mut result = executor.execute(plan).await;
         result.statement_id = statement_id;
+        if let Plan::Ddl(ddl) = plan
+            && method == Method::GET
+            && result.error.is_none()
+        {
+            // What InfluxDB says when DDL comes by GET (it still applies it).
+            result.messages.insert(
+                0,
+                Message::warning(format!(
+                    "deprecated use of '{}' in a read only context, please use a POST request instead",
+                    ddl.text
+                )),
+            );
+        }
         let outcome = if result.error.is_some() {
             "error"
         } else if result.partial {
