@@ -602,3 +602,89 @@ mod tests {
         assert_eq!(merged.series[0].values[0], vec![json!(50), json!(9)]);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::influxql::ast::Statement;
+    use crate::influxql::parser::parse_query;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// What one group's replica answers to the rewritten statement, for its own points: one
+    /// row per 10 ns bucket holding points (count, sum, min, max, sum, count, max, min).
+    fn group_answer(points: &[(i64, i64)]) -> StatementResult {
+        let mut buckets: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+        for (t, v) in points {
+            buckets.entry(t - t % 10).or_default().push(*v);
+        }
+        let values = buckets
+            .into_iter()
+            .map(|(bucket, vs)| {
+                let (count, sum) = (vs.len() as i64, vs.iter().sum::<i64>());
+                let (min, max) = (*vs.iter().min().unwrap(), *vs.iter().max().unwrap());
+                vec![
+                    json!(bucket),
+                    json!(count),
+                    json!(sum),
+                    json!(min),
+                    json!(max),
+                    json!(sum),
+                    json!(count),
+                    json!(max),
+                    json!(min),
+                ]
+            })
+            .collect();
+        StatementResult {
+            series: vec![Series {
+                name: "m".into(),
+                values,
+                ..Series::default()
+            }],
+            ..StatementResult::default()
+        }
+    }
+
+    proptest! {
+        /// Points spread over groups in any way: the recombined buckets equal the buckets of
+        /// all points in one place.
+        #[test]
+        fn recombined_buckets_equal_one_complete_answer(
+            points in proptest::collection::btree_map(0i64..200, -50i64..50, 1..80),
+            groups in proptest::collection::vec(0usize..3, 80),
+        ) {
+            let Statement::Select(select) = parse_query(
+                "SELECT count(v), sum(v), min(v), max(v), mean(v), spread(v) FROM m GROUP BY time(10ns) fill(none)",
+            ).unwrap().remove(0) else { unreachable!() };
+            let plan = plan(&select).unwrap();
+            let all: Vec<(i64, i64)> = points.into_iter().collect();
+            let mut parts = vec![Vec::new(), Vec::new(), Vec::new()];
+            for (i, point) in all.iter().enumerate() {
+                parts[groups[i % groups.len()]].push(*point);
+            }
+            let answers = parts.iter().filter(|p| !p.is_empty()).map(|p| group_answer(p)).collect();
+            let merged = plan.merge(answers);
+            let complete = group_answer(&all);
+            let expected: Vec<Vec<Value>> = complete.series[0]
+                .values
+                .iter()
+                .map(|row| {
+                    let count = row[1].as_i64().unwrap();
+                    let sum = row[2].as_i64().unwrap();
+                    let (min, max) = (row[3].as_i64().unwrap(), row[4].as_i64().unwrap());
+                    vec![
+                        row[0].clone(),
+                        json!(count),
+                        json!(sum),
+                        json!(min),
+                        json!(max),
+                        float_value(sum as f64 / count as f64),
+                        json!(max - min),
+                    ]
+                })
+                .collect();
+            prop_assert_eq!(&merged.series[0].values, &expected);
+        }
+    }
+}

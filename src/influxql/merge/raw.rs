@@ -284,3 +284,79 @@ mod tests {
         assert_eq!(times, vec![7, 6, 5]);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn as_answer(rows: &[(i64, i64)]) -> StatementResult {
+        StatementResult {
+            series: vec![Series {
+                name: "m".into(),
+                columns: vec!["time".into(), "v".into()],
+                values: rows.iter().map(|(t, v)| vec![json!(t), json!(v)]).collect(),
+                ..Series::default()
+            }],
+            ..StatementResult::default()
+        }
+    }
+
+    proptest! {
+        /// Whatever subset of the points each replica holds (every point held by at least one),
+        /// the merge equals the complete set, sorted, windowed.
+        #[test]
+        fn union_of_divergent_replicas_equals_the_complete_answer(
+            points in proptest::collection::btree_map(0i64..500, 0i64..5, 0..60),
+            holders in proptest::collection::vec(1u8..8, 60),
+            descending in any::<bool>(),
+            limit in proptest::option::of(0u64..20),
+            offset in proptest::option::of(0u64..20),
+        ) {
+            let all: Vec<(i64, i64)> = points.into_iter().collect();
+            let mut replicas = vec![Vec::new(), Vec::new(), Vec::new()];
+            for (i, point) in all.iter().enumerate() {
+                let mask = holders[i % holders.len()];
+                for (r, replica) in replicas.iter_mut().enumerate() {
+                    if mask & (1 << r) != 0 {
+                        replica.push(*point);
+                    }
+                }
+            }
+            let order = |rows: &mut Vec<(i64, i64)>| {
+                if descending {
+                    rows.reverse();
+                }
+            };
+            let mut expected = all.clone();
+            order(&mut expected);
+            let skip = offset.unwrap_or(0) as usize;
+            let expected: Vec<(i64, i64)> = expected
+                .into_iter()
+                .skip(skip)
+                .take(limit.map_or(usize::MAX, |l| l as usize))
+                .collect();
+            let answers = replicas
+                .into_iter()
+                .map(|mut rows| {
+                    order(&mut rows);
+                    as_answer(&rows)
+                })
+                .collect();
+            let window = Window { descending, limit, offset, ..Window::default() };
+            let merged = merge_raw(answers, &window);
+            let got: Vec<(i64, i64)> = merged
+                .series
+                .first()
+                .map(|s| {
+                    s.values
+                        .iter()
+                        .map(|r| (r[0].as_i64().unwrap(), r[1].as_i64().unwrap()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            prop_assert_eq!(got, expected);
+        }
+    }
+}
