@@ -659,7 +659,7 @@ mod properties {
             ).unwrap().remove(0) else { unreachable!() };
             let plan = plan(&select).unwrap();
             let all: Vec<(i64, i64)> = points.into_iter().collect();
-            let mut parts = vec![Vec::new(), Vec::new(), Vec::new()];
+            let mut parts = [Vec::new(), Vec::new(), Vec::new()];
             for (i, point) in all.iter().enumerate() {
                 parts[groups[i % groups.len()]].push(*point);
             }
