@@ -7,7 +7,7 @@ INFLUX_PORTS ?= 18086,18087,18088
 API_URL ?= http://127.0.0.1:8186
 CORPUS ?= $(CURDIR)/../shared/conformance/line-protocol-corpus/corpus.json
 
-.PHONY: run stop deps test unit conformance bench bench-micro bench-write lint fmt
+.PHONY: run stop deps test unit conformance bench bench-micro bench-write bench-query lint fmt
 
 ## run: install what is missing, start three InfluxDB shards and monitor-api, say where to point agents
 run: deps
@@ -54,6 +54,12 @@ bench-write:
 	integration/install-deps.sh influxdb wrk nginx
 	$(CARGO) build --release --bin monitor-api
 	benches/load/run.sh $(BENCH_WRITE_ARGS)
+
+## bench-query: the same queries directly to one influxd and through monitor-api; see benches/query/
+bench-query:
+	integration/install-deps.sh influxdb
+	$(CARGO) build --release --bin monitor-api
+	benches/query/run.sh $(BENCH_QUERY_ARGS)
 
 ## lint: formatting and clippy, warnings are errors
 lint:

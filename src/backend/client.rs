@@ -65,6 +65,68 @@ pub struct QueryAnswer {
     pub body: bytes::Bytes,
 }
 
+/// A replica's `/query` reply: an error answer read whole, or a successful one to read by line.
+#[derive(Debug)]
+pub enum QueryReply {
+    Answer(QueryAnswer),
+    Lines(Box<QueryLines>),
+}
+
+/// A successful `/query` answer, read one newline-delimited JSON document at a time.
+#[derive(Debug)]
+pub struct QueryLines {
+    response: reqwest::Response,
+    buffer: bytes::BytesMut,
+    finished: bool,
+    client: BackendClient,
+}
+
+impl QueryLines {
+    /// The next bytes of the answer as they arrive (what `next_line` buffered first), or `None`
+    /// at the end.
+    pub async fn next_chunk(&mut self) -> Result<Option<bytes::Bytes>, BackendError> {
+        if !self.buffer.is_empty() {
+            return Ok(Some(self.buffer.split().freeze()));
+        }
+        if self.finished {
+            return Ok(None);
+        }
+        match self.response.chunk().await {
+            Ok(Some(chunk)) => Ok(Some(chunk)),
+            Ok(None) => {
+                self.finished = true;
+                Ok(None)
+            }
+            Err(error) => Err(self.client.unreachable(error)),
+        }
+    }
+
+    /// The next non-empty line, or `None` at the end of the answer.
+    pub async fn next_line(&mut self) -> Result<Option<bytes::Bytes>, BackendError> {
+        loop {
+            if let Some(at) = memchr::memchr(b'\n', &self.buffer) {
+                let line = self.buffer.split_to(at + 1).freeze();
+                let line = line.slice(..at);
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return Ok(Some(line));
+            }
+            if self.finished {
+                if self.buffer.iter().all(u8::is_ascii_whitespace) {
+                    return Ok(None);
+                }
+                return Ok(Some(self.buffer.split().freeze()));
+            }
+            match self.response.chunk().await {
+                Ok(Some(chunk)) => self.buffer.extend_from_slice(&chunk),
+                Ok(None) => self.finished = true,
+                Err(error) => return Err(self.client.unreachable(error)),
+            }
+        }
+    }
+}
+
 /// Why a backend refused lines. A rejection is about the data and is never retried as is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RejectReason {
@@ -301,6 +363,45 @@ impl BackendClient {
         request: &QueryRequest<'_>,
         request_id: &str,
     ) -> Result<QueryAnswer, BackendError> {
+        let response = self.send_query(request, request_id).await?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| self.unreachable(e))?;
+        Ok(QueryAnswer {
+            status: status.as_u16(),
+            body,
+        })
+    }
+
+    /// Like [`Self::query`], but a 2xx answer is read line by line as it arrives (ask with
+    /// `chunk_size` for InfluxDB's newline-delimited chunks), so the caller can stop reading
+    /// (and drop the connection) once it has seen enough. A non-2xx answer comes back whole.
+    pub async fn query_lines(
+        &self,
+        request: &QueryRequest<'_>,
+        request_id: &str,
+    ) -> Result<QueryReply, BackendError> {
+        let response = self.send_query(request, request_id).await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.bytes().await.map_err(|e| self.unreachable(e))?;
+            return Ok(QueryReply::Answer(QueryAnswer {
+                status: status.as_u16(),
+                body,
+            }));
+        }
+        Ok(QueryReply::Lines(Box::new(QueryLines {
+            response,
+            buffer: bytes::BytesMut::new(),
+            finished: false,
+            client: self.clone(),
+        })))
+    }
+
+    async fn send_query(
+        &self,
+        request: &QueryRequest<'_>,
+        request_id: &str,
+    ) -> Result<reqwest::Response, BackendError> {
         let url = format!("{}/query", self.endpoint.url.trim_end_matches('/'));
         let mut form: Vec<(&str, &str)> = vec![("q", request.statement)];
         if let Some(db) = request.database {
@@ -341,11 +442,7 @@ impl BackendClient {
             let text = response.text().await.unwrap_or_default();
             return Err(self.classify_failure(status, retry_after, &text));
         }
-        let body = response.bytes().await.map_err(|e| self.unreachable(e))?;
-        Ok(QueryAnswer {
-            status: status.as_u16(),
-            body,
-        })
+        Ok(response)
     }
 
     /// `GET /ping`: whether the replica answers at all.

@@ -339,6 +339,27 @@ impl Default for BackendConfig {
     }
 }
 
+/// The `/query` read path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// Most rows one statement may return (after the merge), and most rows one replica's answer
+    /// to it may hold: what bounds the proxy's memory per query. Over it, the statement gets an
+    /// error naming this key. Default 1000000.
+    pub max_rows: u64,
+    /// How often DDL that a down replica missed is retried. Default 5s.
+    pub ddl_retry_interval: HumanDuration,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            max_rows: 1_000_000,
+            ddl_retry_interval: HumanDuration::from_secs(5),
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -462,6 +483,9 @@ pub struct ApiConfig {
     /// The search APIs (`/api/v1/traces/{id}`, `/api/v1/logs`).
     #[serde(default)]
     pub search: SearchConfig,
+    /// The `/query` read path (row limit, DDL retries).
+    #[serde(default)]
+    pub query: QueryConfig,
 }
 
 /// The search APIs' defaults and bounds.
@@ -565,6 +589,7 @@ impl ApiConfig {
             open_access: None,
             log: LogConfig::default(),
             search: SearchConfig::default(),
+            query: QueryConfig::default(),
         }
     }
 
@@ -641,6 +666,15 @@ impl ApiConfig {
         }
         self.validate_limits(&root.key("limits"), &mut problems);
         self.search.validate(&root.key("search"), &mut problems);
+        if self.query.max_rows == 0 {
+            problems.push(&root.key("query").key("max_rows"), "must be greater than 0");
+        }
+        if self.query.ddl_retry_interval.is_zero() {
+            problems.push(
+                &root.key("query").key("ddl_retry_interval"),
+                "must be longer than 0s",
+            );
+        }
         self.validate_queue(&root.key("queue"), &mut problems);
         self.validate_sender(&root.key("sender"), &mut problems);
         for (key, value) in [

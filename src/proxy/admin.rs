@@ -197,12 +197,3 @@ pub async fn reload(
         }
     }
 }
-
-/// `/query` until the read path lands: an InfluxDB-shaped error, never a silent empty answer.
-pub async fn query_not_implemented(headers: HeaderMap) -> Response {
-    influx_error(
-        StatusCode::NOT_IMPLEMENTED,
-        "the query path of monitor-api is not implemented yet; query the shards directly",
-        &request_id(&headers),
-    )
-}

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod query;
 pub mod response;
 pub mod search;
 pub mod server;

@@ -17,6 +17,7 @@ use crate::shard::{Access, ShardMapStore, Shared};
 use crate::telemetry::metrics::ApiMetrics;
 
 use super::admin;
+use super::query;
 use super::search;
 use super::state::AppState;
 use super::write;
@@ -53,14 +54,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/-/reload", post(admin::reload))
         .route("/api/v1/traces/{traceid}", get(search::trace))
         .route("/api/v1/logs", get(search::logs))
-        .route(
-            "/query",
-            get(admin::query_not_implemented).post(admin::query_not_implemented),
-        )
+        .route("/query", get(query::handle).post(query::handle))
         // Write bodies are limited by our own reader (before decompression); the shard map
         // body by this.
         .layer(DefaultBodyLimit::disable())
+        .layer(query_runtime(&state))
         .with_state(state)
+}
+
+/// The query path's runtime (pending DDL list) as a request extension. When the list cannot be
+/// opened, `/query` still serves reads and DDL is refused until a restart fixes it.
+fn query_runtime(state: &Arc<AppState>) -> axum::Extension<Arc<query::QueryRuntime>> {
+    let runtime = query::QueryRuntime::start(state).unwrap_or_else(|error| {
+        tracing::error!(%error, "the pending DDL list cannot be opened; DDL through /query cannot be queued for down replicas");
+        query::QueryRuntime::without_queue()
+    });
+    axum::Extension(runtime)
 }
 
 /// Opens everything `config` names and returns the state the handlers share.

@@ -131,6 +131,77 @@ pub struct ApiMetrics {
     pub circuit_state: Family<ReplicaLabels, Gauge>,
     pub search_requests: Family<SearchLabels, Counter>,
     pub search_duration: Family<KindLabels, Histogram, fn() -> Histogram>,
+    /// The `/query` read path.
+    pub query: QueryMetrics,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueryLabels {
+    /// `select_raw`, `select_aggregate`, `show`, `ddl`, `other`.
+    pub kind: &'static str,
+    /// `ok`, `partial`, `error` (statement error), `refused` (400 before any backend call).
+    pub outcome: &'static str,
+}
+
+/// Metrics of the `/query` read path.
+#[derive(Clone)]
+pub struct QueryMetrics {
+    /// Statements answered, by kind and outcome.
+    pub statements: Family<QueryLabels, Counter>,
+    /// Backend `/query` call durations, by replica.
+    pub backend_duration: Family<ReplicaLabels, Histogram, fn() -> Histogram>,
+    /// Backend `/query` calls that failed (unreachable, 5xx), by replica.
+    pub backend_failures: Family<ReplicaLabels, Counter>,
+    /// Answers marked partial (a group had no reachable replica).
+    pub partial_answers: Counter,
+    /// DDL statements waiting for a replica that was down.
+    pub ddl_pending: Gauge,
+}
+
+impl QueryMetrics {
+    fn new() -> Self {
+        QueryMetrics {
+            statements: Family::default(),
+            backend_duration: Family::new_with_constructor(latency_histogram),
+            backend_failures: Family::default(),
+            partial_answers: Counter::default(),
+            ddl_pending: Gauge::default(),
+        }
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "query_statements",
+            "InfluxQL statements answered through /query, by kind and outcome",
+            self.statements.clone(),
+        );
+        registry.register(
+            "query_backend_duration_seconds",
+            "Backend /query call duration, by replica",
+            self.backend_duration.clone(),
+        );
+        registry.register(
+            "query_backend_failures",
+            "Backend /query calls that failed (unreachable, 5xx), by replica",
+            self.backend_failures.clone(),
+        );
+        registry.register(
+            "query_partial_answers",
+            "Query answers marked partial because a shard group had no reachable replica",
+            self.partial_answers.clone(),
+        );
+        registry.register(
+            "query_ddl_pending",
+            "DDL statements queued for replicas that were down",
+            self.ddl_pending.clone(),
+        );
+    }
+
+    pub fn count_statement(&self, kind: &'static str, outcome: &'static str) {
+        self.statements
+            .get_or_create(&QueryLabels { kind, outcome })
+            .inc();
+    }
 }
 
 impl Default for ApiMetrics {
@@ -158,8 +229,10 @@ impl ApiMetrics {
             circuit_state: Family::default(),
             search_requests: Family::default(),
             search_duration: Family::new_with_constructor(latency_histogram),
+            query: QueryMetrics::new(),
             registry: Registry::default(),
         };
+        metrics.query.register(&mut registry);
         registry.register(
             "lines_received",
             "Lines accepted into a durable log, by kind",
