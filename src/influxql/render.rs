@@ -10,6 +10,8 @@ use super::ast::*;
 /// Maps the client's database name to a replica's.
 pub type DatabaseMap<'a> = &'a dyn Fn(&str) -> String;
 
+/// `"name"`: the scanner's identifier rules (`\"` and `\\` escape; a newline ends the token, so
+/// it is written as the two characters `\n`, which the scanner refuses rather than misreads).
 pub fn quote_ident(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 2);
     out.push('"');
@@ -25,6 +27,8 @@ pub fn quote_ident(name: &str) -> String {
     out
 }
 
+/// `'text'`: the scanner's string rules (`\\`, `\'` and `\n` are the escapes it reads back to
+/// the character; a raw newline would end the literal).
 pub fn quote_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('\'');

@@ -7,39 +7,9 @@
 
 use std::fmt::Write as _;
 
-/// `"name"`: the scanner's identifier rules (`\"` and `\\` escape; a newline ends the token, so
-/// it is written as the two characters `\n`, which the scanner refuses rather than misreads).
-pub fn quote_identifier(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 2);
-    out.push('"');
-    for c in name.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// `'text'`: the scanner's string rules (`\\`, `\'` and `\n` are the escapes it reads back to
-/// the character; a raw newline would end the literal).
-pub fn quote_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('\'');
-    for c in text.chars() {
-        match c {
-            '\'' => out.push_str("\\'"),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
-}
+/// Identifiers and string literals are escaped by the query path's renderer (one set of rules
+/// for every statement the proxy sends).
+pub use crate::influxql::render::{quote_ident as quote_identifier, quote_string};
 
 /// `/…/` matching `text` literally anywhere. RE2's metacharacters are backslash-escaped (only
 /// those: older Go releases refuse escapes of other characters such as `\_`); backslash, slash
