@@ -459,6 +459,12 @@ pub struct ApiConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Rules engine caps and timers (see `rules::settings`).
+    #[serde(default)]
+    pub rules: crate::rules::RulesSettings,
+    /// Metrics derived from logs and tracelogs, written back (see `rules::settings`).
+    #[serde(default)]
+    pub derived: crate::rules::DerivedSettings,
 }
 
 fn default_listen() -> String {
@@ -514,6 +520,8 @@ impl ApiConfig {
             tokens: Vec::new(),
             open_access: None,
             log: LogConfig::default(),
+            rules: crate::rules::RulesSettings::default(),
+            derived: crate::rules::DerivedSettings::default(),
         }
     }
 
@@ -600,6 +608,8 @@ impl ApiConfig {
             }
         }
         self.validate_access(&root, &mut problems);
+        self.rules.validate(&root.key("rules"), &mut problems);
+        self.derived.validate(&root.key("derived"), &mut problems);
         if self.log.level.trim().is_empty() {
             problems.push(
                 &root.key("log").key("level"),

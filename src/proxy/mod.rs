@@ -4,7 +4,9 @@
 
 pub mod admin;
 pub mod body;
+pub mod hosts;
 pub mod response;
+pub mod rules;
 pub mod server;
 pub mod state;
 pub mod write;

@@ -170,6 +170,7 @@ async fn write(
     body: Body,
     request_id: &str,
 ) -> Response {
+    let arrived = Instant::now();
     // One snapshot of what a reload may change, kept to the end of the request.
     let config = state.config.snapshot();
     // Authenticate before reading the body: an unauthorised client cannot make us buffer.
@@ -224,7 +225,7 @@ async fn write(
         request_id,
         max_line_bytes: usize::try_from(config.limits.max_line_bytes.get()).unwrap_or(usize::MAX),
     };
-    let outcome = match split_by_group(&body, &context) {
+    let mut outcome = match split_by_group(&body, &context) {
         Ok(outcome) => outcome,
         Err(SplitError::Forbidden(error)) => {
             state.metrics.count_rejected(RejectReason::Forbidden, 1);
@@ -277,6 +278,10 @@ async fn write(
             Err(error) => return queue_error(state, &group.name, &error, record.lines, request_id),
         }
     }
+    // Rules, host registry and derived metrics see the accepted lines off the request path.
+    state
+        .rules
+        .observe(std::mem::take(&mut outcome.records), arrived);
     state
         .metrics
         .count_received(LineKind::Metric, outcome.accepted[0]);

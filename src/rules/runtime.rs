@@ -1,0 +1,449 @@
+//! The rules engine as the proxy runs it: the write handler hands each accepted request's group
+//! records to [`RulesRuntime::observe`] (a move into a bounded channel, nothing else), and one
+//! evaluation thread parses them, feeds the host registry, evaluates the rules, counts the
+//! derived metrics and queues fired alerts in the outbox. The same thread runs the deadman
+//! check, the host registry snapshot and the derived-metrics flush on their timers.
+//!
+//! Evaluation is off the request path on purpose: a write is never slowed by rules beyond one
+//! channel send, and a request the full channel cannot take is counted
+//! (`monitor_rules_evaluation_dropped_total`) rather than waited for. It must never panic on a
+//! record (a record that does not decode is skipped) and never block the write path.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::time::{Duration, Instant};
+
+use crate::alertmanager::clock::{Clock, SystemClock};
+use crate::config::{ApiConfig, ConfigError};
+use crate::protocol::{Classifier, lines};
+use crate::replication::batcher::GroupRecord;
+use crate::replication::envelope::decode;
+use crate::shard::Shared;
+use crate::telemetry::metrics::{ApiMetrics, RuleLabels};
+
+use super::config::{RulesFile, load_rules_file};
+use super::derived::{Derived, DerivedBatch, Target};
+use super::engine::{EngineLimits, EvalContext, HostVars, RuleSet};
+use super::hosts::HostRegistry;
+use super::outbox::{Outbox, Queued};
+use super::window::Budget;
+
+/// The host registry's snapshot file inside `data_dir`.
+pub const HOSTS_FILE: &str = "hosts.json";
+
+/// Why the rules could not be (re)loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Compile(#[from] super::engine::CompileError),
+    #[error("starting the rules thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// One accepted write request, waiting for evaluation.
+struct Batch {
+    records: Vec<GroupRecord>,
+    arrived: Instant,
+}
+
+/// What the evaluation thread and the handlers share.
+struct Shared_ {
+    rules: Shared<RuleSet>,
+    hosts: Arc<HostRegistry>,
+    budget: Budget,
+    outbox: Arc<Outbox>,
+    metrics: Arc<ApiMetrics>,
+    clock: Arc<dyn Clock>,
+    classifier: Classifier,
+}
+
+/// The running engine.
+pub struct RulesRuntime {
+    shared: Arc<Shared_>,
+    sender: SyncSender<Batch>,
+    active_window: std::sync::atomic::AtomicU64,
+    derived_rx: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<DerivedBatch>>>,
+}
+
+impl RulesRuntime {
+    /// Loads `rules_file`, opens the host registry in `data_dir` and starts the evaluation
+    /// thread and the outbox senders (on the current tokio runtime, when there is one).
+    pub fn start(
+        config: &ApiConfig,
+        metrics: Arc<ApiMetrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<RulesRuntime>, RulesError> {
+        let classifier = config.classifier();
+        let budget = Budget::new(config.rules.buffer_max_bytes.0);
+        let file = match &config.rules_file {
+            Some(path) => load_rules_file(path)?,
+            None => RulesFile::default(),
+        };
+        let rules = RuleSet::compile(&file, None, limits(config), &classifier, &budget)?;
+        metrics.rules.rules_loaded.set(rules.rules().len() as i64);
+        metrics
+            .rules
+            .buffer_max_bytes
+            .set(i64::try_from(budget.cap_bytes()).unwrap_or(i64::MAX));
+        let hosts = Arc::new(HostRegistry::open(Some(config.data_dir.join(HOSTS_FILE))));
+        let outbox = Outbox::start(
+            &config.alert_managers,
+            config.rules.outbox_capacity,
+            metrics.clone(),
+        );
+        let shared = Arc::new(Shared_ {
+            rules: Shared::new(rules),
+            hosts,
+            budget,
+            outbox,
+            metrics,
+            clock,
+            classifier: classifier.clone(),
+        });
+        let (sender, receiver) = sync_channel(config.rules.evaluation_queue.max(1));
+        let (derived_tx, derived_rx) = tokio::sync::mpsc::channel(64);
+        let worker = Worker {
+            shared: shared.clone(),
+            derived: Derived::new(&config.derived, &classifier),
+            derived_tx,
+            deadman_interval: config.rules.deadman_interval.get(),
+            snapshot_interval: config.rules.hosts_snapshot_interval.get(),
+        };
+        std::thread::Builder::new()
+            .name("rules".to_owned())
+            .spawn(move || worker.run(receiver))
+            .map_err(RulesError::Thread)?;
+        Ok(Arc::new(RulesRuntime {
+            shared,
+            sender,
+            active_window: (config.host_active_window.get().as_millis() as u64).into(),
+            derived_rx: std::sync::Mutex::new(Some(derived_rx)),
+        }))
+    }
+
+    /// Starts with the real clock.
+    pub fn start_default(
+        config: &ApiConfig,
+        metrics: Arc<ApiMetrics>,
+    ) -> Result<Arc<RulesRuntime>, RulesError> {
+        Self::start(config, metrics, Arc::new(SystemClock))
+    }
+
+    /// The write path's hook: the records of one accepted request. Never blocks.
+    pub fn observe(&self, records: Vec<GroupRecord>, arrived: Instant) {
+        if records.is_empty() {
+            return;
+        }
+        match self.sender.try_send(Batch { records, arrived }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.shared.metrics.rules.evaluation_dropped.inc();
+            }
+        }
+    }
+
+    /// Loads `config.rules_file` and compiles it; nothing changes until [`apply`](Self::apply).
+    pub fn prepare(&self, config: &ApiConfig) -> Result<PreparedRules, RulesError> {
+        let file = match &config.rules_file {
+            Some(path) => load_rules_file(path)?,
+            None => RulesFile::default(),
+        };
+        Ok(PreparedRules {
+            file,
+            limits: limits(config),
+            alert_managers: config.alert_managers.clone(),
+            active_window_ms: config.host_active_window.get().as_millis() as u64,
+        })
+    }
+
+    /// Installs prepared rules (keeping the state of unchanged rules) and alert managers.
+    pub fn apply(&self, prepared: PreparedRules) -> Result<usize, RulesError> {
+        let shared = &self.shared;
+        let old = shared.rules.snapshot();
+        let new = RuleSet::compile(
+            &prepared.file,
+            Some(&old),
+            prepared.limits,
+            &shared.classifier,
+            &shared.budget,
+        )?;
+        let count = new.rules().len();
+        shared.rules.swap(Arc::new(new));
+        shared.metrics.rules.rules_loaded.set(count as i64);
+        shared.outbox.set_targets(&prepared.alert_managers);
+        self.active_window.store(
+            prepared.active_window_ms,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(count)
+    }
+
+    pub fn rules(&self) -> Arc<RuleSet> {
+        self.shared.rules.snapshot()
+    }
+
+    pub fn hosts(&self) -> &HostRegistry {
+        &self.shared.hosts
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.shared.clock.now_ms()
+    }
+
+    /// `host_active_window` in milliseconds.
+    pub fn active_window_ms(&self) -> u64 {
+        self.active_window
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn outbox(&self) -> &Outbox {
+        &self.shared.outbox
+    }
+
+    /// The derived-metric batches to write back (taken once, by the proxy's writer task).
+    pub fn take_derived_receiver(&self) -> Option<tokio::sync::mpsc::Receiver<DerivedBatch>> {
+        self.derived_rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// Writes the host registry snapshot (at shutdown).
+    pub fn save_hosts(&self) {
+        if let Err(error) = self.shared.hosts.save_if_dirty() {
+            tracing::warn!(%error, "cannot save the host registry");
+        }
+    }
+}
+
+/// A loaded, validated rules file waiting to be applied by a reload.
+pub struct PreparedRules {
+    file: RulesFile,
+    limits: EngineLimits,
+    alert_managers: Vec<String>,
+    active_window_ms: u64,
+}
+
+fn limits(config: &ApiConfig) -> EngineLimits {
+    EngineLimits {
+        max_series_per_rule: config.rules.max_series_per_rule,
+        default_resend_ms: config.rules.resend_interval.get().as_millis() as u64,
+    }
+}
+
+struct Worker {
+    shared: Arc<Shared_>,
+    derived: Option<Derived>,
+    derived_tx: tokio::sync::mpsc::Sender<DerivedBatch>,
+    deadman_interval: Duration,
+    snapshot_interval: Duration,
+}
+
+impl Worker {
+    fn run(mut self, receiver: Receiver<Batch>) {
+        let tick = self.deadman_interval.min(Duration::from_secs(1));
+        let mut next_deadman = Instant::now() + self.deadman_interval;
+        let mut next_snapshot = Instant::now() + self.snapshot_interval;
+        let mut next_derived = Instant::now() + Duration::from_secs(1);
+        loop {
+            match receiver.recv_timeout(tick) {
+                Ok(batch) => self.process(batch),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let now = Instant::now();
+            if now >= next_deadman {
+                next_deadman = now + self.deadman_interval;
+                self.deadman();
+            }
+            if now >= next_snapshot {
+                next_snapshot = now + self.snapshot_interval;
+                if let Err(error) = self.shared.hosts.save_if_dirty() {
+                    tracing::warn!(%error, "cannot save the host registry snapshot");
+                }
+                self.shared
+                    .metrics
+                    .rules
+                    .hosts_known
+                    .set(self.shared.hosts.len() as i64);
+            }
+            if now >= next_derived {
+                next_derived = now + Duration::from_secs(1);
+                self.flush_derived(false);
+            }
+        }
+        self.flush_derived(true);
+        let _ = self.shared.hosts.save_if_dirty();
+    }
+
+    fn process(&mut self, batch: Batch) {
+        let shared = &*self.shared;
+        let rules = shared.rules.snapshot();
+        let now_ms = shared.clock.now_ms();
+        let mut alerts = Vec::new();
+        let mut fired_rids: Vec<(usize, String)> = Vec::new();
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for record in &batch.records {
+            let Ok(envelope) = decode(&record.record) else {
+                continue;
+            };
+            let ctx = EvalContext {
+                now_ms,
+                request_id: envelope.request_id,
+                budget: &shared.budget,
+            };
+            let target = Target {
+                database: envelope.database,
+                retention_policy: envelope.retention_policy,
+            };
+            let before = alerts.len();
+            // Agents send runs of lines of one host: compare with the previous line's bytes
+            // before paying for a lookup.
+            let mut previous: Option<(&[u8], &[u8])> = None;
+            for line in lines(envelope.lines, &shared.classifier)
+                .with_precision(envelope.precision)
+                .flatten()
+            {
+                if let (Some(index), Some(host)) = (line.index(), line.tag(b"host")) {
+                    let key = (index.raw(), host.raw());
+                    if previous != Some(key) {
+                        previous = Some(key);
+                        let (index, host) = (index.as_str(), host.as_str());
+                        if !pairs.iter().any(|(i, h)| i == &index && h == &host) {
+                            pairs.push((index.into_owned(), host.into_owned()));
+                        }
+                    }
+                }
+                rules.evaluate(&line, &ctx, &mut alerts);
+                if let Some(derived) = &mut self.derived {
+                    derived.observe(&line, target, now_ms);
+                }
+            }
+            if alerts.len() > before {
+                fired_rids.push((alerts.len(), envelope.request_id.to_owned()));
+            }
+        }
+        if !pairs.is_empty() {
+            shared
+                .hosts
+                .touch(pairs.iter().map(|(i, h)| (i.as_str(), h.as_str())), now_ms);
+        }
+        if alerts.is_empty() {
+            self.update_buffer_metrics();
+            return;
+        }
+        let mut queued = Vec::with_capacity(alerts.len());
+        let mut rids = fired_rids.into_iter().peekable();
+        for (position, alert) in alerts.into_iter().enumerate() {
+            while rids.peek().is_some_and(|(end, _)| position >= *end) {
+                rids.next();
+            }
+            let request_id = rids.peek().map(|(_, r)| r.clone()).unwrap_or_default();
+            shared
+                .metrics
+                .rules
+                .alerts_fired
+                .get_or_create(&RuleLabels {
+                    rule: alert.name.clone(),
+                })
+                .inc();
+            queued.push(Queued {
+                alert,
+                arrived: batch.arrived,
+                request_id,
+            });
+        }
+        shared.outbox.push(&queued);
+        self.update_buffer_metrics();
+    }
+
+    fn update_buffer_metrics(&self) {
+        let metrics = &self.shared.metrics.rules;
+        metrics
+            .buffer_bytes
+            .set(i64::try_from(self.shared.budget.used_bytes()).unwrap_or(i64::MAX));
+        let refused = self.shared.budget.refused();
+        let counted = metrics.buffer_refused.get();
+        if refused > counted {
+            metrics.buffer_refused.inc_by(refused - counted);
+        }
+    }
+
+    fn deadman(&self) {
+        let shared = &*self.shared;
+        let rules = shared.rules.snapshot();
+        let mut deadman = rules.deadman_rules().peekable();
+        if deadman.peek().is_none() {
+            return;
+        }
+        let now_ms = shared.clock.now_ms();
+        let hosts = shared.hosts.all();
+        let mut queued = Vec::new();
+        for rule in deadman {
+            let silent_for = rule.silent_for_ms();
+            for (index, host, seen) in &hosts {
+                if !rule.matches_host(index, host) {
+                    continue;
+                }
+                let silent = now_ms.saturating_sub(*seen);
+                if silent < silent_for {
+                    rule.host_back(index, host);
+                    continue;
+                }
+                if !rule.host_due(index, host, now_ms) {
+                    continue;
+                }
+                let alert = rule.alert(&HostVars {
+                    rule,
+                    index,
+                    host,
+                    silent_seconds: (silent / 1000) as f64,
+                    now_ms,
+                });
+                shared
+                    .metrics
+                    .rules
+                    .alerts_fired
+                    .get_or_create(&RuleLabels {
+                        rule: alert.name.clone(),
+                    })
+                    .inc();
+                queued.push(Queued {
+                    alert,
+                    arrived: Instant::now(),
+                    request_id: String::new(),
+                });
+            }
+        }
+        shared.outbox.push(&queued);
+    }
+
+    fn flush_derived(&mut self, everything: bool) {
+        let Some(derived) = &mut self.derived else {
+            return;
+        };
+        let now_ms = self.shared.clock.now_ms();
+        if derived.refused > 0 {
+            self.shared
+                .metrics
+                .rules
+                .derived_dropped
+                .inc_by(derived.refused);
+            derived.refused = 0;
+        }
+        for batch in derived.take_due(now_ms, everything) {
+            let lines = batch.lines as u64;
+            if self.derived_tx.try_send(batch).is_err() {
+                self.shared.metrics.rules.derived_dropped.inc_by(lines);
+            }
+        }
+    }
+}
+
+/// Where the host registry lives for a config.
+pub fn hosts_path(config: &ApiConfig) -> PathBuf {
+    config.data_dir.join(HOSTS_FILE)
+}
