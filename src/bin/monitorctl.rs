@@ -52,6 +52,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Hosts of the host registry: last seen, active (GET /api/v1/hosts).
+    Hosts {
+        /// Only this index.
+        #[arg(long)]
+        index: Option<String>,
+        /// Only this host.
+        #[arg(long)]
+        host: Option<String>,
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a config file offline with the same loader the programs use.
     CheckConfig {
         /// api, alert-manager or rules; detected from the file's keys when absent.
@@ -121,6 +133,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Replicas { json } => {
             let output = block_on(ctl::admin::replicas(&target, json))??;
+            print!("{output}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Hosts { index, host, json } => {
+            let output = block_on(ctl::hosts::hosts(
+                &target,
+                index.as_deref(),
+                host.as_deref(),
+                json,
+            ))??;
             print!("{output}");
             Ok(ExitCode::SUCCESS)
         }
