@@ -11,6 +11,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,7 @@ pub enum RulesError {
 struct Batch {
     records: Vec<GroupRecord>,
     arrived: Instant,
+    bytes: usize,
 }
 
 /// What the evaluation thread and the handlers share.
@@ -64,6 +66,8 @@ struct Shared_ {
 pub struct RulesRuntime {
     shared: Arc<Shared_>,
     sender: SyncSender<Batch>,
+    pending_bytes: Arc<AtomicUsize>,
+    max_pending_bytes: usize,
     active_window: std::sync::atomic::AtomicU64,
     derived_rx: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<DerivedBatch>>>,
 }
@@ -105,8 +109,10 @@ impl RulesRuntime {
         });
         let (sender, receiver) = sync_channel(config.rules.evaluation_queue.max(1));
         let (derived_tx, derived_rx) = tokio::sync::mpsc::channel(64);
+        let pending_bytes = Arc::new(AtomicUsize::new(0));
         let worker = Worker {
             shared: shared.clone(),
+            pending_bytes: pending_bytes.clone(),
             derived: Derived::new(&config.derived, &classifier),
             derived_tx,
             deadman_interval: config.rules.deadman_interval.get(),
@@ -119,6 +125,9 @@ impl RulesRuntime {
         Ok(Arc::new(RulesRuntime {
             shared,
             sender,
+            pending_bytes,
+            max_pending_bytes: usize::try_from(config.rules.evaluation_queue_bytes.0)
+                .unwrap_or(usize::MAX),
             active_window: (config.host_active_window.get().as_millis() as u64).into(),
             derived_rx: std::sync::Mutex::new(Some(derived_rx)),
         }))
@@ -137,9 +146,22 @@ impl RulesRuntime {
         if records.is_empty() {
             return;
         }
-        match self.sender.try_send(Batch { records, arrived }) {
+        let bytes: usize = records.iter().map(|r| r.record.len()).sum();
+        let pending = self.pending_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if pending + bytes > self.max_pending_bytes {
+            self.pending_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            self.shared.metrics.rules.evaluation_dropped.inc();
+            return;
+        }
+        let batch = Batch {
+            records,
+            arrived,
+            bytes,
+        };
+        match self.sender.try_send(batch) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.pending_bytes.fetch_sub(bytes, Ordering::Relaxed);
                 self.shared.metrics.rules.evaluation_dropped.inc();
             }
         }
@@ -174,10 +196,8 @@ impl RulesRuntime {
         shared.rules.swap(Arc::new(new));
         shared.metrics.rules.rules_loaded.set(count as i64);
         shared.outbox.set_targets(&prepared.alert_managers);
-        self.active_window.store(
-            prepared.active_window_ms,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.active_window
+            .store(prepared.active_window_ms, Ordering::Relaxed);
         Ok(count)
     }
 
@@ -195,8 +215,7 @@ impl RulesRuntime {
 
     /// `host_active_window` in milliseconds.
     pub fn active_window_ms(&self) -> u64 {
-        self.active_window
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.active_window.load(Ordering::Relaxed)
     }
 
     pub fn outbox(&self) -> &Outbox {
@@ -236,6 +255,7 @@ fn limits(config: &ApiConfig) -> EngineLimits {
 
 struct Worker {
     shared: Arc<Shared_>,
+    pending_bytes: Arc<AtomicUsize>,
     derived: Option<Derived>,
     derived_tx: tokio::sync::mpsc::Sender<DerivedBatch>,
     deadman_interval: Duration,
@@ -283,80 +303,36 @@ impl Worker {
         let shared = &*self.shared;
         let rules = shared.rules.snapshot();
         let now_ms = shared.clock.now_ms();
-        let mut alerts = Vec::new();
-        let mut fired_rids: Vec<(usize, String)> = Vec::new();
-        let mut pairs: Vec<(String, String)> = Vec::new();
-        for record in &batch.records {
-            let Ok(envelope) = decode(&record.record) else {
-                continue;
-            };
-            let ctx = EvalContext {
+        let evaluated = evaluate_records(
+            &rules,
+            &shared.classifier,
+            &shared.budget,
+            &batch.records,
+            now_ms,
+            batch.arrived,
+            self.derived.as_mut(),
+        );
+        self.pending_bytes.fetch_sub(batch.bytes, Ordering::Relaxed);
+        if !evaluated.hosts.is_empty() {
+            shared.hosts.touch(
+                evaluated
+                    .hosts
+                    .iter()
+                    .map(|(i, h)| (i.as_str(), h.as_str())),
                 now_ms,
-                request_id: envelope.request_id,
-                budget: &shared.budget,
-            };
-            let target = Target {
-                database: envelope.database,
-                retention_policy: envelope.retention_policy,
-            };
-            let before = alerts.len();
-            // Agents send runs of lines of one host: compare with the previous line's bytes
-            // before paying for a lookup.
-            let mut previous: Option<(&[u8], &[u8])> = None;
-            for line in lines(envelope.lines, &shared.classifier)
-                .with_precision(envelope.precision)
-                .flatten()
-            {
-                if let (Some(index), Some(host)) = (line.index(), line.tag(b"host")) {
-                    let key = (index.raw(), host.raw());
-                    if previous != Some(key) {
-                        previous = Some(key);
-                        let (index, host) = (index.as_str(), host.as_str());
-                        if !pairs.iter().any(|(i, h)| i == &index && h == &host) {
-                            pairs.push((index.into_owned(), host.into_owned()));
-                        }
-                    }
-                }
-                rules.evaluate(&line, &ctx, &mut alerts);
-                if let Some(derived) = &mut self.derived {
-                    derived.observe(&line, target, now_ms);
-                }
-            }
-            if alerts.len() > before {
-                fired_rids.push((alerts.len(), envelope.request_id.to_owned()));
-            }
+            );
         }
-        if !pairs.is_empty() {
-            shared
-                .hosts
-                .touch(pairs.iter().map(|(i, h)| (i.as_str(), h.as_str())), now_ms);
-        }
-        if alerts.is_empty() {
-            self.update_buffer_metrics();
-            return;
-        }
-        let mut queued = Vec::with_capacity(alerts.len());
-        let mut rids = fired_rids.into_iter().peekable();
-        for (position, alert) in alerts.into_iter().enumerate() {
-            while rids.peek().is_some_and(|(end, _)| position >= *end) {
-                rids.next();
-            }
-            let request_id = rids.peek().map(|(_, r)| r.clone()).unwrap_or_default();
+        for queued in &evaluated.alerts {
             shared
                 .metrics
                 .rules
                 .alerts_fired
                 .get_or_create(&RuleLabels {
-                    rule: alert.name.clone(),
+                    rule: queued.alert.name.clone(),
                 })
                 .inc();
-            queued.push(Queued {
-                alert,
-                arrived: batch.arrived,
-                request_id,
-            });
         }
-        shared.outbox.push(&queued);
+        shared.outbox.push(&evaluated.alerts);
         self.update_buffer_metrics();
     }
 
@@ -443,7 +419,144 @@ impl Worker {
     }
 }
 
+/// What evaluating one request's records produced.
+#[derive(Debug, Default)]
+pub struct Evaluated {
+    pub alerts: Vec<Queued>,
+    /// Distinct `(index, host)` of the lines.
+    pub hosts: Vec<(String, String)>,
+    pub lines: usize,
+}
+
+/// Parses `records` (as appended to the durable logs) and evaluates `rules` on every line,
+/// collecting the distinct hosts and feeding `derived`. This is the whole per-request work of
+/// the evaluation thread; it is public for the benchmark.
+pub fn evaluate_records(
+    rules: &RuleSet,
+    classifier: &Classifier,
+    budget: &Budget,
+    records: &[GroupRecord],
+    now_ms: u64,
+    arrived: Instant,
+    mut derived: Option<&mut Derived>,
+) -> Evaluated {
+    let mut out = Evaluated::default();
+    let mut alerts = Vec::new();
+    for record in records {
+        let Ok(envelope) = decode(&record.record) else {
+            continue;
+        };
+        let ctx = EvalContext {
+            now_ms,
+            request_id: envelope.request_id,
+            budget,
+        };
+        let target = Target {
+            database: envelope.database,
+            retention_policy: envelope.retention_policy,
+        };
+        // Agents send runs of lines of one host: compare with the previous line's bytes
+        // before paying for a lookup.
+        let mut previous: Option<(&[u8], &[u8])> = None;
+        for line in lines(envelope.lines, classifier)
+            .with_precision(envelope.precision)
+            .flatten()
+        {
+            out.lines += 1;
+            if let (Some(index), Some(host)) = (line.index(), line.tag(b"host")) {
+                let key = (index.raw(), host.raw());
+                if previous != Some(key) {
+                    previous = Some(key);
+                    let (index, host) = (index.as_str(), host.as_str());
+                    if !out.hosts.iter().any(|(i, h)| i == &index && h == &host) {
+                        out.hosts.push((index.into_owned(), host.into_owned()));
+                    }
+                }
+            }
+            rules.evaluate(&line, &ctx, &mut alerts);
+            if let Some(derived) = derived.as_deref_mut() {
+                derived.observe(&line, target, now_ms);
+            }
+        }
+        out.alerts.extend(alerts.drain(..).map(|alert| Queued {
+            alert,
+            arrived,
+            request_id: envelope.request_id.to_owned(),
+        }));
+    }
+    out
+}
+
 /// Where the host registry lives for a config.
 pub fn hosts_path(config: &ApiConfig) -> PathBuf {
     config.data_dir.join(HOSTS_FILE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alertmanager::clock::ManualClock;
+    use std::time::SystemTime;
+
+    fn wait_until(mut check: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if check() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    #[test]
+    fn deadman_fires_on_the_injected_clock_once_per_silence() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("rules.yaml");
+        std::fs::write(
+            &rules,
+            "rules:\n  - {name: Dead, kind: deadman, for: 5m, tags: [\"host=~h.*\"]}\n",
+        )
+        .unwrap();
+        let config = ApiConfig::from_yaml_str(
+            &format!(
+                "groups:\n  g1:\n    replicas: [{{url: \"http://127.0.0.1:1\"}}, {{url: \"http://127.0.0.1:2\"}}]\n\
+                 open_access: true\ndata_dir: \"{}\"\nrules_file: \"{}\"\nalert_managers: [\"http://127.0.0.1:3\"]\n\
+                 rules: {{deadman_interval: 10ms, resend_interval: 1h}}\n",
+                dir.path().display(),
+                rules.display()
+            ),
+            "t.yaml",
+        )
+        .unwrap();
+        let clock = Arc::new(ManualClock::new(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_262_400),
+        ));
+        let runtime =
+            RulesRuntime::start(&config, Arc::new(ApiMetrics::new()), clock.clone()).unwrap();
+        runtime
+            .hosts()
+            .touch([("c1", "h1"), ("c1", "other")], clock.now_ms());
+        clock.advance(Duration::from_secs(299));
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(runtime.outbox().queued(), 0, "silent for less than 5m");
+        clock.advance(Duration::from_secs(2));
+        assert!(wait_until(|| runtime.outbox().queued() == 1));
+        clock.advance(Duration::from_secs(600));
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            runtime.outbox().queued(),
+            1,
+            "one alert per silence (resend 1h)"
+        );
+        // The host reports again, then falls silent again: a new alert.
+        runtime.hosts().touch([("c1", "h1")], clock.now_ms());
+        assert!(wait_until(|| runtime.rules().rules()[0]
+            .state
+            .series_tracked()
+            == 0));
+        clock.advance(Duration::from_secs(301));
+        assert!(wait_until(|| runtime.outbox().queued() == 2));
+        assert_eq!(runtime.rules().rules()[0].state.times_fired(), 2);
+    }
 }

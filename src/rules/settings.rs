@@ -24,6 +24,9 @@ pub struct RulesSettings {
     /// Write requests waiting for evaluation; beyond it a request is not evaluated (counted),
     /// so evaluation never slows ingest. Default 4096.
     pub evaluation_queue: usize,
+    /// Bytes of accepted records waiting for evaluation, at most; beyond it a request is not
+    /// evaluated (counted). Default 64MiB.
+    pub evaluation_queue_bytes: ByteSize,
     /// How often deadman rules look at the host registry. Default 1s.
     pub deadman_interval: HumanDuration,
     /// How often the host registry is written to `data_dir/hosts.json`. Default 10s.
@@ -39,6 +42,7 @@ impl Default for RulesSettings {
             max_series_per_rule: 100_000,
             outbox_capacity: 10_000,
             evaluation_queue: 4096,
+            evaluation_queue_bytes: ByteSize(64 << 20),
             deadman_interval: HumanDuration::from_secs(1),
             hosts_snapshot_interval: HumanDuration::from_secs(10),
             resend_interval: HumanDuration::from_secs(60),
@@ -108,6 +112,10 @@ impl RulesSettings {
             ("max_series_per_rule", self.max_series_per_rule),
             ("outbox_capacity", self.outbox_capacity),
             ("evaluation_queue", self.evaluation_queue),
+            (
+                "evaluation_queue_bytes",
+                usize::try_from(self.evaluation_queue_bytes.0).unwrap_or(usize::MAX),
+            ),
         ] {
             if value == 0 {
                 problems.push(&path.key(key), "must be at least 1");
