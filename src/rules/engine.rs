@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde::Serialize;
+use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 use crate::alertmanager::alert::{Alert, fingerprint};
 use crate::config::Matcher;
@@ -113,11 +114,11 @@ pub struct EvalContext<'a> {
 pub struct RuleSet {
     rules: Vec<CompiledRule>,
     /// Field rules by measurement.
-    by_measurement: HashMap<Vec<u8>, Vec<usize>>,
+    by_measurement: HashMap<Vec<u8>, FieldRules, Xxh3DefaultBuilder>,
     /// Field rules without a measurement: every metric line meets them.
-    any_measurement: Vec<usize>,
-    keywords_exact: Option<KeywordAutomaton>,
-    keywords_folded: Option<KeywordAutomaton>,
+    any_measurement: FieldRules,
+    /// Every keyword of every keyword rule, in one automaton.
+    keywords: Option<KeywordAutomaton>,
     /// Keyword rules with a regex.
     regex_rules: Vec<usize>,
     deadman: Vec<usize>,
@@ -126,11 +127,42 @@ pub struct RuleSet {
     tracelog_measurement: Vec<u8>,
 }
 
+/// Distinct fields read by the rules of one measurement, looked up in one pass per line.
+const MAX_FIELD_SLOTS: usize = 16;
+
+/// The field rules of one measurement (or of every measurement).
+#[derive(Debug, Default)]
+struct FieldRules {
+    rules: Vec<usize>,
+    /// Per rule, its field's position in `fields`.
+    slots: Vec<usize>,
+    fields: Vec<Vec<u8>>,
+}
+
+impl FieldRules {
+    fn add(&mut self, rule: usize, field: &[u8]) {
+        let slot = match self.fields.iter().position(|f| f == field) {
+            Some(slot) => slot,
+            None => {
+                self.fields.push(field.to_vec());
+                self.fields.len() - 1
+            }
+        };
+        self.rules.push(rule);
+        self.slots.push(slot);
+    }
+}
+
 #[derive(Debug)]
 struct KeywordAutomaton {
     automaton: AhoCorasick,
     /// Pattern id -> rule.
     rule_of: Vec<usize>,
+    /// Pattern id -> whether case matters. When the automaton folds ASCII case (some rule
+    /// asked for it), a case-sensitive keyword's match is confirmed byte for byte.
+    case_sensitive: Vec<bool>,
+    patterns: Vec<String>,
+    folds_case: bool,
 }
 
 /// Why a rule set could not be built (only for inputs that skipped validation).
@@ -146,10 +178,9 @@ impl RuleSet {
     pub fn empty(limits: EngineLimits) -> RuleSet {
         RuleSet {
             rules: Vec::new(),
-            by_measurement: HashMap::new(),
-            any_measurement: Vec::new(),
-            keywords_exact: None,
-            keywords_folded: None,
+            by_measurement: HashMap::default(),
+            any_measurement: FieldRules::default(),
+            keywords: None,
             regex_rules: Vec::new(),
             deadman: Vec::new(),
             limits,
@@ -170,8 +201,7 @@ impl RuleSet {
         let mut set = RuleSet::empty(limits);
         set.log_measurement = classifier.log_measurement.clone();
         set.tracelog_measurement = classifier.tracelog_measurement.clone();
-        let mut exact: (Vec<String>, Vec<usize>) = (Vec::new(), Vec::new());
-        let mut folded: (Vec<String>, Vec<usize>) = (Vec::new(), Vec::new());
+        let mut keywords = KeywordPatterns::default();
         let mut kept = Vec::new();
         for config in &file.rules {
             let error = |message: String| CompileError {
@@ -228,32 +258,30 @@ impl RuleSet {
             });
             match config.kind {
                 RuleKind::Keyword => {
-                    let target = if config.case_sensitive {
-                        &mut exact
-                    } else {
-                        &mut folded
-                    };
                     for keyword in &config.keywords {
-                        target.0.push(keyword.clone());
-                        target.1.push(position);
+                        keywords.patterns.push(keyword.clone());
+                        keywords.rule_of.push(position);
+                        keywords.case_sensitive.push(config.case_sensitive);
                     }
                     if config.regex.is_some() {
                         set.regex_rules.push(position);
                     }
                 }
                 RuleKind::Deadman => set.deadman.push(position),
-                _ => match &config.measurement {
-                    Some(m) => set
-                        .by_measurement
-                        .entry(m.as_bytes().to_vec())
-                        .or_default()
-                        .push(position),
-                    None => set.any_measurement.push(position),
-                },
+                _ => {
+                    let field = config.field.as_deref().unwrap_or_default().as_bytes();
+                    match &config.measurement {
+                        Some(m) => set
+                            .by_measurement
+                            .entry(m.as_bytes().to_vec())
+                            .or_default()
+                            .add(position, field),
+                        None => set.any_measurement.add(position, field),
+                    }
+                }
             }
         }
-        set.keywords_exact = build_automaton(exact, false)?;
-        set.keywords_folded = build_automaton(folded, true)?;
+        set.keywords = build_automaton(keywords)?;
         if let Some(previous) = previous {
             for rule in &previous.rules {
                 if !kept.contains(&Arc::as_ptr(&rule.state)) {
@@ -284,39 +312,61 @@ impl RuleSet {
         }
         let measurement = line.measurement().unescaped();
         if let Some(candidates) = self.by_measurement.get(measurement.as_ref()) {
-            for &position in candidates {
-                self.evaluate_field_rule(&self.rules[position], line, ctx, out);
-            }
+            self.evaluate_field_rules(candidates, line, ctx, out);
         }
-        for &position in &self.any_measurement {
-            if line.kind() == Kind::Metric {
-                self.evaluate_field_rule(&self.rules[position], line, ctx, out);
-            }
+        if line.kind() == Kind::Metric && !self.any_measurement.rules.is_empty() {
+            self.evaluate_field_rules(&self.any_measurement, line, ctx, out);
         }
-        if line.kind() != Kind::Metric
-            && (self.keywords_exact.is_some()
-                || self.keywords_folded.is_some()
-                || !self.regex_rules.is_empty())
+        if line.kind() != Kind::Metric && (self.keywords.is_some() || !self.regex_rules.is_empty())
         {
             self.evaluate_keywords(line, measurement.as_ref(), ctx, out);
+        }
+    }
+
+    /// One pass over the line's fields serves every candidate rule.
+    fn evaluate_field_rules(
+        &self,
+        group: &FieldRules,
+        line: &Line<'_>,
+        ctx: &EvalContext<'_>,
+        out: &mut Vec<Alert>,
+    ) {
+        let mut values = [None; MAX_FIELD_SLOTS];
+        let slotted = group.fields.len() <= MAX_FIELD_SLOTS;
+        if slotted {
+            for (key, value) in line.fields() {
+                if let Some(slot) = group.fields.iter().position(|f| key.eq_unescaped(f)) {
+                    // The last of duplicate keys wins, as in InfluxDB.
+                    values[slot] = numeric(value);
+                }
+            }
+        }
+        for (&position, &slot) in group.rules.iter().zip(&group.slots) {
+            let rule = &self.rules[position];
+            let value = if slotted {
+                values[slot]
+            } else {
+                line.field(&rule.field).and_then(numeric)
+            };
+            if let Some(value) = value {
+                self.evaluate_field_rule(rule, value, line, ctx, out);
+            }
         }
     }
 
     fn evaluate_field_rule(
         &self,
         rule: &CompiledRule,
+        value: f64,
         line: &Line<'_>,
         ctx: &EvalContext<'_>,
         out: &mut Vec<Alert>,
     ) {
-        let Some(value) = line.field(&rule.field).and_then(numeric) else {
-            return;
-        };
         if !rule.filters_hold(line) {
             return;
         }
-        let series = series_hash(line);
         let verdict = if rule.config.kind.is_windowed() {
+            let series = series_hash(line);
             let Some(nanos) = line.timestamp_nanos() else {
                 return;
             };
@@ -348,6 +398,7 @@ impl RuleSet {
             if !rule.op.holds(value, rule.threshold) {
                 // The series recovered: forget its throttle so the next breach is sent at once.
                 if rule.state.tracked.load(Ordering::Relaxed) > 0 {
+                    let series = series_hash(line);
                     let mut states = rule.state.lock();
                     if states.remove(&series).is_some() {
                         rule.state.tracked.store(states.len(), Ordering::Relaxed);
@@ -355,6 +406,7 @@ impl RuleSet {
                 }
                 return;
             }
+            let series = series_hash(line);
             let mut states = rule.state.lock();
             let Some(state) = rule.series_entry(&mut states, series, ctx.now_ms) else {
                 return;
@@ -380,15 +432,21 @@ impl RuleSet {
         let msg = msg.as_str();
         // Small: a line rarely matches more than a few rules.
         let mut matched: Vec<usize> = Vec::new();
-        for automaton in [&self.keywords_exact, &self.keywords_folded]
-            .into_iter()
-            .flatten()
-        {
-            for found in automaton.automaton.find_overlapping_iter(msg.as_bytes()) {
-                let rule = automaton.rule_of[found.pattern().as_usize()];
-                if !matched.contains(&rule) {
-                    matched.push(rule);
+        if let Some(automaton) = &self.keywords {
+            let haystack = msg.as_bytes();
+            for found in automaton.automaton.find_overlapping_iter(haystack) {
+                let pattern = found.pattern().as_usize();
+                let rule = automaton.rule_of[pattern];
+                if matched.contains(&rule) {
+                    continue;
                 }
+                if automaton.folds_case
+                    && automaton.case_sensitive[pattern]
+                    && haystack.get(found.range()) != Some(automaton.patterns[pattern].as_bytes())
+                {
+                    continue;
+                }
+                matched.push(rule);
             }
         }
         for &position in &self.regex_rules {
@@ -425,22 +483,37 @@ impl RuleSet {
     }
 }
 
-fn build_automaton(
-    (patterns, rule_of): (Vec<String>, Vec<usize>),
-    fold_case: bool,
-) -> Result<Option<KeywordAutomaton>, CompileError> {
-    if patterns.is_empty() {
+#[derive(Default)]
+struct KeywordPatterns {
+    patterns: Vec<String>,
+    rule_of: Vec<usize>,
+    case_sensitive: Vec<bool>,
+}
+
+fn build_automaton(keywords: KeywordPatterns) -> Result<Option<KeywordAutomaton>, CompileError> {
+    if keywords.patterns.is_empty() {
         return Ok(None);
     }
+    let folds_case = keywords.case_sensitive.iter().any(|sensitive| !sensitive);
+    // A DFA is the fastest search; its memory grows with the patterns, so very large keyword
+    // sets let the library pick.
+    let kind = (keywords.patterns.len() <= 5_000).then_some(AhoCorasickKind::DFA);
     let automaton = AhoCorasickBuilder::new()
-        .ascii_case_insensitive(fold_case)
+        .kind(kind)
+        .ascii_case_insensitive(folds_case)
         .match_kind(MatchKind::Standard)
-        .build(&patterns)
+        .build(&keywords.patterns)
         .map_err(|e| CompileError {
             rule: String::new(),
             message: format!("keyword automaton: {e}"),
         })?;
-    Ok(Some(KeywordAutomaton { automaton, rule_of }))
+    Ok(Some(KeywordAutomaton {
+        automaton,
+        rule_of: keywords.rule_of,
+        case_sensitive: keywords.case_sensitive,
+        patterns: keywords.patterns,
+        folds_case,
+    }))
 }
 
 fn numeric(value: FieldValue<'_>) -> Option<f64> {

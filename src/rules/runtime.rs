@@ -9,11 +9,14 @@
 //! (`monitor_rules_evaluation_dropped_total`) rather than waited for. It must never panic on a
 //! record (a record that does not decode is skipped) and never block the write path.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
+
+use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 use crate::alertmanager::clock::{Clock, SystemClock};
 use crate::config::{ApiConfig, ConfigError};
@@ -442,6 +445,7 @@ pub fn evaluate_records(
 ) -> Evaluated {
     let mut out = Evaluated::default();
     let mut alerts = Vec::new();
+    let mut seen: HashSet<(&[u8], &[u8]), Xxh3DefaultBuilder> = HashSet::default();
     for record in records {
         let Ok(envelope) = decode(&record.record) else {
             continue;
@@ -456,7 +460,7 @@ pub fn evaluate_records(
             retention_policy: envelope.retention_policy,
         };
         // Agents send runs of lines of one host: compare with the previous line's bytes
-        // before paying for a lookup.
+        // before paying for a lookup, and look up borrowed bytes (no allocation per line).
         let mut previous: Option<(&[u8], &[u8])> = None;
         for line in lines(envelope.lines, classifier)
             .with_precision(envelope.precision)
@@ -467,9 +471,9 @@ pub fn evaluate_records(
                 let key = (index.raw(), host.raw());
                 if previous != Some(key) {
                     previous = Some(key);
-                    let (index, host) = (index.as_str(), host.as_str());
-                    if !out.hosts.iter().any(|(i, h)| i == &index && h == &host) {
-                        out.hosts.push((index.into_owned(), host.into_owned()));
+                    if seen.insert(key) {
+                        out.hosts
+                            .push((index.as_str().into_owned(), host.as_str().into_owned()));
                     }
                 }
             }
@@ -495,6 +499,8 @@ pub fn hosts_path(config: &ApiConfig) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xxhash_rust::xxh3::Xxh3DefaultBuilder;
+
     use crate::alertmanager::clock::ManualClock;
     use std::time::SystemTime;
 
