@@ -499,8 +499,6 @@ pub fn hosts_path(config: &ApiConfig) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xxhash_rust::xxh3::Xxh3DefaultBuilder;
-
     use crate::alertmanager::clock::ManualClock;
     use std::time::SystemTime;
 
