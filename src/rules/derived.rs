@@ -156,6 +156,33 @@ impl Derived {
         }
     }
 
+    /// Adds what `other` (one evaluation's accumulator, same settings) counted.
+    pub fn merge(&mut self, other: Derived) {
+        self.refused += other.refused;
+        if let (Some((_, counts)), Some((_, more))) = (&mut self.counts, other.counts) {
+            for (key, n) in more {
+                *counts.entry(key).or_insert(0) += n;
+            }
+        }
+        if let (Some((settings, traces)), Some((_, more))) = (&mut self.traces, other.traces) {
+            for (key, span) in more {
+                let full = traces.len() >= settings.max_traces;
+                match traces.get_mut(&key) {
+                    Some(held) => {
+                        held.first_ns = held.first_ns.min(span.first_ns);
+                        held.last_ns = held.last_ns.max(span.last_ns);
+                        held.lines += span.lines;
+                        held.last_seen_ms = held.last_seen_ms.max(span.last_seen_ms);
+                    }
+                    None if full => self.refused += 1,
+                    None => {
+                        traces.insert(key, span);
+                    }
+                }
+            }
+        }
+    }
+
     /// The lines due at `now_ms`: log counts every interval (all intervals seen so far), traces
     /// idle for `idle`. With `everything`, all that is held (shutdown).
     pub fn take_due(&mut self, now_ms: u64, everything: bool) -> Vec<DerivedBatch> {

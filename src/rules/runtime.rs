@@ -1,11 +1,14 @@
 //! The rules engine as the proxy runs it: the write handler hands each accepted request's group
-//! records to [`RulesRuntime::observe`] (a move into a bounded channel, nothing else), and one
-//! evaluation thread parses them, feeds the host registry, evaluates the rules, counts the
-//! derived metrics and queues fired alerts in the outbox. The same thread runs the deadman
-//! check, the host registry snapshot and the derived-metrics flush on their timers.
+//! records to [`RulesRuntime::observe`], which spawns their evaluation as a task on the proxy's
+//! runtime and returns at once. The task parses the records, feeds the host registry, evaluates
+//! the rules, counts the derived metrics and queues fired alerts in the outbox. A small
+//! housekeeping thread runs the deadman check, the host registry snapshot and the
+//! derived-metrics flush on their timers.
 //!
-//! Evaluation is off the request path on purpose: a write is never slowed by rules beyond one
-//! channel send, and a request the full channel cannot take is counted
+//! Evaluation is off the request path (the answer does not wait for it) but runs on the same
+//! worker threads as the requests, so it scales with them instead of queueing behind one
+//! evaluator thread. What waits for evaluation is bounded (`rules.evaluation_queue` requests,
+//! `rules.evaluation_queue_bytes` bytes); a request beyond that is counted
 //! (`monitor_rules_evaluation_dropped_total`) rather than waited for. It must never panic on a
 //! record (a record that does not decode is skipped) and never block the write path.
 
@@ -13,7 +16,6 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
 use xxhash_rust::xxh3::Xxh3DefaultBuilder;
@@ -63,14 +65,19 @@ struct Shared_ {
     metrics: Arc<ApiMetrics>,
     clock: Arc<dyn Clock>,
     classifier: Classifier,
+    /// The derived-metrics accumulators; each evaluation counts into its own and merges here.
+    derived: Option<std::sync::Mutex<Derived>>,
+    derived_settings: crate::rules::settings::DerivedSettings,
+    pending_bytes: AtomicUsize,
+    pending_batches: AtomicUsize,
 }
 
 /// The running engine.
 pub struct RulesRuntime {
     shared: Arc<Shared_>,
-    sender: SyncSender<Batch>,
-    pending_bytes: Arc<AtomicUsize>,
+    runtime: Option<tokio::runtime::Handle>,
     max_pending_bytes: usize,
+    max_pending_batches: usize,
     active_window: std::sync::atomic::AtomicU64,
     derived_rx: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<DerivedBatch>>>,
 }
@@ -109,28 +116,28 @@ impl RulesRuntime {
             metrics,
             clock,
             classifier: classifier.clone(),
+            derived: Derived::new(&config.derived, &classifier).map(std::sync::Mutex::new),
+            derived_settings: config.derived.clone(),
+            pending_bytes: AtomicUsize::new(0),
+            pending_batches: AtomicUsize::new(0),
         });
-        let (sender, receiver) = sync_channel(config.rules.evaluation_queue.max(1));
         let (derived_tx, derived_rx) = tokio::sync::mpsc::channel(64);
-        let pending_bytes = Arc::new(AtomicUsize::new(0));
-        let worker = Worker {
-            shared: shared.clone(),
-            pending_bytes: pending_bytes.clone(),
-            derived: Derived::new(&config.derived, &classifier),
+        let housekeeper = Housekeeper {
+            shared: Arc::downgrade(&shared),
             derived_tx,
             deadman_interval: config.rules.deadman_interval.get(),
             snapshot_interval: config.rules.hosts_snapshot_interval.get(),
         };
         std::thread::Builder::new()
-            .name("rules".to_owned())
-            .spawn(move || worker.run(receiver))
+            .name("rules-housekeeping".to_owned())
+            .spawn(move || housekeeper.run())
             .map_err(RulesError::Thread)?;
         Ok(Arc::new(RulesRuntime {
             shared,
-            sender,
-            pending_bytes,
+            runtime: tokio::runtime::Handle::try_current().ok(),
             max_pending_bytes: usize::try_from(config.rules.evaluation_queue_bytes.0)
                 .unwrap_or(usize::MAX),
+            max_pending_batches: config.rules.evaluation_queue.max(1),
             active_window: (config.host_active_window.get().as_millis() as u64).into(),
             derived_rx: std::sync::Mutex::new(Some(derived_rx)),
         }))
@@ -144,16 +151,20 @@ impl RulesRuntime {
         Self::start(config, metrics, Arc::new(SystemClock))
     }
 
-    /// The write path's hook: the records of one accepted request. Never blocks.
+    /// The write path's hook: the records of one accepted request. Never blocks: evaluation
+    /// runs as its own task (inline only when there is no tokio runtime, i.e. in tests).
     pub fn observe(&self, records: Vec<GroupRecord>, arrived: Instant) {
         if records.is_empty() {
             return;
         }
+        let shared = &self.shared;
         let bytes: usize = records.iter().map(|r| r.record.len()).sum();
-        let pending = self.pending_bytes.fetch_add(bytes, Ordering::Relaxed);
-        if pending + bytes > self.max_pending_bytes {
-            self.pending_bytes.fetch_sub(bytes, Ordering::Relaxed);
-            self.shared.metrics.rules.evaluation_dropped.inc();
+        let pending = shared.pending_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let batches = shared.pending_batches.fetch_add(1, Ordering::Relaxed);
+        if pending + bytes > self.max_pending_bytes || batches >= self.max_pending_batches {
+            shared.pending_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            shared.pending_batches.fetch_sub(1, Ordering::Relaxed);
+            shared.metrics.rules.evaluation_dropped.inc();
             return;
         }
         let batch = Batch {
@@ -161,12 +172,12 @@ impl RulesRuntime {
             arrived,
             bytes,
         };
-        match self.sender.try_send(batch) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.pending_bytes.fetch_sub(bytes, Ordering::Relaxed);
-                self.shared.metrics.rules.evaluation_dropped.inc();
+        match &self.runtime {
+            Some(runtime) => {
+                let shared = shared.clone();
+                runtime.spawn(async move { shared.process(batch) });
             }
+            None => shared.process(batch),
         }
     }
 
@@ -256,68 +267,34 @@ fn limits(config: &ApiConfig) -> EngineLimits {
     }
 }
 
-struct Worker {
-    shared: Arc<Shared_>,
-    pending_bytes: Arc<AtomicUsize>,
-    derived: Option<Derived>,
-    derived_tx: tokio::sync::mpsc::Sender<DerivedBatch>,
-    deadman_interval: Duration,
-    snapshot_interval: Duration,
-}
-
-impl Worker {
-    fn run(mut self, receiver: Receiver<Batch>) {
-        let tick = self.deadman_interval.min(Duration::from_secs(1));
-        let mut next_deadman = Instant::now() + self.deadman_interval;
-        let mut next_snapshot = Instant::now() + self.snapshot_interval;
-        let mut next_derived = Instant::now() + Duration::from_secs(1);
-        loop {
-            match receiver.recv_timeout(tick) {
-                Ok(batch) => self.process(batch),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-            let now = Instant::now();
-            if now >= next_deadman {
-                next_deadman = now + self.deadman_interval;
-                self.deadman();
-            }
-            if now >= next_snapshot {
-                next_snapshot = now + self.snapshot_interval;
-                if let Err(error) = self.shared.hosts.save_if_dirty() {
-                    tracing::warn!(%error, "cannot save the host registry snapshot");
-                }
-                self.shared
-                    .metrics
-                    .rules
-                    .hosts_known
-                    .set(self.shared.hosts.len() as i64);
-            }
-            if now >= next_derived {
-                next_derived = now + Duration::from_secs(1);
-                self.flush_derived(false);
-            }
-        }
-        self.flush_derived(true);
-        let _ = self.shared.hosts.save_if_dirty();
-    }
-
-    fn process(&mut self, batch: Batch) {
-        let shared = &*self.shared;
-        let rules = shared.rules.snapshot();
-        let now_ms = shared.clock.now_ms();
+impl Shared_ {
+    fn process(&self, batch: Batch) {
+        let rules = self.rules.snapshot();
+        let now_ms = self.clock.now_ms();
+        let mut derived = self
+            .derived
+            .as_ref()
+            .and_then(|_| Derived::new(&self.derived_settings, &self.classifier));
         let evaluated = evaluate_records(
             &rules,
-            &shared.classifier,
-            &shared.budget,
+            &self.classifier,
+            &self.budget,
             &batch.records,
             now_ms,
             batch.arrived,
-            self.derived.as_mut(),
+            derived.as_mut(),
         );
+        drop(batch.records);
         self.pending_bytes.fetch_sub(batch.bytes, Ordering::Relaxed);
+        self.pending_batches.fetch_sub(1, Ordering::Relaxed);
+        if let (Some(shared), Some(local)) = (&self.derived, derived) {
+            shared
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .merge(local);
+        }
         if !evaluated.hosts.is_empty() {
-            shared.hosts.touch(
+            self.hosts.touch(
                 evaluated
                     .hosts
                     .iter()
@@ -326,8 +303,7 @@ impl Worker {
             );
         }
         for queued in &evaluated.alerts {
-            shared
-                .metrics
+            self.metrics
                 .rules
                 .alerts_fired
                 .get_or_create(&RuleLabels {
@@ -335,16 +311,16 @@ impl Worker {
                 })
                 .inc();
         }
-        shared.outbox.push(&evaluated.alerts);
+        self.outbox.push(&evaluated.alerts);
         self.update_buffer_metrics();
     }
 
     fn update_buffer_metrics(&self) {
-        let metrics = &self.shared.metrics.rules;
+        let metrics = &self.metrics.rules;
         metrics
             .buffer_bytes
-            .set(i64::try_from(self.shared.budget.used_bytes()).unwrap_or(i64::MAX));
-        let refused = self.shared.budget.refused();
+            .set(i64::try_from(self.budget.used_bytes()).unwrap_or(i64::MAX));
+        let refused = self.budget.refused();
         let counted = metrics.buffer_refused.get();
         if refused > counted {
             metrics.buffer_refused.inc_by(refused - counted);
@@ -352,14 +328,13 @@ impl Worker {
     }
 
     fn deadman(&self) {
-        let shared = &*self.shared;
-        let rules = shared.rules.snapshot();
+        let rules = self.rules.snapshot();
         let mut deadman = rules.deadman_rules().peekable();
         if deadman.peek().is_none() {
             return;
         }
-        let now_ms = shared.clock.now_ms();
-        let hosts = shared.hosts.all();
+        let now_ms = self.clock.now_ms();
+        let hosts = self.hosts.all();
         let mut queued = Vec::new();
         for rule in deadman {
             let silent_for = rule.silent_for_ms();
@@ -382,8 +357,7 @@ impl Worker {
                     silent_seconds: (silent / 1000) as f64,
                     now_ms,
                 });
-                shared
-                    .metrics
+                self.metrics
                     .rules
                     .alerts_fired
                     .get_or_create(&RuleLabels {
@@ -397,26 +371,70 @@ impl Worker {
                 });
             }
         }
-        shared.outbox.push(&queued);
+        self.outbox.push(&queued);
+    }
+}
+
+/// The timers: deadman checks, host registry snapshots, derived-metric flushes. Ends when the
+/// engine is dropped.
+struct Housekeeper {
+    shared: std::sync::Weak<Shared_>,
+    derived_tx: tokio::sync::mpsc::Sender<DerivedBatch>,
+    deadman_interval: Duration,
+    snapshot_interval: Duration,
+}
+
+impl Housekeeper {
+    fn run(self) {
+        let tick = self.deadman_interval.min(Duration::from_secs(1));
+        let mut next_deadman = Instant::now() + self.deadman_interval;
+        let mut next_snapshot = Instant::now() + self.snapshot_interval;
+        let mut next_derived = Instant::now() + Duration::from_secs(1);
+        loop {
+            std::thread::sleep(tick);
+            let Some(shared) = self.shared.upgrade() else {
+                return;
+            };
+            let now = Instant::now();
+            if now >= next_deadman {
+                next_deadman = now + self.deadman_interval;
+                shared.deadman();
+            }
+            if now >= next_snapshot {
+                next_snapshot = now + self.snapshot_interval;
+                if let Err(error) = shared.hosts.save_if_dirty() {
+                    tracing::warn!(%error, "cannot save the host registry snapshot");
+                }
+                shared
+                    .metrics
+                    .rules
+                    .hosts_known
+                    .set(shared.hosts.len() as i64);
+            }
+            if now >= next_derived {
+                next_derived = now + Duration::from_secs(1);
+                self.flush_derived(&shared);
+            }
+        }
     }
 
-    fn flush_derived(&mut self, everything: bool) {
-        let Some(derived) = &mut self.derived else {
+    fn flush_derived(&self, shared: &Shared_) {
+        let Some(derived) = &shared.derived else {
             return;
         };
-        let now_ms = self.shared.clock.now_ms();
-        if derived.refused > 0 {
-            self.shared
-                .metrics
-                .rules
-                .derived_dropped
-                .inc_by(derived.refused);
-            derived.refused = 0;
-        }
-        for batch in derived.take_due(now_ms, everything) {
+        let now_ms = shared.clock.now_ms();
+        let batches = {
+            let mut derived = derived.lock().unwrap_or_else(|p| p.into_inner());
+            if derived.refused > 0 {
+                shared.metrics.rules.derived_dropped.inc_by(derived.refused);
+                derived.refused = 0;
+            }
+            derived.take_due(now_ms, false)
+        };
+        for batch in batches {
             let lines = batch.lines as u64;
             if self.derived_tx.try_send(batch).is_err() {
-                self.shared.metrics.rules.derived_dropped.inc_by(lines);
+                shared.metrics.rules.derived_dropped.inc_by(lines);
             }
         }
     }
