@@ -362,10 +362,19 @@ impl RuleSet {
         ctx: &EvalContext<'_>,
         out: &mut Vec<Alert>,
     ) {
+        let windowed = rule.config.kind.is_windowed();
+        // Most lines do not breach a threshold: compare first, match tags only when it matters
+        // (a breach, or a tracked series that may have recovered).
+        if !windowed
+            && !rule.op.holds(value, rule.threshold)
+            && rule.state.tracked.load(Ordering::Relaxed) == 0
+        {
+            return;
+        }
         if !rule.filters_hold(line) {
             return;
         }
-        let verdict = if rule.config.kind.is_windowed() {
+        let verdict = if windowed {
             let series = series_hash(line);
             let Some(nanos) = line.timestamp_nanos() else {
                 return;
