@@ -300,6 +300,23 @@ impl RuleSet {
         self.rules.is_empty()
     }
 
+    /// Forgets throttle entries whose resend time has passed (they no longer hold anything
+    /// back), so the series a rule tracks are those that fired within its resend interval plus
+    /// the windowed series. Called about once a second.
+    pub fn prune(&self, now_ms: u64) {
+        for rule in &self.rules {
+            if rule.state.tracked.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
+            let mut states = rule.state.lock();
+            let resend = rule.resend_ms;
+            states.retain(|_, s| {
+                !s.window.is_empty() || s.last_sent_ms.is_some_and(|t| now_ms < t + resend)
+            });
+            rule.state.tracked.store(states.len(), Ordering::Relaxed);
+        }
+    }
+
     /// Deadman rules (evaluated against the host registry, not lines).
     pub fn deadman_rules(&self) -> impl Iterator<Item = &CompiledRule> {
         self.deadman.iter().map(|&i| &self.rules[i])
@@ -363,12 +380,8 @@ impl RuleSet {
         out: &mut Vec<Alert>,
     ) {
         let windowed = rule.config.kind.is_windowed();
-        // Most lines do not breach a threshold: compare first, match tags only when it matters
-        // (a breach, or a tracked series that may have recovered).
-        if !windowed
-            && !rule.op.holds(value, rule.threshold)
-            && rule.state.tracked.load(Ordering::Relaxed) == 0
-        {
+        // Most lines do not breach a threshold: compare before matching tags.
+        if !windowed && !rule.op.holds(value, rule.threshold) {
             return;
         }
         if !rule.filters_hold(line) {
@@ -404,17 +417,6 @@ impl RuleSet {
             }
             result
         } else {
-            if !rule.op.holds(value, rule.threshold) {
-                // The series recovered: forget its throttle so the next breach is sent at once.
-                if rule.state.tracked.load(Ordering::Relaxed) > 0 {
-                    let series = series_hash(line);
-                    let mut states = rule.state.lock();
-                    if states.remove(&series).is_some() {
-                        rule.state.tracked.store(states.len(), Ordering::Relaxed);
-                    }
-                }
-                return;
-            }
             let series = series_hash(line);
             let mut states = rule.state.lock();
             let Some(state) = rule.series_entry(&mut states, series, ctx.now_ms) else {
@@ -946,22 +948,26 @@ rules:
     }
 
     #[test]
-    fn a_firing_series_is_resent_only_after_the_resend_interval_or_a_recovery() {
+    fn a_firing_series_is_resent_only_after_the_resend_interval() {
         let (set, budget) = set(RULES);
         let over = "mem,index=cluster1,host=web1 used=93 100\n";
         assert_eq!(run(&set, &budget, over, 1_000_000).len(), 1);
         assert_eq!(run(&set, &budget, over, 1_010_000).len(), 0);
-        assert_eq!(run(&set, &budget, over, 1_061_000).len(), 1);
-        assert_eq!(set.rules()[0].state.series_tracked(), 1);
+        // A recovery does not reset the throttle: a flapping series cannot storm.
         run(
             &set,
             &budget,
             "mem,index=cluster1,host=web1 used=10 100\n",
-            1_062_000,
+            1_020_000,
         );
+        assert_eq!(run(&set, &budget, over, 1_030_000).len(), 0);
+        assert_eq!(run(&set, &budget, over, 1_061_000).len(), 1);
+        assert_eq!(set.rules()[0].state.series_tracked(), 1);
+        set.prune(1_100_000);
+        assert_eq!(set.rules()[0].state.series_tracked(), 1, "sent 39s ago");
+        set.prune(1_121_001);
         assert_eq!(set.rules()[0].state.series_tracked(), 0);
-        assert_eq!(run(&set, &budget, over, 1_063_000).len(), 1);
-        assert_eq!(set.rules()[0].state.times_fired(), 3);
+        assert_eq!(set.rules()[0].state.times_fired(), 2);
     }
 
     #[test]

@@ -399,6 +399,7 @@ impl Housekeeper {
             if now >= next_deadman {
                 next_deadman = now + self.deadman_interval;
                 shared.deadman();
+                shared.rules.snapshot().prune(shared.clock.now_ms());
             }
             if now >= next_snapshot {
                 next_snapshot = now + self.snapshot_interval;
