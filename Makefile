@@ -7,7 +7,7 @@ INFLUX_PORTS ?= 18086,18087,18088
 API_URL ?= http://127.0.0.1:8186
 CORPUS ?= $(CURDIR)/../shared/conformance/line-protocol-corpus/corpus.json
 
-.PHONY: run stop deps test unit conformance bench bench-micro bench-write lint fmt
+.PHONY: run stop deps test unit conformance bench bench-micro bench-write bench-rules lint fmt
 
 ## run: install what is missing, start three InfluxDB shards and monitor-api, say where to point agents
 run: deps
@@ -44,7 +44,7 @@ conformance:
 	MONITOR_CORPUS="$(CORPUS)" $(CARGO) test --release --test conformance
 
 ## bench: criterion benchmarks and the end-to-end write load test (figures go to BENCHMARKS.md)
-bench: bench-micro bench-write
+bench: bench-micro bench-write bench-rules
 
 bench-micro:
 	$(CARGO) bench --bench line_protocol --bench queue
@@ -54,6 +54,11 @@ bench-write:
 	integration/install-deps.sh influxdb wrk nginx
 	$(CARGO) build --release --bin monitor-api
 	benches/load/run.sh $(BENCH_WRITE_ARGS)
+
+## bench-rules: rules engine cost with 0, 100 and 1,000 rules (criterion) and end to end with alert delay
+bench-rules:
+	$(CARGO) bench --bench rules
+	$(CARGO) bench --bench rules_e2e
 
 ## lint: formatting and clippy, warnings are errors
 lint:

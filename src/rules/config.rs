@@ -436,6 +436,22 @@ rules:
     }
 
     #[test]
+    fn the_example_file_and_its_commented_kinds_load() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/rules.yaml");
+        assert_eq!(load_rules_file(path).unwrap().rules.len(), 2);
+        let text = std::fs::read_to_string(path).unwrap();
+        let uncommented: String = text
+            .lines()
+            .map(|line| match line.strip_prefix("  # ") {
+                Some(rest) if !rest.starts_with("More kinds") => format!("  {rest}\n"),
+                _ => format!("{line}\n"),
+            })
+            .collect();
+        let file = RulesFile::from_yaml_str(&uncommented, "uncommented.yaml").unwrap();
+        assert_eq!(file.rules.len(), 8);
+    }
+
+    #[test]
     fn an_unknown_template_variable_is_refused() {
         let text = "rules:\n  - name: A\n    kind: deadman\n    for: 1m\n    annotations:\n      summary: \"{{ hots }} down\"\n";
         let error = RulesFile::from_yaml_str(text, "r.yaml")

@@ -9,9 +9,9 @@ use crate::config::Problems;
 use crate::config::locate::KeyPath;
 use crate::config::units::{ByteSize, HumanDuration};
 
-/// `rules:` in the api config.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// `rules:` in the api config. A list there (rules pasted into the api config, or a rules file
+/// checked as an api config) is refused with a message saying where rules belong.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RulesSettings {
     /// Memory cap of the window buffer (per-series 1-minute buckets of the windowed kinds).
     /// At the cap new buckets are refused and counted. Default 64MiB.
@@ -33,6 +33,81 @@ pub struct RulesSettings {
     pub hosts_snapshot_interval: HumanDuration,
     /// A series that keeps matching a rule is re-sent at most this often. Default 1m.
     pub resend_interval: HumanDuration,
+}
+
+/// The map form, as serde derives it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RulesSettingsMap {
+    buffer_max_bytes: ByteSize,
+    max_series_per_rule: usize,
+    outbox_capacity: usize,
+    evaluation_queue: usize,
+    evaluation_queue_bytes: ByteSize,
+    deadman_interval: HumanDuration,
+    hosts_snapshot_interval: HumanDuration,
+    resend_interval: HumanDuration,
+}
+
+impl Default for RulesSettingsMap {
+    fn default() -> Self {
+        let s = RulesSettings::default();
+        RulesSettingsMap {
+            buffer_max_bytes: s.buffer_max_bytes,
+            max_series_per_rule: s.max_series_per_rule,
+            outbox_capacity: s.outbox_capacity,
+            evaluation_queue: s.evaluation_queue,
+            evaluation_queue_bytes: s.evaluation_queue_bytes,
+            deadman_interval: s.deadman_interval,
+            hosts_snapshot_interval: s.hosts_snapshot_interval,
+            resend_interval: s.resend_interval,
+        }
+    }
+}
+
+impl From<RulesSettingsMap> for RulesSettings {
+    fn from(s: RulesSettingsMap) -> Self {
+        RulesSettings {
+            buffer_max_bytes: s.buffer_max_bytes,
+            max_series_per_rule: s.max_series_per_rule,
+            outbox_capacity: s.outbox_capacity,
+            evaluation_queue: s.evaluation_queue,
+            evaluation_queue_bytes: s.evaluation_queue_bytes,
+            deadman_interval: s.deadman_interval,
+            hosts_snapshot_interval: s.hosts_snapshot_interval,
+            resend_interval: s.resend_interval,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RulesSettings {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Settings;
+        impl<'de> serde::de::Visitor<'de> for Settings {
+            type Value = RulesSettings;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("the rules engine settings (buffer_max_bytes, outbox_capacity, ...)")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                _: A,
+            ) -> Result<RulesSettings, A::Error> {
+                Err(serde::de::Error::custom(
+                    "unknown field `rules` as a list: rules belong in the file named by rules_file; \
+                     in the monitor-api config `rules:` holds the engine settings \
+                     (buffer_max_bytes, max_series_per_rule, outbox_capacity, resend_interval, ...)",
+                ))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RulesSettings, A::Error> {
+                RulesSettingsMap::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RulesSettings::from)
+            }
+        }
+        deserializer.deserialize_any(Settings)
+    }
 }
 
 impl Default for RulesSettings {
@@ -168,5 +243,48 @@ fn check_name(name: &str, path: &KeyPath, problems: &mut Problems) {
             path,
             format!("use letters, digits, '_', '-', '.' or ':' (got {name:?})"),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::ApiConfig;
+
+    const GROUPS: &str = "groups:\n  g1:\n    replicas: [{url: \"http://127.0.0.1:1\"}, {url: \"http://127.0.0.1:2\"}]\nopen_access: true\n";
+
+    #[test]
+    fn the_sections_parse_and_refuse_what_they_do_not_know() {
+        let config = ApiConfig::from_yaml_str(
+            &format!("{GROUPS}rules:\n  buffer_max_bytes: 1MiB\n  resend_interval: 5m\nderived:\n  log_counts: {{interval: 10s}}\n"),
+            "a.yaml",
+        )
+        .unwrap();
+        assert_eq!(config.rules.buffer_max_bytes.0, 1 << 20);
+        assert_eq!(config.rules.outbox_capacity, 10_000);
+        assert_eq!(config.derived.log_counts.unwrap().measurement, "log_count");
+        let error = ApiConfig::from_yaml_str(&format!("{GROUPS}rules:\n  bogus: 1\n"), "a.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("a.yaml:6") && error.contains("bogus"),
+            "{error}"
+        );
+        let error = ApiConfig::from_yaml_str(
+            &format!("{GROUPS}rules:\n  - name: A\n    kind: deadman\n"),
+            "a.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("rules belong in the file named by rules_file"),
+            "{error}"
+        );
+        let error = ApiConfig::from_yaml_str(
+            &format!("{GROUPS}derived:\n  log_counts: {{measurement: \"bad name\"}}\n"),
+            "a.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("derived.log_counts.measurement"), "{error}");
     }
 }
