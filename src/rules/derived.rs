@@ -5,7 +5,10 @@
 //! else).
 //!
 //! Tag values are copied as written (already escaped for a tag), so the lines produced are
-//! always valid. It must never hold more than `max_traces` traces nor one counter per key and
+//! always valid. A count is written one interval after its interval ended, so late lines of up to
+//! one interval are included; a line later than that for an interval already written makes a new
+//! partial point that overwrites the first (a backfill of old logs is counted per batch, not in
+//! total). It must never hold more than `max_traces` traces nor one counter per key and
 //! interval; a trace that exceeds the cap is not measured and is counted.
 
 use std::collections::HashMap;
@@ -66,7 +69,6 @@ pub struct Derived {
     traces: Option<(TraceDurationSettings, HashMap<TraceKey, Span>)>,
     index_tag: Vec<u8>,
     trace_id_tag: Vec<u8>,
-    last_count_flush_ms: u64,
     /// Traces not measured because of the cap (since the last take).
     pub refused: u64,
 }
@@ -87,7 +89,6 @@ impl Derived {
                 .map(|s| (s, HashMap::new())),
             index_tag: classifier.index_tag.clone(),
             trace_id_tag: classifier.trace_id_tag.clone(),
-            last_count_flush_ms: 0,
             refused: 0,
         })
     }
@@ -200,18 +201,28 @@ impl Derived {
             batch.lines += 1;
         };
         if let Some((settings, counts)) = &mut self.counts {
-            let interval_ms = settings.interval.get().as_millis() as u64;
-            if everything || now_ms >= self.last_count_flush_ms + interval_ms {
-                self.last_count_flush_ms = now_ms;
-                for (key, count) in counts.drain() {
-                    let mut line = Vec::with_capacity(96);
-                    line.extend_from_slice(settings.measurement.as_bytes());
-                    line.extend_from_slice(&key.tags);
-                    line.extend_from_slice(format!(" count={count}i").as_bytes());
-                    let mut with_ts = Vec::with_capacity(line.len() + 24);
-                    write_timestamp(&line, key.interval_start_ns, &mut with_ts);
-                    out(key.destination, with_ts);
-                }
+            // An interval is written once it ended one interval ago (late lines get that long),
+            // so a point is written once, complete, and not overwritten by a partial count.
+            let interval_ns = settings.interval.get().as_nanos() as i64;
+            let now_ns = i64::try_from(now_ms)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1_000_000);
+            let due: Vec<CountKey> = counts
+                .keys()
+                .filter(|key| everything || key.interval_start_ns + 2 * interval_ns <= now_ns)
+                .cloned()
+                .collect();
+            for key in due {
+                let Some(count) = counts.remove(&key) else {
+                    continue;
+                };
+                let mut line = Vec::with_capacity(96);
+                line.extend_from_slice(settings.measurement.as_bytes());
+                line.extend_from_slice(&key.tags);
+                line.extend_from_slice(format!(" count={count}i").as_bytes());
+                let mut with_ts = Vec::with_capacity(line.len() + 24);
+                write_timestamp(&line, key.interval_start_ns, &mut with_ts);
+                out(key.destination, with_ts);
             }
         }
         if let Some((settings, traces)) = &mut self.traces {
@@ -291,7 +302,15 @@ tracelog,index=c1,source=api,traceid=t1 msg=\"e\" 1250000000\n";
                 .iter()
                 .all(|b| !String::from_utf8_lossy(&b.body).contains("trace_duration"))
         );
-        let batches = derived.take_due(1000 + 31_000 + 60_000, false);
+        // The trace is idle for 30s: written. The minute of the logs (data time 60s..120s) is
+        // written one minute after it ended.
+        let batches = derived.take_due(1000 + 31_000, false);
+        assert_eq!(
+            std::str::from_utf8(&batches[0].body).unwrap(),
+            "trace_duration,index=c1,source=api,traceid=t1 duration_ms=250.0,lines=2i 1000000000\n"
+        );
+        assert!(derived.take_due(179_999, false).is_empty());
+        let batches = derived.take_due(180_000, false);
         assert_eq!(batches.len(), 1);
         let mut text: Vec<&str> = std::str::from_utf8(&batches[0].body)
             .unwrap()
@@ -303,7 +322,6 @@ tracelog,index=c1,source=api,traceid=t1 msg=\"e\" 1250000000\n";
             vec![
                 "log_count,index=c1,source=api,host=h1,level=error count=2i 60000000000",
                 "log_count,index=c1,source=api,host=h1,level=info count=1i 60000000000",
-                "trace_duration,index=c1,source=api,traceid=t1 duration_ms=250.0,lines=2i 1000000000",
             ]
         );
     }
