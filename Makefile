@@ -7,7 +7,7 @@ INFLUX_PORTS ?= 18086,18087,18088
 API_URL ?= http://127.0.0.1:8186
 CORPUS ?= $(CURDIR)/../shared/conformance/line-protocol-corpus/corpus.json
 
-.PHONY: run stop deps test unit conformance bench bench-micro bench-write bench-query lint fmt
+.PHONY: run stop deps test unit conformance bench bench-micro bench-write bench-query bench-rules lint fmt
 
 ## run: install what is missing, start three InfluxDB shards and monitor-api, say where to point agents
 run: deps
@@ -44,7 +44,7 @@ conformance:
 	MONITOR_CORPUS="$(CORPUS)" $(CARGO) test --release --test conformance
 
 ## bench: criterion benchmarks and the end-to-end write load test (figures go to BENCHMARKS.md)
-bench: bench-micro bench-write
+bench: bench-micro bench-write bench-rules
 
 bench-micro:
 	$(CARGO) bench --bench line_protocol --bench queue
@@ -60,6 +60,11 @@ bench-query:
 	integration/install-deps.sh influxdb
 	$(CARGO) build --release --bin monitor-api
 	benches/query/run.sh $(BENCH_QUERY_ARGS)
+
+## bench-rules: rules engine cost with 0, 100 and 1,000 rules (criterion) and end to end with alert delay
+bench-rules:
+	$(CARGO) bench --bench rules
+	$(CARGO) bench --bench rules_e2e
 
 ## lint: formatting and clippy, warnings are errors
 lint:

@@ -77,7 +77,7 @@ fn unknown_keys_and_wrong_types_name_the_key_and_line() {
             .lines()
             .next()
             .unwrap_or_default(),
-        "api.yaml:6:1: unknown field `lsiten`, expected one of `listen`, `data_dir`, `index_tag`, `consistency`, `groups`, `indexes`, `default_group`, `alert_managers`, `rules_file`, `log_measurement`, `tracelog_measurement`, `trace_id_tag`, `create_database`, `host_active_window`, `limits`, `queue`, `sender`, `backend`, `tokens`, `open_access`, `log`, `search`, `query`"
+        "api.yaml:6:1: unknown field `lsiten`, expected one of `listen`, `data_dir`, `index_tag`, `consistency`, `groups`, `indexes`, `default_group`, `alert_managers`, `rules_file`, `log_measurement`, `tracelog_measurement`, `trace_id_tag`, `create_database`, `host_active_window`, `limits`, `queue`, `sender`, `backend`, `tokens`, `open_access`, `log`, `search`, `query`, `rules`, `derived`"
     );
     assert_eq!(
         api_error("groups:\n  g1:\n    replicas:\n      - url: http://a\n        dialect: v3\n"),

@@ -101,6 +101,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Hosts of the host registry: last seen, active (GET /api/v1/hosts).
+    Hosts {
+        /// Only this index.
+        #[arg(long)]
+        index: Option<String>,
+        /// Only this host.
+        #[arg(long)]
+        host: Option<String>,
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a config file offline with the same loader the programs use.
     CheckConfig {
         /// api, alert-manager or rules; detected from the file's keys when absent.
@@ -227,6 +239,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let output = block_on(ctl::search::logs(&target, &query, format))??;
             print_search_output(&output);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Hosts { index, host, json } => {
+            let output = block_on(ctl::hosts::hosts(
+                &target,
+                index.as_deref(),
+                host.as_deref(),
+                json,
+            ))??;
+            print!("{output}");
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { kind, file } => {

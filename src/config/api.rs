@@ -486,6 +486,12 @@ pub struct ApiConfig {
     /// The `/query` read path (row limit, DDL retries).
     #[serde(default)]
     pub query: QueryConfig,
+    /// Rules engine caps and timers (see `rules::settings`).
+    #[serde(default)]
+    pub rules: crate::rules::RulesSettings,
+    /// Metrics derived from logs and tracelogs, written back (see `rules::settings`).
+    #[serde(default)]
+    pub derived: crate::rules::DerivedSettings,
 }
 
 /// The search APIs' defaults and bounds.
@@ -590,6 +596,8 @@ impl ApiConfig {
             log: LogConfig::default(),
             search: SearchConfig::default(),
             query: QueryConfig::default(),
+            rules: crate::rules::RulesSettings::default(),
+            derived: crate::rules::DerivedSettings::default(),
         }
     }
 
@@ -686,6 +694,8 @@ impl ApiConfig {
             }
         }
         self.validate_access(&root, &mut problems);
+        self.rules.validate(&root.key("rules"), &mut problems);
+        self.derived.validate(&root.key("derived"), &mut problems);
         if self.log.level.trim().is_empty() {
             problems.push(
                 &root.key("log").key("level"),

@@ -3,5 +3,6 @@
 //! A command must never panic on what a user feeds it: bad input is a reported, counted error.
 
 pub mod admin;
+pub mod hosts;
 pub mod lp;
 pub mod search;

@@ -4,8 +4,10 @@
 
 pub mod admin;
 pub mod body;
+pub mod hosts;
 pub mod query;
 pub mod response;
+pub mod rules;
 pub mod search;
 pub mod server;
 pub mod state;

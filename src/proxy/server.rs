@@ -17,7 +17,9 @@ use crate::shard::{Access, ShardMapStore, Shared};
 use crate::telemetry::metrics::ApiMetrics;
 
 use super::admin;
+use super::hosts;
 use super::query;
+use super::rules;
 use super::search;
 use super::state::AppState;
 use super::write;
@@ -55,6 +57,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/traces/{traceid}", get(search::trace))
         .route("/api/v1/logs", get(search::logs))
         .route("/query", get(query::handle).post(query::handle))
+        .route("/api/v1/rules", get(rules::list_rules))
+        .route("/api/v1/hosts", get(hosts::list_hosts))
         // Write bodies are limited by our own reader (before decompression); the shard map
         // body by this.
         .layer(DefaultBodyLimit::disable())
@@ -84,7 +88,10 @@ pub fn build_state(
     let shardmap = ShardMapStore::open(&config).map_err(|e| ServeError::Config(e.to_string()))?;
     let access = Access::from_config(&config).map_err(|e| ServeError::Config(e.to_string()))?;
     let pipeline = Pipeline::start(&config, &shardmap.snapshot(), metrics.clone())?;
+    let rules = crate::rules::RulesRuntime::start_default(&config, metrics.clone())
+        .map_err(|e| ServeError::Config(e.to_string()))?;
     Ok(Arc::new(AppState {
+        rules,
         config_path,
         classifier: config.classifier(),
         config: Shared::new(config),
@@ -108,12 +115,14 @@ pub async fn serve(config: ApiConfig, config_path: &Path) -> Result<(), ServeErr
     let local: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(listen = %listen, address = ?local, "monitor-api listening");
     spawn_sighup_reloader(state.clone());
+    rules::spawn_derived_writer(state.clone());
     let app = router(state.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(ServeError::Serve)?;
     state.pipeline.shutdown().await;
+    state.rules.save_hosts();
     tracing::info!("monitor-api stopped");
     Ok(())
 }

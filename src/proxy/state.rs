@@ -22,6 +22,8 @@ pub struct AppState {
     /// Fixed at start: the index tag and measurement names decide where data went, so changing
     /// them needs a restart.
     pub classifier: Classifier,
+    /// Rules, host registry, outbox and derived metrics (issue 5).
+    pub rules: Arc<crate::rules::RulesRuntime>,
 }
 
 impl AppState {
@@ -32,6 +34,8 @@ impl AppState {
             return Err("no config file to reload from".to_owned());
         };
         let new = load_api_config(path).map_err(|e| e.to_string())?;
+        // A bad rules file refuses the whole reload: the running rules stay in place.
+        let rules = self.rules.prepare(&new).map_err(|e| e.to_string())?;
         let access = Access::from_config(&new).map_err(|e| e.to_string())?;
         let outcome = self.shardmap.reload(&new).map_err(|e| e.to_string())?;
         self.pipeline
@@ -41,6 +45,7 @@ impl AppState {
         let needs_restart = old.restart_required(&new);
         self.access.swap(Arc::new(access));
         self.config.swap(Arc::new(new));
+        let rule_count = self.rules.apply(rules).map_err(|e| e.to_string())?;
         let map = match outcome {
             ReloadOutcome::Unchanged(map) => {
                 format!("shard map unchanged (version {})", map.version())
@@ -49,7 +54,7 @@ impl AppState {
                 format!("shard map replaced (now version {})", map.version())
             }
         };
-        let mut message = format!("reloaded {}: {map}", path.display());
+        let mut message = format!("reloaded {}: {map}; {rule_count} rules", path.display());
         if !needs_restart.is_empty() {
             message.push_str(&format!(
                 "; these keys changed but take effect only after a restart: {}",

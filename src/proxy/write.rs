@@ -170,6 +170,7 @@ async fn write(
     body: Body,
     request_id: &str,
 ) -> Response {
+    let arrived = Instant::now();
     // One snapshot of what a reload may change, kept to the end of the request.
     let config = state.config.snapshot();
     // Authenticate before reading the body: an unauthorised client cannot make us buffer.
@@ -277,6 +278,14 @@ async fn write(
             Err(error) => return queue_error(state, &group.name, &error, record.lines, request_id),
         }
     }
+    // Rules, host registry and derived metrics see the accepted lines off the request path.
+    // They outlive the request, so they get a copy of the records.
+    let records = outcome
+        .records
+        .iter()
+        .map(|record| record.to_owned_record())
+        .collect();
+    state.rules.observe(records, arrived);
     state
         .metrics
         .count_received(LineKind::Metric, outcome.accepted[0]);

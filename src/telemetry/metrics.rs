@@ -133,6 +133,116 @@ pub struct ApiMetrics {
     pub search_duration: Family<KindLabels, Histogram, fn() -> Histogram>,
     /// The `/query` read path.
     pub query: QueryMetrics,
+    pub rules: RulesMetrics,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    pub rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `sent`, `rejected`, `failed`, `dropped`.
+    pub outcome: &'static str,
+}
+
+/// The rules engine, its outbox, the host registry and the derived metrics (issue 5).
+pub struct RulesMetrics {
+    pub rules_loaded: Gauge,
+    pub alerts_fired: Family<RuleLabels, Counter>,
+    pub alerts_delivered: Family<OutcomeLabels, Counter>,
+    pub outbox_queued: Gauge,
+    pub alert_delay: Histogram,
+    pub buffer_bytes: Gauge,
+    pub buffer_max_bytes: Gauge,
+    pub buffer_refused: Counter,
+    pub evaluation_dropped: Counter,
+    pub hosts_known: Gauge,
+    pub derived_lines: Counter,
+    pub derived_dropped: Counter,
+}
+
+impl RulesMetrics {
+    fn new() -> Self {
+        RulesMetrics {
+            rules_loaded: Gauge::default(),
+            alerts_fired: Family::default(),
+            alerts_delivered: Family::default(),
+            outbox_queued: Gauge::default(),
+            alert_delay: latency_histogram(),
+            buffer_bytes: Gauge::default(),
+            buffer_max_bytes: Gauge::default(),
+            buffer_refused: Counter::default(),
+            evaluation_dropped: Counter::default(),
+            hosts_known: Gauge::default(),
+            derived_lines: Counter::default(),
+            derived_dropped: Counter::default(),
+        }
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "rules_loaded",
+            "Rules in the running rule set",
+            self.rules_loaded.clone(),
+        );
+        registry.register(
+            "alerts_fired",
+            "Alerts fired, by rule",
+            self.alerts_fired.clone(),
+        );
+        registry.register(
+            "alerts_delivered",
+            "Alerts leaving the outbox, by outcome (sent, rejected by the alert manager, dropped at the outbox cap)",
+            self.alerts_delivered.clone(),
+        );
+        registry.register(
+            "alerts_outbox_queued",
+            "Alerts waiting in the outbox",
+            self.outbox_queued.clone(),
+        );
+        registry.register(
+            "alert_delay_seconds",
+            "Time from the arrival of the write request whose line fired an alert to the alert leaving the proxy",
+            self.alert_delay.clone(),
+        );
+        registry.register(
+            "rules_buffer_bytes",
+            "Estimated bytes of the rules window buffer",
+            self.buffer_bytes.clone(),
+        );
+        registry.register(
+            "rules_buffer_max_bytes",
+            "Cap of the rules window buffer (rules.buffer_max_bytes)",
+            self.buffer_max_bytes.clone(),
+        );
+        registry.register(
+            "rules_buffer_refused",
+            "Window buckets refused at the buffer cap",
+            self.buffer_refused.clone(),
+        );
+        registry.register(
+            "rules_evaluation_dropped",
+            "Write requests not evaluated by the rules engine because its queue was full",
+            self.evaluation_dropped.clone(),
+        );
+        registry.register(
+            "hosts_known",
+            "Hosts in the host registry",
+            self.hosts_known.clone(),
+        );
+        registry.register(
+            "derived_lines",
+            "Derived metric lines written back",
+            self.derived_lines.clone(),
+        );
+        registry.register(
+            "derived_dropped",
+            "Derived metric lines or traces dropped (caps, full log)",
+            self.derived_dropped.clone(),
+        );
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -230,9 +340,11 @@ impl ApiMetrics {
             search_requests: Family::default(),
             search_duration: Family::new_with_constructor(latency_histogram),
             query: QueryMetrics::new(),
+            rules: RulesMetrics::new(),
             registry: Registry::default(),
         };
         metrics.query.register(&mut registry);
+        metrics.rules.register(&mut registry);
         registry.register(
             "lines_received",
             "Lines accepted into a durable log, by kind",
