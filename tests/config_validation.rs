@@ -471,3 +471,23 @@ fn lines_are_found_through_crlf_document_markers_and_comments() {
         "api.yaml:9: groups.g1.replicas[1]: dialect v2 needs `org`"
     );
 }
+
+#[test]
+fn check_config_applies_every_rule_check_to_a_rules_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.yaml");
+    std::fs::write(
+        &path,
+        "rules:\n  - name: HighMem\n    kind: threshold\n    measurement: mem\n    field: used\n    op: \">>\"\n    value: 90\n",
+    )
+    .unwrap();
+    let error = monitor::config::check_config_file(&path, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.ends_with(
+            "rules.yaml:6: rules[0].op: unknown operator \">>\": use >, >=, <, <=, == or !="
+        ),
+        "{error}"
+    );
+}

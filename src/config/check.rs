@@ -8,8 +8,7 @@ use std::path::Path;
 
 use super::alert::AlertManagerConfig;
 use super::api::{ApiConfig, read_config};
-use super::error::{ConfigError, Problems};
-use super::locate::KeyPath;
+use super::error::ConfigError;
 
 /// Which program a config file belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,8 +17,7 @@ pub enum ConfigKind {
     Api,
     /// `monitor-alert-manager` (has `receivers`, `routes`, `monitor_api` or a suppression key).
     AlertManager,
-    /// A `rules_file` (has `rules`). Only its YAML syntax and top-level shape are checked here;
-    /// the rules themselves are checked by the rules engine's loader.
+    /// A `rules_file` (has `rules`), checked by the rules engine's loader.
     Rules,
 }
 
@@ -73,22 +71,8 @@ pub fn check_config_file(
             }
         }
         ConfigKind::Rules => {
-            let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&source)
-                .map_err(|error| ConfigError::from_yaml(&file, &source, &error))?;
-            if !value
-                .get("rules")
-                .is_some_and(serde_yaml_ng::Value::is_sequence)
-            {
-                let mut problems = Problems::default();
-                problems.push(
-                    &KeyPath::root().key("rules"),
-                    "a rules file needs a `rules:` list",
-                );
-                return Err(ConfigError::Invalid {
-                    file,
-                    problems: problems.locate(&source),
-                });
-            }
+            // The rules engine's own loader: every rule checked as `monitor-api` would.
+            crate::rules::RulesFile::from_yaml_str(&source, &file)?;
             Vec::new()
         }
     };
