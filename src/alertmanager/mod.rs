@@ -7,3 +7,4 @@
 pub mod alert;
 pub mod clock;
 pub mod notify;
+pub mod outbox;
