@@ -38,7 +38,10 @@ pub struct Group {
 
 /// The group labels and key of an alert on a route: Alertmanager's `{}:{alertname="X"}` shape,
 /// prefixed with the route's position so two routes never share a group.
-pub fn group_key(route: &Route, labels: &BTreeMap<String, String>) -> (String, BTreeMap<String, String>) {
+pub fn group_key(
+    route: &Route,
+    labels: &BTreeMap<String, String>,
+) -> (String, BTreeMap<String, String>) {
     let group_labels: BTreeMap<String, String> = route
         .group_by
         .iter()
@@ -64,10 +67,14 @@ pub fn notification_id(
     alerts: &[NotifiedAlert],
 ) -> String {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    for part in [receiver, group_key, match status {
-        NotificationStatus::Firing => "firing",
-        NotificationStatus::Resolved => "resolved",
-    }] {
+    for part in [
+        receiver,
+        group_key,
+        match status {
+            NotificationStatus::Firing => "firing",
+            NotificationStatus::Resolved => "resolved",
+        },
+    ] {
         hasher.update(part.as_bytes());
         hasher.update(&[0xff]);
     }
@@ -80,7 +87,12 @@ pub fn notification_id(
 }
 
 impl Group {
-    pub fn open(route: &Route, labels: &BTreeMap<String, String>, now_ms: u64, request_id: Option<String>) -> Self {
+    pub fn open(
+        route: &Route,
+        labels: &BTreeMap<String, String>,
+        now_ms: u64,
+        request_id: Option<String>,
+    ) -> Self {
         let (key, group_labels) = group_key(route, labels);
         let wait_ms = super::occurrences::duration_ms(route.group_wait);
         Self {
@@ -119,7 +131,12 @@ impl Group {
             })
             .collect();
         Notification {
-            id: notification_id(&self.receiver, &self.key, NotificationStatus::Firing, &alerts),
+            id: notification_id(
+                &self.receiver,
+                &self.key,
+                NotificationStatus::Firing,
+                &alerts,
+            ),
             receiver: self.receiver,
             group_key: self.key,
             group_labels: self.labels,
@@ -136,7 +153,8 @@ pub fn resolved_notifications(
     over: &[(Alert, u64, u32, Vec<Route>)],
     now_ms: u64,
 ) -> Vec<Notification> {
-    let mut groups: BTreeMap<String, (String, BTreeMap<String, String>, Vec<NotifiedAlert>)> = BTreeMap::new();
+    let mut groups: BTreeMap<String, (String, BTreeMap<String, String>, Vec<NotifiedAlert>)> =
+        BTreeMap::new();
     for (alert, starts_at_ms, delivery, routes) in over {
         for route in routes {
             let (key, labels) = group_key(route, &alert.labels);
@@ -230,6 +248,10 @@ mod tests {
         assert_eq!(first.id, second.id, "same content, same id");
         let mut other = make();
         other.add(&alert("h1"), 3, 1_000);
-        assert_ne!(other.into_notification(1_100).id, first.id, "a reissue is a new message");
+        assert_ne!(
+            other.into_notification(1_100).id,
+            first.id,
+            "a reissue is a new message"
+        );
     }
 }

@@ -39,7 +39,12 @@ impl MatcherSpec {
 
     /// Alertmanager text form, `name=~"value"`.
     pub fn text(&self) -> String {
-        format!("{}{}\"{}\"", self.name, self.op, self.value.replace('"', "\\\""))
+        format!(
+            "{}{}\"{}\"",
+            self.name,
+            self.op,
+            self.value.replace('"', "\\\"")
+        )
     }
 }
 
@@ -118,8 +123,9 @@ pub fn validate_rule(
     let mut compiled = Vec::with_capacity(rule.matchers.len());
     for (position, spec) in rule.matchers.iter().enumerate() {
         compiled.push(
-            spec.compile()
-                .map_err(|message| RuleError::new(format!("{matchers_field}[{position}]"), message))?,
+            spec.compile().map_err(|message| {
+                RuleError::new(format!("{matchers_field}[{position}]"), message)
+            })?,
         );
     }
     if let Some(end) = rule.ends_at_ms
@@ -155,7 +161,10 @@ impl IgnoreRules {
     pub fn upsert(&mut self, rule: IgnoreRule, matchers: Vec<Matcher>) {
         self.remove(&rule.id);
         let id = rule.id.clone();
-        match matchers.iter().find(|m| m.op == MatchOp::Equal && !m.value.is_empty()) {
+        match matchers
+            .iter()
+            .find(|m| m.op == MatchOp::Equal && !m.value.is_empty())
+        {
             Some(key) => self
                 .by_label
                 .entry(key.name.clone())
@@ -248,13 +257,21 @@ mod tests {
     }
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn a_rule_matches_only_while_active() {
         let mut rules = IgnoreRules::default();
-        let r = rule("r1", vec![spec("host", "=", "h1"), spec("alertname", "=~", "High.*")], 100, Some(200));
+        let r = rule(
+            "r1",
+            vec![spec("host", "=", "h1"), spec("alertname", "=~", "High.*")],
+            100,
+            Some(200),
+        );
         let compiled = validate_rule(&r, "matchers", "ends_at").unwrap();
         rules.upsert(r, compiled);
         let hit = labels(&[("host", "h1"), ("alertname", "HighMem")]);
@@ -262,33 +279,82 @@ mod tests {
         assert_eq!(rules.matching(&hit, 100), vec!["r1".to_string()]);
         assert_eq!(rules.matching(&hit, 199), vec!["r1".to_string()]);
         assert!(rules.matching(&hit, 200).is_empty(), "expired at its end");
-        assert!(rules.matching(&labels(&[("host", "h2"), ("alertname", "HighMem")]), 150).is_empty());
-        assert!(rules.matching(&labels(&[("host", "h1"), ("alertname", "LowMem")]), 150).is_empty());
+        assert!(
+            rules
+                .matching(&labels(&[("host", "h2"), ("alertname", "HighMem")]), 150)
+                .is_empty()
+        );
+        assert!(
+            rules
+                .matching(&labels(&[("host", "h1"), ("alertname", "LowMem")]), 150)
+                .is_empty()
+        );
     }
 
     #[test]
     fn unindexed_rules_are_tried_too() {
         let mut rules = IgnoreRules::default();
-        let r = rule("r2", vec![spec("severity", "!=", "critical"), spec("index", "=~", "eu-.*")], 0, None);
+        let r = rule(
+            "r2",
+            vec![
+                spec("severity", "!=", "critical"),
+                spec("index", "=~", "eu-.*"),
+            ],
+            0,
+            None,
+        );
         let compiled = validate_rule(&r, "matchers", "ends_at").unwrap();
         rules.upsert(r, compiled);
-        assert_eq!(rules.matching(&labels(&[("severity", "warning"), ("index", "eu-1")]), 5).len(), 1);
-        assert!(rules.matching(&labels(&[("severity", "critical"), ("index", "eu-1")]), 5).is_empty());
+        assert_eq!(
+            rules
+                .matching(&labels(&[("severity", "warning"), ("index", "eu-1")]), 5)
+                .len(),
+            1
+        );
+        assert!(
+            rules
+                .matching(&labels(&[("severity", "critical"), ("index", "eu-1")]), 5)
+                .is_empty()
+        );
         assert!(rules.remove("r2").is_some());
-        assert!(rules.matching(&labels(&[("severity", "warning"), ("index", "eu-1")]), 5).is_empty());
+        assert!(
+            rules
+                .matching(&labels(&[("severity", "warning"), ("index", "eu-1")]), 5)
+                .is_empty()
+        );
     }
 
     #[test]
     fn validation_names_the_field() {
-        let bad_op = rule("x", vec![spec("host", "=", "h1"), spec("host", ">", "h1")], 0, None);
+        let bad_op = rule(
+            "x",
+            vec![spec("host", "=", "h1"), spec("host", ">", "h1")],
+            0,
+            None,
+        );
         let error = validate_rule(&bad_op, "matchers", "ends_at").unwrap_err();
         assert_eq!(error.field, "matchers[1]");
         assert!(error.message.contains("operator"), "{error}");
         let backwards = rule("x", vec![spec("host", "=", "h1")], 100, Some(50));
-        assert_eq!(validate_rule(&backwards, "matchers", "endsAt").unwrap_err().field, "endsAt");
+        assert_eq!(
+            validate_rule(&backwards, "matchers", "endsAt")
+                .unwrap_err()
+                .field,
+            "endsAt"
+        );
         let everything = rule("x", vec![spec("host", "=~", ".*")], 0, None);
-        assert_eq!(validate_rule(&everything, "matchers", "ends_at").unwrap_err().field, "matchers");
+        assert_eq!(
+            validate_rule(&everything, "matchers", "ends_at")
+                .unwrap_err()
+                .field,
+            "matchers"
+        );
         let bad_regex = rule("x", vec![spec("host", "=~", "(")], 0, None);
-        assert_eq!(validate_rule(&bad_regex, "matchers", "ends_at").unwrap_err().field, "matchers[0]");
+        assert_eq!(
+            validate_rule(&bad_regex, "matchers", "ends_at")
+                .unwrap_err()
+                .field,
+            "matchers[0]"
+        );
     }
 }

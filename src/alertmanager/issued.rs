@@ -112,14 +112,26 @@ mod tests {
         let a = alert();
         assert_eq!(
             decide(&mut record, "fp", &a, 1_000, 500),
-            IssueDecision::Deliver { delivery: 1, starts_at_ms: 1_000 }
+            IssueDecision::Deliver {
+                delivery: 1,
+                starts_at_ms: 1_000
+            }
         );
-        assert_eq!(decide(&mut record, "fp", &a, 1_499, 500), IssueDecision::Suppressed { until_ms: 1_500 });
+        assert_eq!(
+            decide(&mut record, "fp", &a, 1_499, 500),
+            IssueDecision::Suppressed { until_ms: 1_500 }
+        );
         assert_eq!(
             decide(&mut record, "fp", &a, 1_500, 500),
-            IssueDecision::Deliver { delivery: 2, starts_at_ms: 1_000 }
+            IssueDecision::Deliver {
+                delivery: 2,
+                starts_at_ms: 1_000
+            }
         );
-        assert_eq!(decide(&mut record, "fp", &a, 1_900, 500), IssueDecision::Suppressed { until_ms: 2_000 });
+        assert_eq!(
+            decide(&mut record, "fp", &a, 1_900, 500),
+            IssueDecision::Suppressed { until_ms: 2_000 }
+        );
         let issued = record.unwrap();
         assert_eq!(issued.last_seen_ms, 1_900);
         assert!(!issued.quiet_for(2_000, 200));

@@ -43,7 +43,12 @@ pub struct HostLiveness {
 }
 
 impl HostLiveness {
-    pub fn new(urls: Vec<String>, ttl: Duration, clock: Arc<dyn Clock>, metrics: AlertMetrics) -> Self {
+    pub fn new(
+        urls: Vec<String>,
+        ttl: Duration,
+        clock: Arc<dyn Clock>,
+        metrics: AlertMetrics,
+    ) -> Self {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -59,11 +64,17 @@ impl HostLiveness {
     }
 
     fn count(&self, result: &'static str) {
-        self.metrics.host_lookups.get_or_create(&ResultLabels { result }).inc();
+        self.metrics
+            .host_lookups
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     /// Liveness of every host asked about.
-    pub async fn check_all(&self, hosts: impl IntoIterator<Item = HostKey>) -> BTreeMap<HostKey, Liveness> {
+    pub async fn check_all(
+        &self,
+        hosts: impl IntoIterator<Item = HostKey>,
+    ) -> BTreeMap<HostKey, Liveness> {
         let mut answers = BTreeMap::new();
         for key in hosts {
             let liveness = self.check(&key).await;
@@ -79,7 +90,12 @@ impl HostLiveness {
             return Liveness::Unknown;
         }
         let now = self.clock.now_ms();
-        if let Some((liveness, at)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(key).copied()
+        if let Some((liveness, at)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .copied()
             && now.saturating_sub(at) < self.ttl_ms
         {
             self.count("cached");

@@ -50,21 +50,85 @@ pub struct AlertMetrics {
 impl AlertMetrics {
     pub fn register(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("monitor_am");
-        r.register("alerts_received", "Alerts received (v1 and v2 APIs)", self.received.clone());
-        r.register("alerts_ignored", "Alerts matched by an active ignore rule (never delivered)", self.ignored.clone());
-        r.register("alerts_waiting_occurrences", "Sightings below their Occurrences count", self.waiting_occurrences.clone());
-        r.register("alerts_due", "Sightings handed to grouping for delivery (first or reissue)", self.due.clone());
-        r.register("alerts_suppressed_reissue", "Sightings of issued alerts inside ReissueDuration", self.suppressed_reissue.clone());
-        r.register("alerts_unrouted", "Alerts no route (and no default receiver) takes", self.unrouted.clone());
-        r.register("alerts_resolved_by_sender", "Alerts sent with an end in the past (not sightings)", self.resolved_by_sender.clone());
-        r.register("notifications", "Notifications handed to the outbox, by receiver and status", self.notifications.clone());
-        r.register("delivered_alerts", "Alerts inside notifications handed to the outbox, by status", self.delivered_alerts.clone());
-        r.register("successes", "Success (resolved) notifications owed and sent to the outbox", self.successes.clone());
-        r.register("successes_withheld", "Success messages withheld because the host was not known to be Active", self.successes_withheld.clone());
-        r.register("host_lookups", "Host liveness lookups by result (active, inactive, unknown, unreachable, cached)", self.host_lookups.clone());
-        r.register("issued_alerts", "Alerts currently in IssuedAlerts", self.issued.clone());
-        r.register("ignore_rules", "Ignore rules stored (any state)", self.ignore_rules.clone());
-        r.register("groups_waiting", "Groups waiting for group_wait", self.groups_waiting.clone());
-        r.register("store_errors", "Requests or ticks whose state could not be committed", self.store_errors.clone());
+        r.register(
+            "alerts_received",
+            "Alerts received (v1 and v2 APIs)",
+            self.received.clone(),
+        );
+        r.register(
+            "alerts_ignored",
+            "Alerts matched by an active ignore rule (never delivered)",
+            self.ignored.clone(),
+        );
+        r.register(
+            "alerts_waiting_occurrences",
+            "Sightings below their Occurrences count",
+            self.waiting_occurrences.clone(),
+        );
+        r.register(
+            "alerts_due",
+            "Sightings handed to grouping for delivery (first or reissue)",
+            self.due.clone(),
+        );
+        r.register(
+            "alerts_suppressed_reissue",
+            "Sightings of issued alerts inside ReissueDuration",
+            self.suppressed_reissue.clone(),
+        );
+        r.register(
+            "alerts_unrouted",
+            "Alerts no route (and no default receiver) takes",
+            self.unrouted.clone(),
+        );
+        r.register(
+            "alerts_resolved_by_sender",
+            "Alerts sent with an end in the past (not sightings)",
+            self.resolved_by_sender.clone(),
+        );
+        r.register(
+            "notifications",
+            "Notifications handed to the outbox, by receiver and status",
+            self.notifications.clone(),
+        );
+        r.register(
+            "delivered_alerts",
+            "Alerts inside notifications handed to the outbox, by status",
+            self.delivered_alerts.clone(),
+        );
+        r.register(
+            "successes",
+            "Success (resolved) notifications owed and sent to the outbox",
+            self.successes.clone(),
+        );
+        r.register(
+            "successes_withheld",
+            "Success messages withheld because the host was not known to be Active",
+            self.successes_withheld.clone(),
+        );
+        r.register(
+            "host_lookups",
+            "Host liveness lookups by result (active, inactive, unknown, unreachable, cached)",
+            self.host_lookups.clone(),
+        );
+        r.register(
+            "issued_alerts",
+            "Alerts currently in IssuedAlerts",
+            self.issued.clone(),
+        );
+        r.register(
+            "ignore_rules",
+            "Ignore rules stored (any state)",
+            self.ignore_rules.clone(),
+        );
+        r.register(
+            "groups_waiting",
+            "Groups waiting for group_wait",
+            self.groups_waiting.clone(),
+        );
+        r.register(
+            "store_errors",
+            "Requests or ticks whose state could not be committed",
+            self.store_errors.clone(),
+        );
     }
 }

@@ -47,8 +47,8 @@ pub struct Sightings(pub Vec<u64>);
 impl Sightings {
     /// Records a sighting at `now_ms` and says whether the rule is met.
     pub fn sight(&mut self, now_ms: u64, rule: OccurrenceRule) -> Sighting {
-        let oldest_allowed = now_ms.saturating_sub(rule.window_ms);
-        self.0.retain(|&at| at > oldest_allowed || rule.window_ms == 0);
+        self.0
+            .retain(|&at| now_ms.saturating_sub(at) < rule.window_ms);
         self.0.push(now_ms);
         let keep = rule.count.max(1) as usize;
         if self.0.len() > keep {
@@ -83,8 +83,14 @@ mod tests {
     #[test]
     fn three_sightings_within_the_window_reach_it() {
         let mut sightings = Sightings::default();
-        assert_eq!(sightings.sight(0, RULE), Sighting::Waiting { seen: 1, needed: 3 });
-        assert_eq!(sightings.sight(400, RULE), Sighting::Waiting { seen: 2, needed: 3 });
+        assert_eq!(
+            sightings.sight(0, RULE),
+            Sighting::Waiting { seen: 1, needed: 3 }
+        );
+        assert_eq!(
+            sightings.sight(400, RULE),
+            Sighting::Waiting { seen: 2, needed: 3 }
+        );
         assert_eq!(sightings.sight(800, RULE), Sighting::Reached);
         assert_eq!(sightings.sight(900, RULE), Sighting::Reached);
         assert_eq!(sightings.0.len(), 3, "bounded by count");
@@ -96,15 +102,24 @@ mod tests {
         sightings.sight(0, RULE);
         sightings.sight(600, RULE);
         // 0 fell out of the window (1000 ms before 1000 is 0, which is not inside).
-        assert_eq!(sightings.sight(1_000, RULE), Sighting::Waiting { seen: 2, needed: 3 });
+        assert_eq!(
+            sightings.sight(1_000, RULE),
+            Sighting::Waiting { seen: 2, needed: 3 }
+        );
         assert_eq!(sightings.sight(1_500, RULE), Sighting::Reached);
-        assert_eq!(sightings.sight(5_000, RULE), Sighting::Waiting { seen: 1, needed: 3 });
+        assert_eq!(
+            sightings.sight(5_000, RULE),
+            Sighting::Waiting { seen: 1, needed: 3 }
+        );
     }
 
     #[test]
     fn count_one_delivers_on_first_sight() {
         let mut sightings = Sightings::default();
-        let rule = OccurrenceRule { count: 1, window_ms: 10 };
+        let rule = OccurrenceRule {
+            count: 1,
+            window_ms: 10,
+        };
         assert_eq!(sightings.sight(7, rule), Sighting::Reached);
     }
 }

@@ -177,11 +177,19 @@ impl Pipeline {
                 Ok(matchers) => state.ignores.upsert(rule, matchers),
                 // A stored rule that no longer compiles (a regex engine change) is kept on disk
                 // and reported, never silently dropped.
-                Err(error) => tracing::error!(rule = %rule.id, %error, "stored ignore rule does not compile; it is not applied"),
+                Err(error) => {
+                    tracing::error!(rule = %rule.id, %error, "stored ignore rule does not compile; it is not applied")
+                }
             }
         }
-        state.alerts = store.load::<AlertRecord>(Table::Alerts)?.into_iter().collect();
-        state.issued = store.load::<IssuedAlert>(Table::Issued)?.into_iter().collect();
+        state.alerts = store
+            .load::<AlertRecord>(Table::Alerts)?
+            .into_iter()
+            .collect();
+        state.issued = store
+            .load::<IssuedAlert>(Table::Issued)?
+            .into_iter()
+            .collect();
         state.groups = store.load::<Group>(Table::Groups)?.into_iter().collect();
         metrics.issued.set(state.issued.len() as i64);
         metrics.ignore_rules.set(state.ignores.len() as i64);
@@ -232,7 +240,11 @@ impl Pipeline {
         let mut issued: HashMap<String, Option<IssuedAlert>> = HashMap::new();
         let mut groups: HashMap<String, Group> = HashMap::new();
         let mut opened_group = false;
-        for Incoming { mut alert, ends_at_ms } in batch {
+        for Incoming {
+            mut alert,
+            ends_at_ms,
+        } in batch
+        {
             summary.received += 1;
             alert.complete_labels();
             if alert.name.is_empty()
@@ -300,7 +312,13 @@ impl Pipeline {
                 alerts.insert(fingerprint, record);
                 continue;
             }
-            match decide(issued_entry, &fingerprint, &alert, now, self.settings.reissue_ms) {
+            match decide(
+                issued_entry,
+                &fingerprint,
+                &alert,
+                now,
+                self.settings.reissue_ms,
+            ) {
                 IssueDecision::Suppressed { until_ms } => {
                     summary.suppressed += 1;
                     record.state = AlertState::Suppressed { until_ms };
@@ -317,7 +335,12 @@ impl Pipeline {
                         let group = groups.entry(key.clone()).or_insert_with(|| {
                             state.groups.get(&key).cloned().unwrap_or_else(|| {
                                 opened_group = true;
-                                Group::open(route, &alert.labels, now, request_id.map(str::to_owned))
+                                Group::open(
+                                    route,
+                                    &alert.labels,
+                                    now,
+                                    request_id.map(str::to_owned),
+                                )
                             })
                         });
                         group.add(&alert, delivery, starts_at_ms);
@@ -358,11 +381,17 @@ impl Pipeline {
         drop(state);
         self.metrics.received.inc_by(summary.received as u64);
         self.metrics.ignored.inc_by(summary.ignored as u64);
-        self.metrics.waiting_occurrences.inc_by(summary.waiting as u64);
+        self.metrics
+            .waiting_occurrences
+            .inc_by(summary.waiting as u64);
         self.metrics.due.inc_by(summary.due as u64);
-        self.metrics.suppressed_reissue.inc_by(summary.suppressed as u64);
+        self.metrics
+            .suppressed_reissue
+            .inc_by(summary.suppressed as u64);
         self.metrics.unrouted.inc_by(summary.unrouted as u64);
-        self.metrics.resolved_by_sender.inc_by(summary.resolved as u64);
+        self.metrics
+            .resolved_by_sender
+            .inc_by(summary.resolved as u64);
         if opened_group {
             self.group_opened.notify_one();
         }
@@ -522,7 +551,12 @@ impl Pipeline {
                         .cloned()
                         .collect();
                     batch.delete(Table::Issued, &issued.fingerprint);
-                    over.push((issued.alert.clone(), issued.first_delivered_ms, issued.deliveries, routes));
+                    over.push((
+                        issued.alert.clone(),
+                        issued.first_delivered_ms,
+                        issued.deliveries,
+                        routes,
+                    ));
                 }
                 Some(_) if issued.success_withheld_since_ms.is_none() => {
                     let mut marked = issued.clone();
@@ -563,7 +597,9 @@ impl Pipeline {
             tracing::info!(fingerprint = %alert.fingerprint, "alert over, host active: Success");
         }
         for record in records {
-            state.alerts.insert(record.alert.fingerprint.clone(), record);
+            state
+                .alerts
+                .insert(record.alert.fingerprint.clone(), record);
         }
         for marked in withheld {
             tracing::info!(fingerprint = %marked.fingerprint, host = %marked.alert.labels.get("host").map(String::as_str).unwrap_or(""), "alert quiet but host not known to be Active: no Success");
@@ -681,7 +717,9 @@ impl Pipeline {
 
     pub fn issued(&self) -> Vec<IssuedAlert> {
         let mut issued: Vec<IssuedAlert> = self.lock().issued.values().cloned().collect();
-        issued.sort_by(|a, b| (a.first_delivered_ms, &a.fingerprint).cmp(&(b.first_delivered_ms, &b.fingerprint)));
+        issued.sort_by(|a, b| {
+            (a.first_delivered_ms, &a.fingerprint).cmp(&(b.first_delivered_ms, &b.fingerprint))
+        });
         issued
     }
 
@@ -689,7 +727,9 @@ impl Pipeline {
     pub fn clear_issued(&self, fingerprint: &str) -> Result<IssuedAlert, PipelineError> {
         let mut state = self.lock();
         if !state.issued.contains_key(fingerprint) {
-            return Err(PipelineError::NotFound(format!("issued alert {fingerprint}")));
+            return Err(PipelineError::NotFound(format!(
+                "issued alert {fingerprint}"
+            )));
         }
         let mut batch = Batch::default();
         batch.delete(Table::Issued, fingerprint);
@@ -705,7 +745,9 @@ impl Pipeline {
 
     pub fn alerts(&self) -> Vec<AlertRecord> {
         let mut alerts: Vec<AlertRecord> = self.lock().alerts.values().cloned().collect();
-        alerts.sort_by(|a, b| (a.first_seen_ms, &a.alert.fingerprint).cmp(&(b.first_seen_ms, &b.alert.fingerprint)));
+        alerts.sort_by(|a, b| {
+            (a.first_seen_ms, &a.alert.fingerprint).cmp(&(b.first_seen_ms, &b.alert.fingerprint))
+        });
         alerts
     }
 
@@ -724,3 +766,7 @@ impl Pipeline {
         self.lock().issued.keys().cloned().collect()
     }
 }
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

@@ -44,7 +44,11 @@ impl Router {
             .map(|(index, route)| Route {
                 index,
                 receiver: route.receiver.clone(),
-                matchers: route.matchers.iter().filter_map(|m| Matcher::parse(m).ok()).collect(),
+                matchers: route
+                    .matchers
+                    .iter()
+                    .filter_map(|m| Matcher::parse(m).ok())
+                    .collect(),
                 continue_matching: route.continue_matching,
                 group_by: route.group_by.clone(),
                 group_wait: route.group_wait.unwrap_or(config.group_wait).get(),
@@ -114,7 +118,10 @@ mod tests {
     }
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     const YAML: &str = r#"

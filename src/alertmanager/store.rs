@@ -84,7 +84,12 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn put<T: Serialize>(&mut self, table: Table, key: &str, value: &T) -> Result<(), StoreError> {
+    pub fn put<T: Serialize>(
+        &mut self,
+        table: Table,
+        key: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(value).map_err(redb_error)?;
         self.changes.push(Change::Put(table, key.to_owned(), bytes));
         Ok(())
@@ -147,13 +152,17 @@ impl Store {
         }
         let mut tables = Vec::with_capacity(4);
         for table in [Table::Ignores, Table::Alerts, Table::Issued, Table::Groups] {
-            tables.push((table, txn.open_table(table.definition()).map_err(redb_error)?));
+            tables.push((
+                table,
+                txn.open_table(table.definition()).map_err(redb_error)?,
+            ));
         }
         for change in batch.changes {
             match change {
                 Change::Put(table, key, value) => {
                     if let Some((_, open)) = tables.iter_mut().find(|(t, _)| *t == table) {
-                        open.insert(key.as_str(), value.as_slice()).map_err(redb_error)?;
+                        open.insert(key.as_str(), value.as_slice())
+                            .map_err(redb_error)?;
                     }
                 }
                 Change::Delete(table, key) => {
@@ -206,14 +215,21 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             let mut batch = Batch::default();
-            batch.put(Table::Ignores, "a", &serde_json::json!({"x": 1})).unwrap();
-            batch.put(Table::Ignores, "b", &serde_json::json!({"x": 2})).unwrap();
+            batch
+                .put(Table::Ignores, "a", &serde_json::json!({"x": 1}))
+                .unwrap();
+            batch
+                .put(Table::Ignores, "b", &serde_json::json!({"x": 2}))
+                .unwrap();
             batch.delete(Table::Ignores, "a");
             store.commit(batch).unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         let records: Vec<(String, serde_json::Value)> = store.load(Table::Ignores).unwrap();
-        assert_eq!(records, vec![("b".to_string(), serde_json::json!({"x": 2}))]);
+        assert_eq!(
+            records,
+            vec![("b".to_string(), serde_json::json!({"x": 2}))]
+        );
         let none: Vec<(String, serde_json::Value)> = store.load(Table::Groups).unwrap();
         assert!(none.is_empty());
     }

@@ -24,7 +24,12 @@ pub fn format_ms(ms: u64) -> String {
 pub fn parse_rfc3339_ms(text: &str) -> Result<u64, String> {
     let bad = || format!("{text:?} is not an RFC 3339 time such as 2026-11-21T12:00:00.000Z");
     let bytes = text.as_bytes();
-    if bytes.len() < 20 || bytes[4] != b'-' || bytes[7] != b'-' || bytes[13] != b':' || bytes[16] != b':' {
+    if bytes.len() < 20
+        || bytes[4] != b'-'
+        || bytes[7] != b'-'
+        || bytes[13] != b':'
+        || bytes[16] != b':'
+    {
         return Err(bad());
     }
     if !matches!(bytes[10], b'T' | b't' | b' ') {
@@ -40,7 +45,12 @@ pub fn parse_rfc3339_ms(text: &str) -> Result<u64, String> {
     };
     let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
     let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return Err(bad());
     }
     let mut rest = &text[19..];
@@ -64,7 +74,10 @@ pub fn parse_rfc3339_ms(text: &str) -> Result<u64, String> {
     }
     let offset_minutes = match rest {
         "Z" | "z" => 0,
-        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
+        _ if rest.len() == 6
+            && (rest.starts_with('+') || rest.starts_with('-'))
+            && &rest[3..4] == ":" =>
+        {
             let hours = rest[1..3].parse::<i64>().map_err(|_| bad())?;
             let minutes = rest[4..6].parse::<i64>().map_err(|_| bad())?;
             let sign = if rest.starts_with('-') { -1 } else { 1 };
@@ -73,9 +86,9 @@ pub fn parse_rfc3339_ms(text: &str) -> Result<u64, String> {
         _ => return Err(bad()),
     };
     let days = days_from_civil(year, month, day);
-    let total = ((days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset_minutes * 60)
-        * 1000)
-        + millis;
+    let total =
+        ((days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset_minutes * 60) * 1000)
+            + millis;
     u64::try_from(total).map_err(|_| format!("{text:?} is before 1970"))
 }
 
@@ -113,15 +126,33 @@ mod tests {
         let ms = parse_rfc3339_ms("2026-11-21T12:00:00.000Z").unwrap();
         assert_eq!(format_ms(ms), "2026-11-21T12:00:00.000Z");
         assert_eq!(parse_rfc3339_ms("2026-11-21T13:00:00+01:00").unwrap(), ms);
-        assert_eq!(parse_rfc3339_ms("2026-11-21T12:00:00.123456789Z").unwrap(), ms + 123);
-        assert_eq!(parse_rfc3339_ms("2026-11-21T12:00:00.5Z").unwrap(), ms + 500);
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-21T12:00:00.123456789Z").unwrap(),
+            ms + 123
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-21T12:00:00.5Z").unwrap(),
+            ms + 500
+        );
         assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(parse_rfc3339_ms("2000-02-29T00:00:00Z").map(format_ms).unwrap(), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            parse_rfc3339_ms("2000-02-29T00:00:00Z")
+                .map(format_ms)
+                .unwrap(),
+            "2000-02-29T00:00:00.000Z"
+        );
     }
 
     #[test]
     fn refuses_garbage_and_go_zero_time() {
-        for text in ["", "yesterday", "2026-13-01T00:00:00Z", "2026-11-21 12:00", "0001-01-01T00:00:00Z", "2026-11-21T12:00:00.Z"] {
+        for text in [
+            "",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-11-21 12:00",
+            "0001-01-01T00:00:00Z",
+            "2026-11-21T12:00:00.Z",
+        ] {
             assert!(parse_rfc3339_ms(text).is_err(), "{text}");
         }
     }

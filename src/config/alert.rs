@@ -506,18 +506,20 @@ impl Matcher {
             return Err(MatcherError::Syntax(text));
         }
         let regex = match op {
-            MatchOp::Regex | MatchOp::NotRegex => Some(
-                Regex::new(&format!("^(?:{value})$")).map_err(|error| MatcherError::BadRegex {
-                    matcher: text.clone(),
-                    reason: error
-                        .to_string()
-                        .lines()
-                        .last()
-                        .unwrap_or_default()
-                        .trim()
-                        .to_owned(),
-                })?,
-            ),
+            MatchOp::Regex | MatchOp::NotRegex => {
+                Some(Regex::new(&format!("^(?:{value})$")).map_err(|error| {
+                    MatcherError::BadRegex {
+                        matcher: text.clone(),
+                        reason: error
+                            .to_string()
+                            .lines()
+                            .last()
+                            .unwrap_or_default()
+                            .trim()
+                            .to_owned(),
+                    }
+                })?)
+            }
             _ => None,
         };
         Ok(Self {
