@@ -1,26 +1,67 @@
 //! The durable outbox: every notification the pipeline owes a receiver, persisted in redb
-//! until delivered or dead-lettered, retried with backoff, delivered in order per receiver.
-//! (Skeleton: the API is final, the delivery loop is being written on branch `notify`.)
+//! until it is delivered or dead-lettered; retried with exponential backoff and jitter,
+//! honouring `Retry-After`; rate-limited and strictly ordered per receiver channel.
 //!
-//! It must never forget an owed notification across a crash, and never send one again that
-//! the notification log records as delivered.
+//! Each receiver channel (receiver × email/webhook/chat) is its own FIFO queue with its own
+//! worker, so a dead webhook never delays the same receiver's email. The pipeline stages a
+//! notification inside its own write transaction ([`Outbox::enqueue_in`]), so the state change
+//! that made the notification due and the debt to deliver it commit together.
+//!
+//! Delivery guarantee: at least once, deduplicated by id. Success is recorded (entry removed,
+//! `(id, channel)` written to the notification log) in one transaction right after the
+//! receiver acknowledged; a crash in the window between the receiver's acknowledgement and that
+//! commit (milliseconds) sends the message again after restart, carrying the same id
+//! (`Idempotency-Key` header, mail `Message-ID`). A notification the log already shows as
+//! delivered is never sent again, whether it is still queued or enqueued a second time.
+//!
+//! It must never forget an owed notification across a crash, never send one the notification
+//! log records as delivered, and never drop one silently: a notification leaves the queue
+//! only delivered (logged) or dead-lettered (kept, listed, counted).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use serde::Serialize;
-use tokio::sync::Notify;
+use redb::{ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, watch};
 
 use super::clock::Clock;
-use super::notify::Notification;
-use crate::config::alert::AlertManagerConfig;
+use super::notify::{ChannelKind, DeliveryError, Notification, Notifier, build_notifiers};
+use crate::config::alert::{AlertManagerConfig, OutboxConfig, RateLimitConfig};
 
-/// What can go wrong in the outbox's own bookkeeping (delivery failures are not errors here:
-/// they are retried, then dead-lettered).
+/// Owed notifications: (receiver, channel, sequence) -> JSON [`OwedRecord`]. The sequence is
+/// global and monotonic, so a range over one (receiver, channel) is that queue in order.
+const OWED: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("outbox_owed");
+/// (notification id, channel) -> sequence of the owed entry: makes enqueue idempotent.
+const OWED_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("outbox_owed_ids");
+/// The notification log: (notification id, channel) -> (receiver, delivered at, ms).
+const LOG: TableDefinition<(&str, &str), (&str, u64)> = TableDefinition::new("notification_log");
+/// Dead letters: (receiver, channel, sequence) -> JSON [`DeadLetter`].
+const DEAD: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("outbox_dead_letters");
+/// Counters: `next_seq`.
+const META: TableDefinition<&str, u64> = TableDefinition::new("outbox_meta");
+
+const NEXT_SEQ: &str = "next_seq";
+/// Longest sleep without looking at the clock again (a manual clock may have jumped).
+const MAX_IDLE: Duration = Duration::from_secs(1);
+/// How often an empty queue is looked at without a wake-up.
+const IDLE_POLL: Duration = Duration::from_secs(5);
+/// How often delivered ids older than `log_retention` are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// What can go wrong in the outbox's own bookkeeping. Delivery failures are not errors here:
+/// they are retried, then dead-lettered.
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
     #[error("outbox store: {0}")]
-    Store(String),
+    Store(#[from] redb::Error),
     #[error("outbox record does not decode: {0}")]
     Decode(#[from] serde_json::Error),
     #[error("notification {id:?} names unknown receiver {receiver:?}")]
@@ -29,13 +70,56 @@ pub enum OutboxError {
     Notifier { receiver: String, message: String },
 }
 
+macro_rules! store_error {
+    ($($source:ty),*) => {$(
+        impl From<$source> for OutboxError {
+            fn from(error: $source) -> Self {
+                OutboxError::Store(error.into())
+            }
+        }
+    )*};
+}
+store_error!(
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError
+);
+
+/// One owed notification on one channel, as persisted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OwedRecord {
+    notification: Notification,
+    enqueued_at_ms: u64,
+    /// Failed attempts so far.
+    attempts: u32,
+    /// Of those, refusals that retrying should not cure.
+    permanent_failures: u32,
+    next_attempt_ms: u64,
+    last_error: Option<String>,
+}
+
+/// A notification given up on, kept for inspection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub receiver: String,
+    pub kind: ChannelKind,
+    pub seq: u64,
+    pub notification: Notification,
+    pub enqueued_at_ms: u64,
+    pub dead_at_ms: u64,
+    pub attempts: u32,
+    /// The last delivery error, or why it could not be attempted.
+    pub reason: String,
+}
+
 /// Delivery state of one receiver's channel (email, webhook or chat).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ChannelSnapshot {
     pub receiver: String,
     /// `email`, `webhook` or `chat`.
     pub kind: String,
-    /// Notifications waiting to be delivered (in retry included).
+    /// Notifications waiting to be delivered (those in retry included).
     pub owed: u64,
     /// Of those, how many failed at least once.
     pub in_retry: u64,
@@ -45,70 +129,816 @@ pub struct ChannelSnapshot {
     pub last_error: Option<String>,
 }
 
-/// Delivery state of every receiver, for `/health` and the API.
+/// Delivery state of every receiver channel, for `/health` and the API.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct OutboxSnapshot {
     pub channels: Vec<ChannelSnapshot>,
+}
+
+impl OutboxSnapshot {
+    /// Notifications owed across all channels.
+    pub fn owed(&self) -> u64 {
+        self.channels.iter().map(|c| c.owed).sum()
+    }
+
+    /// Dead letters across all channels.
+    pub fn dead_lettered(&self) -> u64 {
+        self.channels.iter().map(|c| c.dead_lettered).sum()
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelLabels {
+    receiver: String,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    receiver: String,
+    kind: &'static str,
+    /// `delivered`, `failed` (an attempt failed, will retry), `dead_lettered`, `duplicate`
+    /// (already in the notification log: not sent again).
+    outcome: &'static str,
+}
+
+struct OutboxMetrics {
+    notifications: Family<OutcomeLabels, Counter>,
+    retries: Family<ChannelLabels, Counter>,
+    dead_letters: Family<ChannelLabels, Counter>,
+    queue_depth: Family<ChannelLabels, Gauge>,
+    dead_letter_depth: Family<ChannelLabels, Gauge>,
+    duration: Family<ChannelLabels, Histogram, fn() -> Histogram>,
+}
+
+fn delivery_histogram() -> Histogram {
+    // 1 ms .. ~65 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+impl OutboxMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let metrics = OutboxMetrics {
+            notifications: Family::default(),
+            retries: Family::default(),
+            dead_letters: Family::default(),
+            queue_depth: Family::default(),
+            dead_letter_depth: Family::default(),
+            duration: Family::new_with_constructor(delivery_histogram),
+        };
+        registry.register(
+            "am_notifications",
+            "Notification delivery outcomes per receiver channel (delivered, failed, dead_lettered, duplicate)",
+            metrics.notifications.clone(),
+        );
+        registry.register(
+            "am_notification_retries",
+            "Retries scheduled after a failed delivery attempt",
+            metrics.retries.clone(),
+        );
+        registry.register(
+            "am_notification_dead_letters",
+            "Notifications given up on and moved to the dead-letter table",
+            metrics.dead_letters.clone(),
+        );
+        registry.register(
+            "am_outbox_queue_depth",
+            "Notifications owed per receiver channel",
+            metrics.queue_depth.clone(),
+        );
+        registry.register(
+            "am_outbox_dead_letter_depth",
+            "Dead letters kept per receiver channel",
+            metrics.dead_letter_depth.clone(),
+        );
+        registry.register(
+            "am_notification_duration_seconds",
+            "Time of one delivery attempt",
+            metrics.duration.clone(),
+        );
+        metrics
+    }
+}
+
+/// A token bucket in milliseconds of the outbox clock.
+#[derive(Debug)]
+struct TokenBucket {
+    capacity: f64,
+    tokens: f64,
+    per_ms: f64,
+    last_ms: u64,
+}
+
+impl TokenBucket {
+    fn new(config: &RateLimitConfig, now_ms: u64) -> Self {
+        let capacity = f64::from(config.count.max(1));
+        TokenBucket {
+            capacity,
+            tokens: capacity,
+            per_ms: capacity / (config.per.0.as_millis().max(1) as f64),
+            last_ms: now_ms,
+        }
+    }
+
+    fn refill(&mut self, now_ms: u64) {
+        let elapsed = now_ms.saturating_sub(self.last_ms) as f64;
+        self.tokens = (self.tokens + elapsed * self.per_ms).min(self.capacity);
+        self.last_ms = self.last_ms.max(now_ms);
+    }
+
+    /// When the next message may go.
+    fn ready_at(&mut self, now_ms: u64) -> u64 {
+        self.refill(now_ms);
+        if self.tokens >= 1.0 {
+            now_ms
+        } else {
+            now_ms + ((1.0 - self.tokens) / self.per_ms).ceil() as u64
+        }
+    }
+
+    fn take(&mut self, now_ms: u64) {
+        self.refill(now_ms);
+        self.tokens -= 1.0;
+    }
+}
+
+/// One receiver channel: its notifier, its queue's wake-up and its rate limit.
+struct Channel {
+    receiver: String,
+    kind: ChannelKind,
+    notifier: Notifier,
+    wakeup: Notify,
+    limiter: Mutex<Option<TokenBucket>>,
+    last_error: Mutex<Option<String>>,
+    labels: ChannelLabels,
+}
+
+impl Channel {
+    fn outcome(&self, outcome: &'static str) -> OutcomeLabels {
+        OutcomeLabels {
+            receiver: self.receiver.clone(),
+            kind: self.kind.as_str(),
+            outcome,
+        }
+    }
 }
 
 /// The outbox. Open once per process, share the `Arc`.
 pub struct Outbox {
     db: Arc<redb::Database>,
     clock: Arc<dyn Clock>,
-    wakeup: Notify,
+    config: OutboxConfig,
+    channels: Vec<Channel>,
+    metrics: OutboxMetrics,
 }
 
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outbox").finish_non_exhaustive()
+        f.debug_struct("Outbox")
+            .field("channels", &self.channels.len())
+            .finish_non_exhaustive()
     }
 }
 
 impl Outbox {
     /// Opens (creating if needed) the outbox tables in `db`, builds the notifiers of every
-    /// receiver in `config`, and registers the outbox metrics (`am_*` names: give it a
-    /// registry prefixed `monitor`).
+    /// receiver in `config`, and registers the outbox metrics under `am_*` names (give it the
+    /// registry prefixed `monitor`: `monitor_am_notifications_total`, ...).
     pub fn open(
         db: Arc<redb::Database>,
         config: &AlertManagerConfig,
         clock: Arc<dyn Clock>,
         registry: &mut Registry,
     ) -> Result<Arc<Outbox>, OutboxError> {
-        let _ = (config, registry);
-        Ok(Arc::new(Outbox {
+        let txn = db.begin_write()?;
+        {
+            txn.open_table(OWED)?;
+            txn.open_table(OWED_IDS)?;
+            txn.open_table(LOG)?;
+            txn.open_table(DEAD)?;
+            txn.open_table(META)?;
+        }
+        txn.commit()?;
+        let external_url = config.external_url();
+        let now_ms = clock.now_ms();
+        let mut channels = Vec::new();
+        for receiver in &config.receivers {
+            let notifiers = build_notifiers(receiver, &external_url).map_err(|error| {
+                OutboxError::Notifier {
+                    receiver: receiver.name.clone(),
+                    message: error.0,
+                }
+            })?;
+            for notifier in notifiers {
+                let kind = notifier.kind();
+                channels.push(Channel {
+                    receiver: receiver.name.clone(),
+                    kind,
+                    notifier,
+                    wakeup: Notify::new(),
+                    limiter: Mutex::new(
+                        receiver
+                            .rate_limit
+                            .as_ref()
+                            .map(|limit| TokenBucket::new(limit, now_ms)),
+                    ),
+                    last_error: Mutex::new(None),
+                    labels: ChannelLabels {
+                        receiver: receiver.name.clone(),
+                        kind: kind.as_str(),
+                    },
+                });
+            }
+        }
+        let outbox = Arc::new(Outbox {
             db,
             clock,
-            wakeup: Notify::new(),
-        }))
+            config: config.outbox.clone(),
+            channels,
+            metrics: OutboxMetrics::register(registry),
+        });
+        outbox.refresh_gauges()?;
+        Ok(outbox)
     }
 
     /// Stages a notification inside the caller's write transaction (atomic with the
-    /// pipeline's state change); the caller calls [`Outbox::wake`] after commit.
+    /// pipeline's state change): one queue entry per channel of its receiver. The caller calls
+    /// [`Outbox::wake`] after commit. Idempotent: an id already owed, or already delivered
+    /// according to the notification log, is not staged again.
     pub fn enqueue_in(
         &self,
         txn: &redb::WriteTransaction,
         notification: &Notification,
     ) -> Result<(), OutboxError> {
-        let _ = (txn, notification, &self.db, &self.clock);
+        let channels: Vec<&Channel> = self
+            .channels
+            .iter()
+            .filter(|c| c.receiver == notification.receiver)
+            .collect();
+        if channels.is_empty() {
+            return Err(OutboxError::UnknownReceiver {
+                id: notification.id.clone(),
+                receiver: notification.receiver.clone(),
+            });
+        }
+        let now_ms = self.clock.now_ms();
+        let mut owed = txn.open_table(OWED)?;
+        let mut owed_ids = txn.open_table(OWED_IDS)?;
+        let log = txn.open_table(LOG)?;
+        let mut meta = txn.open_table(META)?;
+        let mut seq = meta.get(NEXT_SEQ)?.map_or(1, |v| v.value());
+        for channel in channels {
+            let kind = channel.kind.as_str();
+            let key = (notification.id.as_str(), kind);
+            if log.get(key)?.is_some() {
+                self.metrics
+                    .notifications
+                    .get_or_create(&channel.outcome("duplicate"))
+                    .inc();
+                continue;
+            }
+            if owed_ids.get(key)?.is_some() {
+                continue;
+            }
+            let record = OwedRecord {
+                notification: notification.clone(),
+                enqueued_at_ms: now_ms,
+                attempts: 0,
+                permanent_failures: 0,
+                next_attempt_ms: now_ms,
+                last_error: None,
+            };
+            let bytes = serde_json::to_vec(&record)?;
+            owed.insert(
+                (notification.receiver.as_str(), kind, seq),
+                bytes.as_slice(),
+            )?;
+            owed_ids.insert(key, seq)?;
+            seq += 1;
+        }
+        meta.insert(NEXT_SEQ, seq)?;
         Ok(())
     }
 
-    /// Tells the delivery loop that something was committed.
+    /// Tells the delivery workers that something was committed.
     pub fn wake(&self) {
-        self.wakeup.notify_one();
+        for channel in &self.channels {
+            channel.wakeup.notify_one();
+        }
     }
 
-    /// Delivers until `shutdown` turns true.
-    pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        while !*shutdown.borrow() {
-            if shutdown.changed().await.is_err() {
-                break;
+    /// Delivers until `shutdown` turns true (or its sender is dropped): one worker per receiver
+    /// channel, plus the pruning of old notification-log entries. A delivery in flight at
+    /// shutdown is abandoned and stays owed.
+    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        if let Err(error) = self.reap_orphans() {
+            tracing::error!(%error, "outbox: cannot dead-letter entries of removed receivers");
+        }
+        let mut workers = tokio::task::JoinSet::new();
+        for index in 0..self.channels.len() {
+            let outbox = Arc::clone(&self);
+            let shutdown = shutdown.clone();
+            workers.spawn(async move { outbox.work(index, shutdown).await });
+        }
+        let outbox = Arc::clone(&self);
+        let mut prune_shutdown = shutdown.clone();
+        workers.spawn(async move {
+            loop {
+                if let Err(error) = outbox.prune_log() {
+                    tracing::warn!(%error, "outbox: notification log pruning failed");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(PRUNE_EVERY) => {}
+                    _ = stopped(&mut prune_shutdown) => return,
+                }
+            }
+        });
+        while workers.join_next().await.is_some() {}
+    }
+
+    /// Owed / in retry / dead-lettered per receiver channel (configured channels always
+    /// appear; channels of removed receivers appear while they hold dead letters).
+    pub fn snapshot(&self) -> OutboxSnapshot {
+        match self.try_snapshot() {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                tracing::error!(%error, "outbox: snapshot failed");
+                OutboxSnapshot::default()
             }
         }
     }
 
-    /// Owed / in retry / dead-lettered per receiver and channel.
-    pub fn snapshot(&self) -> OutboxSnapshot {
-        OutboxSnapshot::default()
+    /// Every dead letter, oldest first per channel.
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, OutboxError> {
+        let txn = self.db.begin_read()?;
+        let dead = txn.open_table(DEAD)?;
+        let mut letters = Vec::new();
+        for entry in dead.iter()? {
+            let (_, value) = entry?;
+            letters.push(serde_json::from_slice(value.value())?);
+        }
+        Ok(letters)
+    }
+
+    /// Whether the notification log records `id` as delivered on `kind`.
+    pub fn was_delivered(&self, id: &str, kind: ChannelKind) -> Result<bool, OutboxError> {
+        let txn = self.db.begin_read()?;
+        let log = txn.open_table(LOG)?;
+        Ok(log.get((id, kind.as_str()))?.is_some())
+    }
+
+    fn try_snapshot(&self) -> Result<OutboxSnapshot, OutboxError> {
+        let mut channels: BTreeMap<(String, String), ChannelSnapshot> = self
+            .channels
+            .iter()
+            .map(|c| {
+                let key = (c.receiver.clone(), c.kind.as_str().to_owned());
+                let snapshot = ChannelSnapshot {
+                    receiver: c.receiver.clone(),
+                    kind: c.kind.as_str().to_owned(),
+                    last_error: lock(&c.last_error).clone(),
+                    ..ChannelSnapshot::default()
+                };
+                (key, snapshot)
+            })
+            .collect();
+        let txn = self.db.begin_read()?;
+        let owed = txn.open_table(OWED)?;
+        for entry in owed.iter()? {
+            let (key, value) = entry?;
+            let (receiver, kind, _) = key.value();
+            let record: OwedRecord = serde_json::from_slice(value.value())?;
+            let snapshot = channels
+                .entry((receiver.to_owned(), kind.to_owned()))
+                .or_insert_with(|| ChannelSnapshot {
+                    receiver: receiver.to_owned(),
+                    kind: kind.to_owned(),
+                    ..ChannelSnapshot::default()
+                });
+            snapshot.owed += 1;
+            if record.attempts > 0 {
+                snapshot.in_retry += 1;
+            }
+        }
+        let dead = txn.open_table(DEAD)?;
+        for entry in dead.iter()? {
+            let (key, _) = entry?;
+            let (receiver, kind, _) = key.value();
+            channels
+                .entry((receiver.to_owned(), kind.to_owned()))
+                .or_insert_with(|| ChannelSnapshot {
+                    receiver: receiver.to_owned(),
+                    kind: kind.to_owned(),
+                    ..ChannelSnapshot::default()
+                })
+                .dead_lettered += 1;
+        }
+        Ok(OutboxSnapshot {
+            channels: channels.into_values().collect(),
+        })
+    }
+
+    fn refresh_gauges(&self) -> Result<(), OutboxError> {
+        for channel in &self.channels {
+            self.refresh_channel_gauges(channel)?;
+        }
+        Ok(())
+    }
+
+    fn refresh_channel_gauges(&self, channel: &Channel) -> Result<(), OutboxError> {
+        let txn = self.db.begin_read()?;
+        let range = queue_range(channel);
+        let owed = txn.open_table(OWED)?.range(range.clone())?.count();
+        let dead = txn.open_table(DEAD)?.range(range)?.count();
+        self.metrics
+            .queue_depth
+            .get_or_create(&channel.labels)
+            .set(owed as i64);
+        self.metrics
+            .dead_letter_depth
+            .get_or_create(&channel.labels)
+            .set(dead as i64);
+        Ok(())
+    }
+
+    /// Entries whose receiver channel is no longer configured cannot be delivered: they go to
+    /// the dead letters (visible and counted) instead of waiting forever.
+    fn reap_orphans(&self) -> Result<(), OutboxError> {
+        let now_ms = self.clock.now_ms();
+        let txn = self.db.begin_write()?;
+        let mut reaped = 0usize;
+        {
+            let mut owed = txn.open_table(OWED)?;
+            let mut owed_ids = txn.open_table(OWED_IDS)?;
+            let mut dead = txn.open_table(DEAD)?;
+            let orphans = owed.extract_if(|(receiver, kind, _), _| {
+                !self
+                    .channels
+                    .iter()
+                    .any(|c| c.receiver == receiver && c.kind.as_str() == kind)
+            })?;
+            let mut moved = Vec::new();
+            for entry in orphans {
+                let (key, value) = entry?;
+                let (receiver, kind, seq) = key.value();
+                moved.push((
+                    receiver.to_owned(),
+                    kind.to_owned(),
+                    seq,
+                    value.value().to_vec(),
+                ));
+            }
+            for (receiver, kind, seq, bytes) in moved {
+                let record: OwedRecord = serde_json::from_slice(&bytes)?;
+                let Some(kind_value) = ChannelKind::parse(&kind) else {
+                    continue;
+                };
+                owed_ids.remove((record.notification.id.as_str(), kind.as_str()))?;
+                let letter = DeadLetter {
+                    receiver: receiver.clone(),
+                    kind: kind_value,
+                    seq,
+                    enqueued_at_ms: record.enqueued_at_ms,
+                    dead_at_ms: now_ms,
+                    attempts: record.attempts,
+                    reason: "the receiver channel is no longer configured".to_owned(),
+                    notification: record.notification,
+                };
+                dead.insert(
+                    (receiver.as_str(), kind.as_str(), seq),
+                    serde_json::to_vec(&letter)?.as_slice(),
+                )?;
+                reaped += 1;
+            }
+        }
+        txn.commit()?;
+        if reaped > 0 {
+            tracing::warn!(
+                count = reaped,
+                "outbox: notifications for removed receivers moved to the dead letters"
+            );
+        }
+        Ok(())
+    }
+
+    fn prune_log(&self) -> Result<(), OutboxError> {
+        let horizon = self
+            .clock
+            .now_ms()
+            .saturating_sub(self.config.log_retention.0.as_millis() as u64);
+        let txn = self.db.begin_write()?;
+        {
+            let mut log = txn.open_table(LOG)?;
+            log.retain(|_, (_, delivered_at_ms)| delivered_at_ms >= horizon)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The head of a channel's queue.
+    fn head(&self, channel: &Channel) -> Result<Option<(u64, OwedRecord)>, OutboxError> {
+        let txn = self.db.begin_read()?;
+        let owed = txn.open_table(OWED)?;
+        let mut range = owed.range(queue_range(channel))?;
+        match range.next() {
+            None => Ok(None),
+            Some(entry) => {
+                let (key, value) = entry?;
+                Ok(Some((
+                    key.value().2,
+                    serde_json::from_slice(value.value())?,
+                )))
+            }
+        }
+    }
+
+    /// One channel's delivery loop.
+    async fn work(self: Arc<Self>, index: usize, mut shutdown: watch::Receiver<bool>) {
+        let channel = &self.channels[index];
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let wait = match self.step(channel, &mut shutdown).await {
+                Ok(wait) => wait,
+                Err(error) => {
+                    tracing::error!(
+                        receiver = %channel.receiver,
+                        kind = %channel.kind,
+                        %error,
+                        "outbox: store error, retrying shortly"
+                    );
+                    Some(MAX_IDLE)
+                }
+            };
+            if let Err(error) = self.refresh_channel_gauges(channel) {
+                tracing::warn!(%error, "outbox: cannot read queue depth");
+            }
+            if let Some(wait) = wait {
+                tokio::select! {
+                    _ = channel.wakeup.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stopped(&mut shutdown) => return,
+                }
+            }
+        }
+    }
+
+    /// Handles the head of the queue once. Returns how long to wait before the next look
+    /// (None: look again at once).
+    async fn step(
+        &self,
+        channel: &Channel,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<Duration>, OutboxError> {
+        let Some((seq, record)) = self.head(channel)? else {
+            // Enqueuers call wake(); the poll only covers one that forgot.
+            return Ok(Some(IDLE_POLL));
+        };
+        if self.was_delivered(&record.notification.id, channel.kind)? {
+            self.remove_owed(channel, seq, &record, None)?;
+            self.metrics
+                .notifications
+                .get_or_create(&channel.outcome("duplicate"))
+                .inc();
+            return Ok(None);
+        }
+        let now_ms = self.clock.now_ms();
+        let rate_ready_ms = lock(&channel.limiter)
+            .as_mut()
+            .map_or(now_ms, |bucket| bucket.ready_at(now_ms));
+        let ready_ms = record.next_attempt_ms.max(rate_ready_ms);
+        if ready_ms > now_ms {
+            return Ok(Some(Duration::from_millis(ready_ms - now_ms).min(MAX_IDLE)));
+        }
+        if let Some(bucket) = lock(&channel.limiter).as_mut() {
+            bucket.take(now_ms);
+        }
+        let started = Instant::now();
+        let result = tokio::select! {
+            result = channel.notifier.send(&record.notification) => result,
+            _ = stopped(shutdown) => return Ok(None),
+        };
+        self.metrics
+            .duration
+            .get_or_create(&channel.labels)
+            .observe(started.elapsed().as_secs_f64());
+        // Whatever happened, the head may have changed: look again at once.
+        self.settle(channel, seq, record, result)?;
+        Ok(None)
+    }
+
+    fn remove_owed(
+        &self,
+        channel: &Channel,
+        seq: u64,
+        record: &OwedRecord,
+        delivered_at_ms: Option<u64>,
+    ) -> Result<(), OutboxError> {
+        let kind = channel.kind.as_str();
+        let id = record.notification.id.as_str();
+        let txn = self.db.begin_write()?;
+        {
+            txn.open_table(OWED)?
+                .remove((channel.receiver.as_str(), kind, seq))?;
+            txn.open_table(OWED_IDS)?.remove((id, kind))?;
+            if let Some(at_ms) = delivered_at_ms {
+                txn.open_table(LOG)?
+                    .insert((id, kind), (channel.receiver.as_str(), at_ms))?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Records the outcome of one attempt: delivered (logged), retry later, or dead letter.
+    fn settle(
+        &self,
+        channel: &Channel,
+        seq: u64,
+        mut record: OwedRecord,
+        result: Result<(), DeliveryError>,
+    ) -> Result<(), OutboxError> {
+        let now_ms = self.clock.now_ms();
+        let error = match result {
+            Ok(()) => {
+                self.remove_owed(channel, seq, &record, Some(now_ms))?;
+                *lock(&channel.last_error) = None;
+                self.metrics
+                    .notifications
+                    .get_or_create(&channel.outcome("delivered"))
+                    .inc();
+                tracing::info!(
+                    receiver = %channel.receiver,
+                    kind = %channel.kind,
+                    id = %record.notification.id,
+                    attempts = record.attempts + 1,
+                    "notification delivered"
+                );
+                return Ok(());
+            }
+            Err(error) => error,
+        };
+        record.attempts += 1;
+        if error.is_permanent() {
+            record.permanent_failures += 1;
+        }
+        record.last_error = Some(error.to_string());
+        *lock(&channel.last_error) = record.last_error.clone();
+        self.metrics
+            .notifications
+            .get_or_create(&channel.outcome("failed"))
+            .inc();
+        let age_ms = now_ms.saturating_sub(record.enqueued_at_ms);
+        let expired = age_ms >= self.config.give_up_after.0.as_millis() as u64;
+        let refused = record.permanent_failures >= self.config.permanent_failure_attempts;
+        let kind = channel.kind.as_str();
+        if expired || refused {
+            let why = if refused {
+                "refused"
+            } else {
+                "undelivered past give_up_after"
+            };
+            tracing::error!(
+                receiver = %channel.receiver,
+                kind,
+                id = %record.notification.id,
+                attempts = record.attempts,
+                %error,
+                "notification dead-lettered ({why})"
+            );
+            let letter = DeadLetter {
+                receiver: channel.receiver.clone(),
+                kind: channel.kind,
+                seq,
+                enqueued_at_ms: record.enqueued_at_ms,
+                dead_at_ms: now_ms,
+                attempts: record.attempts,
+                reason: format!("{why}: {error}"),
+                notification: record.notification,
+            };
+            let txn = self.db.begin_write()?;
+            {
+                txn.open_table(OWED)?
+                    .remove((channel.receiver.as_str(), kind, seq))?;
+                txn.open_table(OWED_IDS)?
+                    .remove((letter.notification.id.as_str(), kind))?;
+                txn.open_table(DEAD)?.insert(
+                    (channel.receiver.as_str(), kind, seq),
+                    serde_json::to_vec(&letter)?.as_slice(),
+                )?;
+            }
+            txn.commit()?;
+            self.metrics
+                .notifications
+                .get_or_create(&channel.outcome("dead_lettered"))
+                .inc();
+            self.metrics
+                .dead_letters
+                .get_or_create(&channel.labels)
+                .inc();
+            return Ok(());
+        }
+        let mut delay = backoff(&self.config, record.attempts);
+        if let DeliveryError::Transient {
+            retry_after: Some(retry_after),
+            ..
+        } = &error
+        {
+            delay = delay.max(*retry_after);
+        }
+        record.next_attempt_ms = now_ms + delay.as_millis() as u64;
+        tracing::warn!(
+            receiver = %channel.receiver,
+            kind,
+            id = %record.notification.id,
+            attempts = record.attempts,
+            retry_in_ms = delay.as_millis() as u64,
+            %error,
+            "notification delivery failed, will retry"
+        );
+        let txn = self.db.begin_write()?;
+        {
+            txn.open_table(OWED)?.insert(
+                (channel.receiver.as_str(), kind, seq),
+                serde_json::to_vec(&record)?.as_slice(),
+            )?;
+        }
+        txn.commit()?;
+        self.metrics.retries.get_or_create(&channel.labels).inc();
+        Ok(())
+    }
+}
+
+/// Exponential backoff from `retry_backoff_min`, doubling per failed attempt up to
+/// `retry_backoff_max`, with ±25 % jitter (clamped to the bounds) so that receivers that came
+/// back are not hit by every queue at the same instant.
+fn backoff(config: &OutboxConfig, attempts: u32) -> Duration {
+    let min = config.retry_backoff_min.0;
+    let max = config.retry_backoff_max.0.max(min);
+    let exponent = attempts.saturating_sub(1).min(30);
+    let base = min.saturating_mul(1u32 << exponent).min(max);
+    let jittered = base.mul_f64(0.75 + fastrand::f64() * 0.5);
+    jittered.clamp(min, max)
+}
+
+fn queue_range(channel: &Channel) -> std::ops::RangeInclusive<(&str, &str, u64)> {
+    let receiver = channel.receiver.as_str();
+    let kind = channel.kind.as_str();
+    (receiver, kind, 0)..=(receiver, kind, u64::MAX)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Resolves when shutdown is requested or its sender is gone.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::units::HumanDuration;
+
+    #[test]
+    fn backoff_doubles_within_bounds() {
+        let config = OutboxConfig {
+            retry_backoff_min: HumanDuration::from_secs(1),
+            retry_backoff_max: HumanDuration::from_secs(60),
+            ..OutboxConfig::default()
+        };
+        for _ in 0..100 {
+            let first = backoff(&config, 1);
+            assert!(first >= Duration::from_secs(1) && first <= Duration::from_millis(1250));
+            let fourth = backoff(&config, 4);
+            assert!(fourth >= Duration::from_secs(6) && fourth <= Duration::from_secs(10));
+            let capped = backoff(&config, 40);
+            assert!(capped >= Duration::from_secs(45) && capped <= Duration::from_secs(60));
+        }
+    }
+
+    #[test]
+    fn token_bucket_spaces_messages() {
+        let limit = RateLimitConfig {
+            count: 2,
+            per: HumanDuration::from_secs(10),
+        };
+        let mut bucket = TokenBucket::new(&limit, 0);
+        assert_eq!(bucket.ready_at(0), 0);
+        bucket.take(0);
+        bucket.take(0);
+        // One token back after 5 s.
+        assert_eq!(bucket.ready_at(0), 5000);
+        assert_eq!(bucket.ready_at(5000), 5000);
+        bucket.take(5000);
+        assert_eq!(bucket.ready_at(6000), 10_000);
     }
 }

@@ -12,6 +12,7 @@ use super::api::check_http_url;
 use super::error::{ConfigError, Problems};
 use super::locate::KeyPath;
 use super::units::HumanDuration;
+use crate::alertmanager::notify::template::Template;
 
 /// N sightings within a window before an alert is delivered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +65,21 @@ pub struct EmailConfig {
     /// `none`, `starttls` (default) or `tls`.
     #[serde(default)]
     pub tls: SmtpTls,
+    /// Accept a certificate that does not verify (self-signed internal relays). Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls_insecure_skip_verify: bool,
+    /// Name sent in EHLO. Default: this machine's hostname.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hello_name: Option<String>,
+    /// Connection and command timeout. Default 10s.
+    #[serde(default = "default_notify_timeout")]
+    pub timeout: HumanDuration,
+    /// Subject template (see notify/template.rs). Default `[FIRING:2] HighMem cluster1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Body template. Default: one paragraph per alert with summary, value and labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
 }
 
 /// Webhook delivery (Alertmanager-compatible JSON body).
@@ -89,6 +105,9 @@ pub struct ChatConfig {
     /// Channel override.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
+    /// Message text template. Default: the subject line, then one line per alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
     /// Request timeout. Default 10s.
     #[serde(default = "default_notify_timeout")]
     pub timeout: HumanDuration,
@@ -113,6 +132,20 @@ pub struct ReceiverConfig {
     /// Chat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat: Option<ChatConfig>,
+    /// At most `count` messages per `per` on each channel of this receiver; more wait their
+    /// turn in the outbox (they are delayed, never dropped). Default: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitConfig>,
+}
+
+/// A token bucket: bursts of up to `count`, refilled at `count` per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Messages per period. At least 1.
+    pub count: u32,
+    /// The period, e.g. `1m`.
+    pub per: HumanDuration,
 }
 
 /// Label matchers -> receiver. Routes are tried in order; the first match delivers unless it says
@@ -155,6 +188,12 @@ pub struct OutboxConfig {
     pub retry_backoff_max: HumanDuration,
     /// After this long undelivered, a notification goes to the dead letter. Default 24h.
     pub give_up_after: HumanDuration,
+    /// A refusal that retrying will not cure (HTTP 4xx other than 408/429, SMTP 5xx) is tried
+    /// this many times in all, then dead-lettered. Default 3.
+    pub permanent_failure_attempts: u32,
+    /// How long the notification log remembers a delivered id (a re-enqueued duplicate within
+    /// this window is not sent again). At least `give_up_after`. Default 7d.
+    pub log_retention: HumanDuration,
 }
 
 impl Default for OutboxConfig {
@@ -163,6 +202,8 @@ impl Default for OutboxConfig {
             retry_backoff_min: HumanDuration::from_secs(1),
             retry_backoff_max: HumanDuration::from_secs(300),
             give_up_after: HumanDuration::from_secs(86_400),
+            permanent_failure_attempts: 3,
+            log_retention: HumanDuration::from_secs(7 * 86_400),
         }
     }
 }
@@ -193,6 +234,10 @@ pub struct AlertManagerConfig {
     /// Wait before the first notification of a new group. Default 30s.
     #[serde(default = "default_group_wait")]
     pub group_wait: HumanDuration,
+    /// This alert manager's URL as people reach it, sent as `externalURL` in webhooks.
+    /// Default `http://` + `listen`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_url: Option<String>,
     /// Destinations.
     #[serde(default)]
     pub receivers: Vec<ReceiverConfig>,
@@ -373,7 +418,42 @@ impl AlertManagerConfig {
                 ),
             );
         }
+        if let Some(url) = &self.external_url
+            && let Err(message) = check_http_url(url)
+        {
+            problems.push(&root.key("external_url"), message);
+        }
+        if self.outbox.permanent_failure_attempts == 0 {
+            problems.push(
+                &root.key("outbox").key("permanent_failure_attempts"),
+                "must be at least 1",
+            );
+        }
+        if self.outbox.log_retention < self.outbox.give_up_after {
+            problems.push(
+                &root.key("outbox").key("log_retention"),
+                format!(
+                    "must be at least outbox.give_up_after ({})",
+                    self.outbox.give_up_after
+                ),
+            );
+        }
         problems.into_result()
+    }
+
+    /// The URL sent as `externalURL` and offered to templates.
+    pub fn external_url(&self) -> String {
+        self.external_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+}
+
+fn check_template(source: Option<&str>, path: &KeyPath, problems: &mut Problems) {
+    if let Some(source) = source
+        && let Err(error) = Template::parse(source)
+    {
+        problems.push(path, error.to_string());
     }
 }
 
@@ -428,6 +508,26 @@ fn validate_receiver(
         }
         if email.password.is_some() && email.username.is_none() {
             problems.push(&path.key("password"), "`password` needs `username`");
+        }
+        if email.username.is_some() && email.password.is_none() {
+            problems.push(&path.key("username"), "`username` needs `password`");
+        }
+        check_template(email.subject.as_deref(), &path.key("subject"), problems);
+        check_template(email.body.as_deref(), &path.key("body"), problems);
+    }
+    if let Some(chat) = &receiver.chat {
+        check_template(
+            chat.text.as_deref(),
+            &path.key("chat").key("text"),
+            problems,
+        );
+    }
+    if let Some(limit) = &receiver.rate_limit {
+        if limit.count == 0 {
+            problems.push(&path.key("rate_limit").key("count"), "must be at least 1");
+        }
+        if limit.per.is_zero() {
+            problems.push(&path.key("rate_limit").key("per"), "must be longer than 0s");
         }
     }
     if let Some(webhook) = &receiver.webhook

@@ -52,3 +52,203 @@ pub struct Notification {
     /// Request id of the request that made it due (absent for sweeps).
     pub request_id: Option<String>,
 }
+
+pub mod chat;
+pub mod email;
+pub mod template;
+pub mod webhook;
+
+use std::time::Duration;
+
+/// The three ways a receiver is reached. Each receiver channel is its own outbox queue, so a
+/// webhook that is down never holds back the email of the same receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    Email,
+    Webhook,
+    Chat,
+}
+
+impl ChannelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Email => "email",
+            ChannelKind::Webhook => "webhook",
+            ChannelKind::Chat => "chat",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ChannelKind> {
+        match text {
+            "email" => Some(ChannelKind::Email),
+            "webhook" => Some(ChannelKind::Webhook),
+            "chat" => Some(ChannelKind::Chat),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why one delivery attempt failed, classified for the retry policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth retrying: connection refused, timeout, HTTP 5xx/408/429, SMTP 4xx.
+    #[error("{message}")]
+    Transient {
+        message: String,
+        /// The receiver asked not to be called again before this (`Retry-After`).
+        retry_after: Option<Duration>,
+    },
+    /// Retrying the same message will not help: HTTP 4xx (other than 408/429), SMTP 5xx, a
+    /// message that cannot be built. Retried only a few times (the receiver may be
+    /// misconfigured and fixed), then dead-lettered.
+    #[error("{message}")]
+    Permanent { message: String },
+}
+
+impl DeliveryError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        DeliveryError::Transient {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        DeliveryError::Permanent {
+            message: message.into(),
+        }
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, DeliveryError::Permanent { .. })
+    }
+}
+
+/// One configured channel of one receiver, ready to send.
+#[derive(Debug)]
+pub enum Notifier {
+    Email(email::EmailNotifier),
+    Webhook(webhook::WebhookNotifier),
+    Chat(chat::ChatNotifier),
+}
+
+impl Notifier {
+    pub fn kind(&self) -> ChannelKind {
+        match self {
+            Notifier::Email(_) => ChannelKind::Email,
+            Notifier::Webhook(_) => ChannelKind::Webhook,
+            Notifier::Chat(_) => ChannelKind::Chat,
+        }
+    }
+
+    /// One delivery attempt.
+    pub async fn send(&self, notification: &Notification) -> Result<(), DeliveryError> {
+        match self {
+            Notifier::Email(email) => email.send(notification).await,
+            Notifier::Webhook(webhook) => webhook.send(notification).await,
+            Notifier::Chat(chat) => chat.send(notification).await,
+        }
+    }
+}
+
+/// A notifier that cannot be built from its (validated) config.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotifierBuildError(pub String);
+
+/// Every channel of a receiver, in a fixed order (email, webhook, chat).
+pub fn build_notifiers(
+    receiver: &crate::config::alert::ReceiverConfig,
+    external_url: &str,
+) -> Result<Vec<Notifier>, NotifierBuildError> {
+    let mut notifiers = Vec::new();
+    if let Some(config) = &receiver.email {
+        notifiers.push(Notifier::Email(email::EmailNotifier::new(
+            config,
+            external_url,
+        )?));
+    }
+    if let Some(config) = &receiver.webhook {
+        notifiers.push(Notifier::Webhook(webhook::WebhookNotifier::new(
+            config,
+            external_url,
+        )?));
+    }
+    if let Some(config) = &receiver.chat {
+        notifiers.push(Notifier::Chat(chat::ChatNotifier::new(
+            config,
+            external_url,
+        )?));
+    }
+    Ok(notifiers)
+}
+
+/// The channel kinds a receiver config delivers to, in the order of [`build_notifiers`].
+pub fn channel_kinds(receiver: &crate::config::alert::ReceiverConfig) -> Vec<ChannelKind> {
+    let mut kinds = Vec::new();
+    if receiver.email.is_some() {
+        kinds.push(ChannelKind::Email);
+    }
+    if receiver.webhook.is_some() {
+        kinds.push(ChannelKind::Webhook);
+    }
+    if receiver.chat.is_some() {
+        kinds.push(ChannelKind::Chat);
+    }
+    kinds
+}
+
+/// `2026-11-21T12:00:00.000Z` from milliseconds since the epoch (UTC, proleptic Gregorian).
+pub fn format_rfc3339_ms(ms: u64) -> String {
+    let seconds = ms / 1000;
+    let millis = ms % 1000;
+    let days = (seconds / 86_400) as i64;
+    let second_of_day = seconds % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::format_rfc3339_ms;
+
+    #[test]
+    fn formats_utc_with_millis() {
+        assert_eq!(format_rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_rfc3339_ms(1_795_262_400_123),
+            "2026-11-21T12:00:00.123Z"
+        );
+        assert_eq!(
+            format_rfc3339_ms(951_782_400_000),
+            "2000-02-29T00:00:00.000Z"
+        );
+    }
+}
