@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(15);
 
-fn config(sink: &StandIn, registry: &StandIn) -> String {
+fn config(sink: &StandIn, registry: &StandIn, smtp_port: u16) -> String {
     format!(
         r#"
 monitor_api: ["{registry}"]
@@ -33,6 +33,11 @@ host_cache_ttl: "50ms"
 receivers:
   - name: hook
     webhook: {{ url: "{sink}/hook" }}
+  - name: mail
+    email: {{ to: ["ops@example.com"], from: "am@example.com", smarthost: "127.0.0.1:{smtp_port}", tls: none }}
+routes:
+  - {{ receiver: mail, matchers: ['index="mail"'], continue: true }}
+  - {{ receiver: hook }}
 default_receiver: hook
 "#,
         registry = registry.url(),
@@ -42,6 +47,7 @@ default_receiver: hook
 
 struct Rig {
     sink: StandIn,
+    smtp: support::SmtpSink,
     hosts: Arc<Mutex<HashMap<String, bool>>>,
     _registry: StandIn,
     am: AlertManager,
@@ -51,9 +57,11 @@ fn rig() -> Rig {
     let hosts = Arc::new(Mutex::new(HashMap::new()));
     let registry = host_registry(Arc::clone(&hosts));
     let sink = webhook_sink();
-    let am = AlertManager::start(&config(&sink, &registry));
+    let smtp = support::SmtpSink::start();
+    let am = AlertManager::start(&config(&sink, &registry, smtp.port()));
     Rig {
         sink,
+        smtp,
         hosts,
         _registry: registry,
         am,
@@ -70,7 +78,8 @@ fn summary(answer: &Value, key: &str) -> u64 {
 fn occurrences_then_reissue_then_one_success_when_the_host_is_active() {
     let rig = rig();
     rig.hosts.lock().unwrap().insert("h1".into(), true);
-    let a = json!([alert("HighMem", "c1", "h1", "warning")]);
+    // index "mail": the mail route takes it too (continue), then the default webhook.
+    let a = json!([alert("HighMem", "mail", "h1", "warning")]);
 
     // First sighting, below Occurrences (2): nothing.
     assert_eq!(summary(&rig.am.post_alerts(&a), "waiting"), 1);
