@@ -284,3 +284,73 @@ fn a_bad_config_file_exits_2_naming_key_and_line() {
         "{stderr}"
     );
 }
+
+fn monitorctl(am: &AlertManager, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_monitorctl"))
+        .env("MONITOR_AM_URL", am.url())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "monitorctl {args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn monitorctl_manages_ignores_and_shows_alerts_and_issued() {
+    let rig = rig();
+    let id = monitorctl(
+        &rig.am,
+        &[
+            "ignores",
+            "add",
+            "host=\"h9\"",
+            "--duration",
+            "1h",
+            "--comment",
+            "disk swap",
+        ],
+    )
+    .trim()
+    .to_owned();
+    assert!(monitorctl(&rig.am, &["ignores", "list"]).contains(&id));
+    rig.am
+        .post_alerts(&json!([alert("Swap", "c1", "h9", "warning")]));
+    let table = monitorctl(&rig.am, &["alerts"]);
+    assert!(
+        table.contains("Swap") && table.contains("ignored"),
+        "{table}"
+    );
+    monitorctl(&rig.am, &["ignores", "rm", &id]);
+    assert!(!monitorctl(&rig.am, &["ignores", "list"]).contains(&id));
+
+    let swap = json!([alert("Swap", "c1", "h9", "warning")]);
+    rig.am.post_alerts(&swap);
+    assert_eq!(summary(&rig.am.post_alerts(&swap), "due"), 1);
+    let issued: Value = serde_json::from_str(&monitorctl(&rig.am, &["issued", "--json"])).unwrap();
+    let fingerprint = issued["issued"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(monitorctl(&rig.am, &["issued"]).contains(&fingerprint));
+    monitorctl(&rig.am, &["issued", "--clear", &fingerprint]);
+    assert!(
+        rig.am.get_json("/api/v1/issued")["issued"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // A bad matcher is refused with the field named, and monitorctl exits non-zero.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_monitorctl"))
+        .env("MONITOR_AM_URL", rig.am.url())
+        .args(["ignores", "add", "host>h1"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("matchers[0]"));
+}

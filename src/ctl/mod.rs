@@ -3,4 +3,5 @@
 //! A command must never panic on what a user feeds it: bad input is a reported, counted error.
 
 pub mod admin;
+pub mod alerts;
 pub mod lp;
