@@ -133,6 +133,25 @@ fn occurrences_then_reissue_then_one_success_when_the_host_is_active() {
         metrics.contains("monitor_am_successes_total 1"),
         "{metrics}"
     );
+
+    // The same three messages as mails on a real SMTP server, in order.
+    let mails = rig.smtp.wait_for_messages(3, LIMIT);
+    let subjects: Vec<String> = mails
+        .iter()
+        .map(|m| m.header("Subject").unwrap_or_default())
+        .collect();
+    assert_eq!(mails.len(), 3, "{subjects:?}");
+    assert!(
+        subjects[0].contains("FIRING") && subjects[0].contains("HighMem"),
+        "{subjects:?}"
+    );
+    assert!(subjects[1].contains("FIRING"), "{subjects:?}");
+    assert!(subjects[2].contains("RESOLVED"), "{subjects:?}");
+    assert!(
+        mails
+            .iter()
+            .all(|m| m.rcpt_to == vec!["ops@example.com".to_string()])
+    );
 }
 
 #[test]

@@ -167,10 +167,16 @@ impl Params {
     }
 }
 
-fn gettable_alerts(
-    state: &AppState,
-    params: &Params,
-) -> Result<Vec<(Value, Vec<String>, BTreeMap<String, String>)>, ApiError> {
+/// One alert as `GET /api/v2/alerts` shows it, with its labels (for grouping).
+struct Listed {
+    value: Value,
+    labels: BTreeMap<String, String>,
+}
+
+/// A group of `/api/v2/alerts/groups`: receiver, group labels, alerts.
+type GroupedAlerts = (String, BTreeMap<String, String>, Vec<Value>);
+
+fn gettable_alerts(state: &AppState, params: &Params) -> Result<Vec<Listed>, ApiError> {
     let show_active = params.flag("active")?;
     let show_silenced = params.flag("silenced")?;
     let _inhibited = params.flag("inhibited")?;
@@ -237,7 +243,10 @@ fn gettable_alerts(
             "endsAt": format_ms(ends_at),
             "status": { "state": state_name, "silencedBy": silenced_by, "inhibitedBy": [] },
         });
-        out.push((value, receivers, labels.clone()));
+        out.push(Listed {
+            value,
+            labels: labels.clone(),
+        });
     }
     Ok(out)
 }
@@ -249,7 +258,7 @@ async fn get_alerts(
     let params = Params::parse(raw);
     let alerts: Vec<Value> = gettable_alerts(&state, &params)?
         .into_iter()
-        .map(|(v, _, _)| v)
+        .map(|listed| listed.value)
         .collect();
     Ok(axum::Json(alerts).into_response())
 }
@@ -259,9 +268,8 @@ async fn get_groups(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(raw);
-    let mut groups: BTreeMap<String, (String, BTreeMap<String, String>, Vec<Value>)> =
-        BTreeMap::new();
-    for (value, _, labels) in gettable_alerts(&state, &params)? {
+    let mut groups: BTreeMap<String, GroupedAlerts> = BTreeMap::new();
+    for Listed { value, labels } in gettable_alerts(&state, &params)? {
         for route in state.pipeline.router().routes_for(&labels) {
             let (key, group_labels) = group_key(route, &labels);
             groups

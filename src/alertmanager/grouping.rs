@@ -153,8 +153,8 @@ pub fn resolved_notifications(
     over: &[(Alert, u64, u32, Vec<Route>)],
     now_ms: u64,
 ) -> Vec<Notification> {
-    let mut groups: BTreeMap<String, (String, BTreeMap<String, String>, Vec<NotifiedAlert>)> =
-        BTreeMap::new();
+    type Pending = (String, BTreeMap<String, String>, Vec<NotifiedAlert>);
+    let mut groups: BTreeMap<String, Pending> = BTreeMap::new();
     for (alert, starts_at_ms, delivery, routes) in over {
         for route in routes {
             let (key, labels) = group_key(route, &alert.labels);
