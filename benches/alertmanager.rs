@@ -129,17 +129,107 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// Counts notifications instead of delivering them: the pipeline's own cost.
+#[derive(Default)]
+struct Discard(std::sync::atomic::AtomicUsize);
+
+impl Dispatch for Discard {
+    fn enqueue_in(
+        &self,
+        _txn: &redb::WriteTransaction,
+        _notification: &monitor::alertmanager::notify::Notification,
+    ) -> Result<(), String> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+    fn wake(&self) {}
+}
+
+async fn run_rounds(label: &str, pipeline: &Arc<Pipeline>, outbox: Option<&Arc<Outbox>>) {
+    let alerts: Vec<Alert> = (0..FINGERPRINTS).map(alert).collect();
+    for round in 0..5 {
+        let started = Instant::now();
+        for chunk in alerts.chunks(BATCH) {
+            let batch: Vec<Incoming> = chunk
+                .iter()
+                .map(|a| Incoming {
+                    alert: a.clone(),
+                    ends_at_ms: None,
+                })
+                .collect();
+            let p = Arc::clone(pipeline);
+            tokio::task::spawn_blocking(move || p.ingest(batch, None).unwrap())
+                .await
+                .unwrap();
+        }
+        let elapsed = started.elapsed();
+        println!(
+            "{label} round {round} ({}): {FINGERPRINTS} alerts in {:.1} ms = {:.0} alerts/s",
+            if round == 0 {
+                "first delivery"
+            } else {
+                "suppressed reissues"
+            },
+            elapsed.as_secs_f64() * 1e3,
+            FINGERPRINTS as f64 / elapsed.as_secs_f64()
+        );
+        if round == 0 {
+            tokio::time::sleep(Duration::from_millis(120)).await;
+            let p = Arc::clone(pipeline);
+            let flushed = tokio::task::spawn_blocking(move || p.flush_due_groups().unwrap())
+                .await
+                .unwrap();
+            if let Some(outbox) = outbox {
+                let drain = Instant::now();
+                while outbox
+                    .snapshot()
+                    .channels
+                    .iter()
+                    .map(|c| c.owed)
+                    .sum::<u64>()
+                    > 0
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                println!(
+                    "{label}: {flushed} group notifications delivered to the webhook in {:.1} ms",
+                    drain.elapsed().as_secs_f64() * 1e3
+                );
+            }
+        }
+    }
+}
+
 async fn bench_pipeline(sink: &str) {
-    let dir = tempfile::tempdir().unwrap();
     let config = AlertManagerConfig::from_yaml_str(&config_yaml(sink, ""), "bench.yaml").unwrap();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let dispatch: Arc<dyn Dispatch> = Arc::new(Discard::default());
+        let pipeline = Arc::new(
+            Pipeline::open(
+                store,
+                &config,
+                dispatch,
+                clock.clone(),
+                AlertMetrics::default(),
+            )
+            .unwrap(),
+        );
+        for rule in rules(clock.now_ms()) {
+            pipeline.put_ignore(rule, "matchers", "ends_at").unwrap();
+        }
+        run_rounds("pipeline (stages + redb)", &pipeline, None).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let mut registry = prometheus_client::registry::Registry::default();
     let outbox =
         Outbox::open(store.database(), &config, Arc::clone(&clock), &mut registry).unwrap();
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
     tokio::spawn(Arc::clone(&outbox).run(shutdown));
-    let dispatch: Arc<dyn Dispatch> = outbox;
+    let dispatch: Arc<dyn Dispatch> = outbox.clone();
     let pipeline = Arc::new(
         Pipeline::open(
             store,
@@ -153,41 +243,7 @@ async fn bench_pipeline(sink: &str) {
     for rule in rules(clock.now_ms()) {
         pipeline.put_ignore(rule, "matchers", "ends_at").unwrap();
     }
-    let alerts: Vec<Alert> = (0..FINGERPRINTS).map(alert).collect();
-    for round in 0..5 {
-        let started = Instant::now();
-        for chunk in alerts.chunks(BATCH) {
-            let batch: Vec<Incoming> = chunk
-                .iter()
-                .map(|a| Incoming {
-                    alert: a.clone(),
-                    ends_at_ms: None,
-                })
-                .collect();
-            let p = Arc::clone(&pipeline);
-            tokio::task::spawn_blocking(move || p.ingest(batch, None).unwrap())
-                .await
-                .unwrap();
-        }
-        if round == 0 {
-            let p = Arc::clone(&pipeline);
-            tokio::time::sleep(Duration::from_millis(120)).await;
-            tokio::task::spawn_blocking(move || p.flush_due_groups().unwrap())
-                .await
-                .unwrap();
-        }
-        let elapsed = started.elapsed();
-        println!(
-            "pipeline round {round} ({}): {FINGERPRINTS} alerts in {:.1} ms = {:.0} alerts/s",
-            if round == 0 {
-                "first delivery + group flush"
-            } else {
-                "suppressed reissues"
-            },
-            elapsed.as_secs_f64() * 1e3,
-            FINGERPRINTS as f64 / elapsed.as_secs_f64()
-        );
-    }
+    run_rounds("pipeline + outbox", &pipeline, Some(&outbox)).await;
 }
 
 struct Process(std::process::Child);

@@ -110,7 +110,9 @@ impl IntoResponse for ApiError {
 pub async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, PipelineError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(work).await {
+    // The request's span (and its request id) follows the work onto the blocking pool.
+    let span = tracing::Span::current();
+    match tokio::task::spawn_blocking(move || span.in_scope(work)).await {
         Ok(result) => result.map_err(ApiError::from),
         Err(error) => Err(ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,

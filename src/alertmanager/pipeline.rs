@@ -8,9 +8,16 @@
 //! own Occurrences and grouping), and IssuedAlerts decides per fingerprint before grouping, so
 //! an alert fanned out to two routes by `continue` is issued once and delivered on both.
 //!
+//! Repeated sightings that change nothing but "last seen" (an alert still ignored, or still
+//! inside ReissueDuration) are written at most once per `seen_resolution` (a twentieth of
+//! SuccessDuration, at most 5 s): a firing fleet re-sending the same alerts costs memory updates,
+//! not a store write per alert. After a crash such an alert's last sighting is at most that much
+//! older than it really was, which can only move a Success that much earlier.
+//!
 //! It must never change memory before the transaction that records the change has committed
-//! (a failed commit leaves state as it was and the request fails), and never deliver an alert
-//! that an active ignore rule matches.
+//! (a failed commit leaves state as it was and the request fails; the "last seen" coalescing
+//! above is the one bounded exception), and never deliver an alert that an active ignore rule
+//! matches.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -112,13 +119,17 @@ pub struct Settings {
     pub success_ms: u64,
     pub resolve_timeout_ms: u64,
     pub retention_ms: u64,
+    /// "Last seen" alone is persisted at most this often per alert.
+    pub seen_resolution_ms: u64,
 }
 
 impl Settings {
     pub fn from_config(config: &AlertManagerConfig) -> Self {
+        let success_ms = duration_ms(config.success_duration.get());
         Self {
+            seen_resolution_ms: (success_ms / 20).min(5_000),
             reissue_ms: duration_ms(config.reissue_duration.get()),
-            success_ms: duration_ms(config.success_duration.get()),
+            success_ms,
             resolve_timeout_ms: duration_ms(config.resolve_timeout.get()),
             retention_ms: duration_ms(config.alert_retention.get()),
         }
@@ -131,6 +142,8 @@ struct State {
     alerts: HashMap<String, AlertRecord>,
     issued: HashMap<String, IssuedAlert>,
     groups: BTreeMap<String, Group>,
+    /// The "last seen" of each alert as last written to the store.
+    persisted_seen: HashMap<String, u64>,
 }
 
 /// A host a Success depends on.
@@ -240,6 +253,8 @@ impl Pipeline {
         let mut issued: HashMap<String, Option<IssuedAlert>> = HashMap::new();
         let mut groups: HashMap<String, Group> = HashMap::new();
         let mut opened_group = false;
+        // Fingerprints whose records changed more than their "last seen" in this batch.
+        let mut material: HashSet<String> = HashSet::new();
         for Incoming {
             mut alert,
             ends_at_ms,
@@ -269,15 +284,20 @@ impl Pipeline {
                     },
                 },
             };
+            let previous_state = record.state.clone();
             record.alert = alert.clone();
             record.ends_at_ms = ends_at_ms;
             let issued_entry = issued
                 .entry(fingerprint.clone())
                 .or_insert_with(|| state.issued.get(&fingerprint).cloned());
+            let was_withheld = issued_entry
+                .as_ref()
+                .is_some_and(|i| i.success_withheld_since_ms.is_some());
 
             if ends_at_ms.is_some_and(|end| end <= now) {
                 summary.resolved += 1;
                 record.state = AlertState::Resolved;
+                material.insert(fingerprint.clone());
                 alerts.insert(fingerprint, record);
                 continue;
             }
@@ -293,6 +313,12 @@ impl Pipeline {
                 summary.ignored += 1;
                 tracing::debug!(fingerprint = %fingerprint, rules = ?ignored_by, "alert ignored");
                 record.state = AlertState::Ignored { by: ignored_by };
+                if record.state != previous_state
+                    || was_withheld
+                    || !self.seen_recently_persisted(&state, &fingerprint, now)
+                {
+                    material.insert(fingerprint.clone());
+                }
                 alerts.insert(fingerprint, record);
                 continue;
             }
@@ -302,6 +328,7 @@ impl Pipeline {
                 summary.unrouted += 1;
                 tracing::warn!(fingerprint = %fingerprint, "no route takes the alert and there is no default_receiver");
                 record.state = AlertState::Unrouted;
+                material.insert(fingerprint.clone());
                 alerts.insert(fingerprint, record);
                 continue;
             }
@@ -309,6 +336,7 @@ impl Pipeline {
             if let Sighting::Waiting { seen, needed } = record.sightings.sight(now, rule) {
                 summary.waiting += 1;
                 record.state = AlertState::Waiting { seen, needed };
+                material.insert(fingerprint.clone());
                 alerts.insert(fingerprint, record);
                 continue;
             }
@@ -322,12 +350,19 @@ impl Pipeline {
                 IssueDecision::Suppressed { until_ms } => {
                     summary.suppressed += 1;
                     record.state = AlertState::Suppressed { until_ms };
+                    if record.state != previous_state
+                        || was_withheld
+                        || !self.seen_recently_persisted(&state, &fingerprint, now)
+                    {
+                        material.insert(fingerprint.clone());
+                    }
                 }
                 IssueDecision::Deliver {
                     delivery,
                     starts_at_ms,
                 } => {
                     summary.due += 1;
+                    material.insert(fingerprint.clone());
                     tracing::info!(fingerprint = %fingerprint, delivery, request_id = request_id.unwrap_or(""), "alert due for delivery");
                     record.state = AlertState::Due { delivery };
                     for route in &routes {
@@ -352,14 +387,16 @@ impl Pipeline {
 
         let mut batch = Batch::default();
         for (fingerprint, record) in &alerts {
-            batch.put(Table::Alerts, fingerprint, record)?;
+            if material.contains(fingerprint) {
+                batch.put(Table::Alerts, fingerprint, record)?;
+            }
         }
         for (fingerprint, record) in &issued {
-            if let Some(record) = record {
-                // Untouched copies are skipped: only records this batch changed are written.
-                if state.issued.get(fingerprint) != Some(record) {
-                    batch.put(Table::Issued, fingerprint, record)?;
-                }
+            if let Some(record) = record
+                && material.contains(fingerprint)
+                && state.issued.get(fingerprint) != Some(record)
+            {
+                batch.put(Table::Issued, fingerprint, record)?;
             }
         }
         for (key, group) in &groups {
@@ -368,6 +405,13 @@ impl Pipeline {
         if let Err(error) = self.store.commit(batch) {
             self.metrics.store_errors.inc();
             return Err(error.into());
+        }
+        for fingerprint in &material {
+            if let Some(record) = alerts.get(fingerprint) {
+                state
+                    .persisted_seen
+                    .insert(fingerprint.clone(), record.last_seen_ms);
+            }
         }
         state.alerts.extend(alerts);
         for (fingerprint, record) in issued {
@@ -396,6 +440,15 @@ impl Pipeline {
             self.group_opened.notify_one();
         }
         Ok(summary)
+    }
+
+    /// Whether this alert's "last seen" on disk is recent enough not to rewrite it for a
+    /// sighting that changes nothing else.
+    fn seen_recently_persisted(&self, state: &State, fingerprint: &str, now: u64) -> bool {
+        state
+            .persisted_seen
+            .get(fingerprint)
+            .is_some_and(|&at| now.saturating_sub(at) < self.settings.seen_resolution_ms)
     }
 
     /// The earliest time a waiting group is due.
@@ -647,6 +700,7 @@ impl Pipeline {
         self.store.commit(batch)?;
         for fp in &stale_alerts {
             state.alerts.remove(fp);
+            state.persisted_seen.remove(fp);
         }
         for id in &stale_rules {
             state.ignores.remove(id);

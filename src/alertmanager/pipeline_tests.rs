@@ -320,3 +320,36 @@ fn sender_resolved_alerts_are_not_sightings() {
     h.at(1_000);
     assert!(h.flush().is_empty());
 }
+
+#[test]
+fn last_seen_alone_is_persisted_at_most_once_per_resolution() {
+    // success_duration 5 s: "last seen" alone is written at most every 250 ms.
+    let h = harness();
+    let on_disk = |h: &Harness| {
+        let issued: Vec<(String, IssuedAlert)> = h.pipeline.store.load(Table::Issued).unwrap();
+        issued[0].1.last_seen_ms - 1_000_000_000
+    };
+    let in_memory = |h: &Harness| h.pipeline.issued()[0].last_seen_ms - 1_000_000_000;
+    h.at(0);
+    h.see(alert("Disk", "h10", "critical"));
+    h.at(100);
+    assert_eq!(h.see(alert("Disk", "h10", "critical")).suppressed, 1);
+    assert_eq!(on_disk(&h), 100, "due -> suppressed is a change: written");
+    h.at(200);
+    h.see(alert("Disk", "h10", "critical"));
+    assert_eq!(
+        (on_disk(&h), in_memory(&h)),
+        (100, 200),
+        "only last seen changed: memory only"
+    );
+    h.at(400);
+    h.see(alert("Disk", "h10", "critical"));
+    assert_eq!(
+        on_disk(&h),
+        400,
+        "250 ms after the last write it is written"
+    );
+    h.at(500);
+    h.see(alert("Disk", "h10", "critical"));
+    assert_eq!((on_disk(&h), in_memory(&h)), (400, 500));
+}

@@ -1,6 +1,7 @@
-//! The background loop of the pipeline: hands groups to the outbox when their `group_wait` is
-//! over (waking exactly then, or when a new group opens) and runs the SuccessDuration sweep
-//! every `sweep_interval` (asking monitor-api about the hosts of quiet issued alerts).
+//! The background loops of the pipeline: one hands groups to the outbox when their `group_wait`
+//! is over (waking exactly then, or when a new group opens); the other runs the SuccessDuration
+//! sweep every `sweep_interval` (asking monitor-api about the hosts of quiet issued alerts).
+//! They are separate so that a slow or unreachable monitor-api never delays a due group.
 //!
 //! It must never hold the pipeline's lock across an `.await` (liveness lookups happen between
 //! two short, synchronous pipeline calls), and never stop on an error: errors are logged and
@@ -20,35 +21,73 @@ pub async fn run(
     pipeline: Arc<Pipeline>,
     liveness: Arc<HostLiveness>,
     sweep_interval: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut next_sweep = Instant::now();
+    let sweeper = tokio::spawn(sweep_loop(
+        Arc::clone(&pipeline),
+        liveness,
+        sweep_interval,
+        shutdown.clone(),
+    ));
+    flush_loop(pipeline, shutdown).await;
+    let _ = sweeper.await;
+}
+
+/// The longest the flush loop sleeps without a reason (a safety net: it is woken on new groups).
+const IDLE_WAKE: Duration = Duration::from_secs(1);
+const RETRY_AFTER_ERROR: Duration = Duration::from_millis(200);
+
+async fn flush_loop(pipeline: Arc<Pipeline>, mut shutdown: watch::Receiver<bool>) {
     loop {
         if *shutdown.borrow() {
             return;
         }
         let flushing = Arc::clone(&pipeline);
-        match tokio::task::spawn_blocking(move || flushing.flush_due_groups()).await {
-            Ok(Ok(_)) => {}
+        let failed = match tokio::task::spawn_blocking(move || flushing.flush_due_groups()).await {
+            Ok(Ok(_)) => false,
             Ok(Err(error)) => {
-                tracing::error!(%error, "cannot hand due groups to the outbox; retrying")
+                tracing::error!(%error, "cannot hand due groups to the outbox; retrying");
+                true
             }
-            Err(error) => tracing::error!(%error, "group flush task failed"),
-        }
-        if Instant::now() >= next_sweep {
-            sweep(&pipeline, &liveness).await;
-            next_sweep = Instant::now() + sweep_interval;
-        }
-        let mut wait = next_sweep.saturating_duration_since(Instant::now());
+            Err(error) => {
+                tracing::error!(%error, "group flush task failed");
+                true
+            }
+        };
+        let mut wait = IDLE_WAKE;
         if let Some(due) = pipeline.next_group_due_ms() {
             let until_due = Duration::from_millis(due.saturating_sub(pipeline.now_ms()));
             wait = wait.min(until_due);
         }
-        // Registered before sleeping so a group opened meanwhile is not missed.
+        if failed {
+            // A store that refuses commits is not retried in a hot loop.
+            wait = wait.max(RETRY_AFTER_ERROR);
+        }
+        // `notify_one` keeps a permit when nobody waits: a group opened since the flush still
+        // wakes this select at once.
         let opened = pipeline.group_opened.notified();
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = opened => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+async fn sweep_loop(
+    pipeline: Arc<Pipeline>,
+    liveness: Arc<HostLiveness>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let next = Instant::now() + every;
+        sweep(&pipeline, &liveness).await;
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
             _ = shutdown.changed() => {}
         }
     }
