@@ -9,7 +9,7 @@ AM_URL ?= http://127.0.0.1:9193
 SMTP_PORT ?= 2525
 CORPUS ?= $(CURDIR)/../shared/conformance/line-protocol-corpus/corpus.json
 
-.PHONY: run stop deps test unit conformance bench bench-micro bench-write lint fmt
+.PHONY: run stop deps test unit conformance bench bench-micro bench-write bench-alerts lint fmt
 
 ## run: install what is missing, start three InfluxDB shards, monitor-api, the alert manager and an SMTP sink
 run: deps
@@ -41,9 +41,9 @@ stop:
 	-integration/monitor-api.sh stop --dir $(RUN_DIR)
 	integration/influxd-cluster.sh stop --dir $(RUN_DIR)/influxd
 
-## deps: install the system packages tests and `make run` need (InfluxDB, an SMTP server)
+## deps: install the system packages tests and `make run` need (InfluxDB, an SMTP server, Prometheus and amtool)
 deps:
-	integration/install-deps.sh influxdb smtp
+	integration/install-deps.sh influxdb smtp prometheus amtool
 
 ## test: lint, then every test, including those against real influxd processes
 test: deps lint
@@ -55,7 +55,7 @@ conformance:
 	MONITOR_CORPUS="$(CORPUS)" $(CARGO) test --release --test conformance
 
 ## bench: criterion benchmarks and the end-to-end write load test (figures go to BENCHMARKS.md)
-bench: bench-micro bench-write
+bench: bench-micro bench-write bench-alerts
 
 bench-micro:
 	$(CARGO) bench --bench line_protocol --bench queue
@@ -65,6 +65,10 @@ bench-write:
 	integration/install-deps.sh influxdb wrk nginx
 	$(CARGO) build --release --bin monitor-api
 	benches/load/run.sh $(BENCH_WRITE_ARGS)
+
+## bench-alerts: alerts/s through the alert manager's pipeline (redb, outbox, HTTP) and receipt -> webhook latency
+bench-alerts:
+	$(CARGO) bench --bench alertmanager
 
 ## lint: formatting and clippy, warnings are errors
 lint:
