@@ -86,8 +86,8 @@ impl AlertMetrics {
             self.resolved_by_sender.clone(),
         );
         r.register(
-            "notifications",
-            "Notifications handed to the outbox, by receiver and status",
+            "notifications_enqueued",
+            "Notifications handed to the outbox, by receiver and status (the outbox's own am_notifications counts deliveries)",
             self.notifications.clone(),
         );
         r.register(

@@ -45,12 +45,17 @@ const OWED_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("outbo
 const LOG: TableDefinition<(&str, &str), (&str, u64)> = TableDefinition::new("notification_log");
 /// Dead letters: (receiver, channel, sequence) -> JSON [`DeadLetter`].
 const DEAD: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("outbox_dead_letters");
+/// Owed entries that no longer decode, set aside so they do not block their queue.
+const UNDECODABLE: TableDefinition<(&str, &str, u64), &[u8]> =
+    TableDefinition::new("outbox_undecodable");
 /// Counters: `next_seq`.
 const META: TableDefinition<&str, u64> = TableDefinition::new("outbox_meta");
 
 const NEXT_SEQ: &str = "next_seq";
 /// Longest sleep without looking at the clock again (a manual clock may have jumped).
 const MAX_IDLE: Duration = Duration::from_secs(1);
+/// Least interval between two recounts of a queue's depth.
+const GAUGE_REFRESH: Duration = Duration::from_secs(1);
 /// How often an empty queue is looked at without a wake-up.
 const IDLE_POLL: Duration = Duration::from_secs(5);
 /// How often delivered ids older than `log_retention` are pruned.
@@ -61,25 +66,28 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
     #[error("outbox store: {0}")]
-    Store(#[from] redb::Error),
+    Store(Box<redb::Error>),
     #[error("outbox record does not decode: {0}")]
     Decode(#[from] serde_json::Error),
     #[error("notification {id:?} names unknown receiver {receiver:?}")]
     UnknownReceiver { id: String, receiver: String },
     #[error("receiver {receiver:?}: {message}")]
     Notifier { receiver: String, message: String },
+    #[error("outbox worker: {0}")]
+    Worker(String),
 }
 
 macro_rules! store_error {
     ($($source:ty),*) => {$(
         impl From<$source> for OutboxError {
             fn from(error: $source) -> Self {
-                OutboxError::Store(error.into())
+                OutboxError::Store(Box::new(error.into()))
             }
         }
     )*};
 }
 store_error!(
+    redb::Error,
     redb::StorageError,
     redb::TableError,
     redb::TransactionError,
@@ -127,6 +135,8 @@ pub struct ChannelSnapshot {
     pub dead_lettered: u64,
     /// Last delivery error of the head of the queue, if it failed.
     pub last_error: Option<String>,
+    /// When the head of the queue was enqueued (ms since the epoch): how stuck the queue is.
+    pub oldest_owed_at_ms: Option<u64>,
 }
 
 /// Delivery state of every receiver channel, for `/health` and the API.
@@ -158,7 +168,7 @@ struct OutcomeLabels {
     receiver: String,
     kind: &'static str,
     /// `delivered`, `failed` (an attempt failed, will retry), `dead_lettered`, `duplicate`
-    /// (already in the notification log: not sent again).
+    /// (already in the notification log: not sent again), `undecodable` (set aside).
     outcome: &'static str,
 }
 
@@ -220,6 +230,14 @@ impl OutboxMetrics {
     }
 }
 
+/// What a channel's queue head asks for.
+enum Due {
+    /// Nothing to send before this (or before a wake-up).
+    Wait(Duration),
+    /// Send this entry now.
+    Now(u64, Box<OwedRecord>),
+}
+
 /// A token bucket in milliseconds of the outbox clock.
 #[derive(Debug)]
 struct TokenBucket {
@@ -269,7 +287,8 @@ struct Channel {
     notifier: Notifier,
     wakeup: Notify,
     limiter: Mutex<Option<TokenBucket>>,
-    last_error: Mutex<Option<String>>,
+    /// When the queue depth gauge was last recounted.
+    depth_counted: Mutex<Option<Instant>>,
     labels: ChannelLabels,
 }
 
@@ -303,7 +322,8 @@ impl std::fmt::Debug for Outbox {
 impl Outbox {
     /// Opens (creating if needed) the outbox tables in `db`, builds the notifiers of every
     /// receiver in `config`, and registers the outbox metrics under `am_*` names (give it the
-    /// registry prefixed `monitor`: `monitor_am_notifications_total`, ...).
+    /// registry prefixed `monitor`: `monitor_am_notifications_total`, ...). It commits a write
+    /// transaction of its own: call it while no other write transaction on `db` is open.
     pub fn open(
         db: Arc<redb::Database>,
         config: &AlertManagerConfig,
@@ -316,6 +336,7 @@ impl Outbox {
             txn.open_table(OWED_IDS)?;
             txn.open_table(LOG)?;
             txn.open_table(DEAD)?;
+            txn.open_table(UNDECODABLE)?;
             txn.open_table(META)?;
         }
         txn.commit()?;
@@ -342,7 +363,7 @@ impl Outbox {
                             .as_ref()
                             .map(|limit| TokenBucket::new(limit, now_ms)),
                     ),
-                    last_error: Mutex::new(None),
+                    depth_counted: Mutex::new(None),
                     labels: ChannelLabels {
                         receiver: receiver.name.clone(),
                         kind: kind.as_str(),
@@ -364,7 +385,8 @@ impl Outbox {
     /// Stages a notification inside the caller's write transaction (atomic with the
     /// pipeline's state change): one queue entry per channel of its receiver. The caller calls
     /// [`Outbox::wake`] after commit. Idempotent: an id already owed, or already delivered
-    /// according to the notification log, is not staged again.
+    /// according to the notification log, is not staged again (counted as `duplicate` even if
+    /// the caller then aborts). Cheap: a few B-tree lookups and one JSON encoding per channel.
     pub fn enqueue_in(
         &self,
         txn: &redb::WriteTransaction,
@@ -431,7 +453,7 @@ impl Outbox {
     /// channel, plus the pruning of old notification-log entries. A delivery in flight at
     /// shutdown is abandoned and stays owed.
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
-        if let Err(error) = self.reap_orphans() {
+        if let Err(error) = self.blocking(|outbox| outbox.reap_orphans()).await {
             tracing::error!(%error, "outbox: cannot dead-letter entries of removed receivers");
         }
         let mut workers = tokio::task::JoinSet::new();
@@ -444,7 +466,7 @@ impl Outbox {
         let mut prune_shutdown = shutdown.clone();
         workers.spawn(async move {
             loop {
-                if let Err(error) = outbox.prune_log() {
+                if let Err(error) = outbox.blocking(|outbox| outbox.prune_log()).await {
                     tracing::warn!(%error, "outbox: notification log pruning failed");
                 }
                 tokio::select! {
@@ -480,6 +502,81 @@ impl Outbox {
         Ok(letters)
     }
 
+    /// Moves a dead letter back to the end of its channel's queue with a fresh retry budget
+    /// (for after the receiver was fixed). False when there is no such dead letter.
+    pub fn requeue_dead_letter(
+        &self,
+        receiver: &str,
+        kind: ChannelKind,
+        seq: u64,
+    ) -> Result<bool, OutboxError> {
+        let Some(channel) = self
+            .channels
+            .iter()
+            .find(|c| c.receiver == receiver && c.kind == kind)
+        else {
+            return Err(OutboxError::UnknownReceiver {
+                id: format!("dead letter {seq}"),
+                receiver: format!("{receiver}/{kind}"),
+            });
+        };
+        let now_ms = self.clock.now_ms();
+        let txn = self.db.begin_write()?;
+        {
+            let mut dead = txn.open_table(DEAD)?;
+            let Some(letter) = dead.remove((receiver, kind.as_str(), seq))? else {
+                return Ok(false);
+            };
+            let letter: DeadLetter = serde_json::from_slice(letter.value())?;
+            let mut meta = txn.open_table(META)?;
+            let new_seq = meta.get(NEXT_SEQ)?.map_or(1, |v| v.value());
+            meta.insert(NEXT_SEQ, new_seq + 1)?;
+            let record = OwedRecord {
+                notification: letter.notification,
+                enqueued_at_ms: now_ms,
+                attempts: 0,
+                permanent_failures: 0,
+                next_attempt_ms: now_ms,
+                last_error: None,
+            };
+            txn.open_table(OWED_IDS)?
+                .insert((record.notification.id.as_str(), kind.as_str()), new_seq)?;
+            txn.open_table(OWED)?.insert(
+                (receiver, kind.as_str(), new_seq),
+                serde_json::to_vec(&record)?.as_slice(),
+            )?;
+        }
+        txn.commit()?;
+        self.gauge(&self.metrics.dead_letter_depth, channel).dec();
+        self.gauge(&self.metrics.queue_depth, channel).inc();
+        channel.wakeup.notify_one();
+        Ok(true)
+    }
+
+    /// Deletes a dead letter for good. False when there is no such dead letter.
+    pub fn discard_dead_letter(
+        &self,
+        receiver: &str,
+        kind: ChannelKind,
+        seq: u64,
+    ) -> Result<bool, OutboxError> {
+        let txn = self.db.begin_write()?;
+        let removed = txn
+            .open_table(DEAD)?
+            .remove((receiver, kind.as_str(), seq))?
+            .is_some();
+        txn.commit()?;
+        if removed
+            && let Some(channel) = self
+                .channels
+                .iter()
+                .find(|c| c.receiver == receiver && c.kind == kind)
+        {
+            self.gauge(&self.metrics.dead_letter_depth, channel).dec();
+        }
+        Ok(removed)
+    }
+
     /// Whether the notification log records `id` as delivered on `kind`.
     pub fn was_delivered(&self, id: &str, kind: ChannelKind) -> Result<bool, OutboxError> {
         let txn = self.db.begin_read()?;
@@ -496,7 +593,6 @@ impl Outbox {
                 let snapshot = ChannelSnapshot {
                     receiver: c.receiver.clone(),
                     kind: c.kind.as_str().to_owned(),
-                    last_error: lock(&c.last_error).clone(),
                     ..ChannelSnapshot::default()
                 };
                 (key, snapshot)
@@ -507,7 +603,8 @@ impl Outbox {
         for entry in owed.iter()? {
             let (key, value) = entry?;
             let (receiver, kind, _) = key.value();
-            let record: OwedRecord = serde_json::from_slice(value.value())?;
+            // An entry that does not decode is still owed until its worker sets it aside.
+            let record: Option<OwedRecord> = serde_json::from_slice(value.value()).ok();
             let snapshot = channels
                 .entry((receiver.to_owned(), kind.to_owned()))
                 .or_insert_with(|| ChannelSnapshot {
@@ -515,8 +612,13 @@ impl Outbox {
                     kind: kind.to_owned(),
                     ..ChannelSnapshot::default()
                 });
+            if snapshot.owed == 0 {
+                // Entries come in queue order: the first one seen is the head.
+                snapshot.last_error = record.as_ref().and_then(|r| r.last_error.clone());
+                snapshot.oldest_owed_at_ms = record.as_ref().map(|r| r.enqueued_at_ms);
+            }
             snapshot.owed += 1;
-            if record.attempts > 0 {
+            if record.is_some_and(|r| r.attempts > 0) {
                 snapshot.in_retry += 1;
             }
         }
@@ -538,26 +640,46 @@ impl Outbox {
         })
     }
 
+    /// Counts every channel's queue and dead letters (at open and after reaping orphans).
     fn refresh_gauges(&self) -> Result<(), OutboxError> {
+        let txn = self.db.begin_read()?;
+        let owed = txn.open_table(OWED)?;
+        let dead = txn.open_table(DEAD)?;
         for channel in &self.channels {
-            self.refresh_channel_gauges(channel)?;
+            let range = queue_range(channel);
+            let owed_count = owed.range(range.clone())?.count();
+            let dead_count = dead.range(range)?.count();
+            self.gauge(&self.metrics.queue_depth, channel)
+                .set(owed_count as i64);
+            self.gauge(&self.metrics.dead_letter_depth, channel)
+                .set(dead_count as i64);
+            *lock(&channel.depth_counted) = Some(Instant::now());
         }
         Ok(())
     }
 
-    fn refresh_channel_gauges(&self, channel: &Channel) -> Result<(), OutboxError> {
+    fn gauge<'a>(
+        &self,
+        family: &'a Family<ChannelLabels, Gauge>,
+        channel: &Channel,
+    ) -> impl std::ops::Deref<Target = Gauge> + 'a {
+        family.get_or_create(&channel.labels)
+    }
+
+    /// Recounts one queue, at most once a second: counting is linear in the backlog, and a
+    /// backlog drained back to back would otherwise cost quadratic time.
+    fn refresh_queue_depth(&self, channel: &Channel) -> Result<(), OutboxError> {
+        {
+            let mut counted = lock(&channel.depth_counted);
+            if counted.is_some_and(|at| at.elapsed() < GAUGE_REFRESH) {
+                return Ok(());
+            }
+            *counted = Some(Instant::now());
+        }
         let txn = self.db.begin_read()?;
-        let range = queue_range(channel);
-        let owed = txn.open_table(OWED)?.range(range.clone())?.count();
-        let dead = txn.open_table(DEAD)?.range(range)?.count();
-        self.metrics
-            .queue_depth
-            .get_or_create(&channel.labels)
+        let owed = txn.open_table(OWED)?.range(queue_range(channel))?.count();
+        self.gauge(&self.metrics.queue_depth, channel)
             .set(owed as i64);
-        self.metrics
-            .dead_letter_depth
-            .get_or_create(&channel.labels)
-            .set(dead as i64);
         Ok(())
     }
 
@@ -613,6 +735,7 @@ impl Outbox {
         }
         txn.commit()?;
         if reaped > 0 {
+            self.refresh_gauges()?;
             tracing::warn!(
                 count = reaped,
                 "outbox: notifications for removed receivers moved to the dead letters"
@@ -637,19 +760,56 @@ impl Outbox {
 
     /// The head of a channel's queue.
     fn head(&self, channel: &Channel) -> Result<Option<(u64, OwedRecord)>, OutboxError> {
-        let txn = self.db.begin_read()?;
-        let owed = txn.open_table(OWED)?;
-        let mut range = owed.range(queue_range(channel))?;
-        match range.next() {
-            None => Ok(None),
-            Some(entry) => {
+        loop {
+            let (seq, bytes) = {
+                let txn = self.db.begin_read()?;
+                let owed = txn.open_table(OWED)?;
+                let mut range = owed.range(queue_range(channel))?;
+                let Some(entry) = range.next() else {
+                    return Ok(None);
+                };
                 let (key, value) = entry?;
-                Ok(Some((
-                    key.value().2,
-                    serde_json::from_slice(value.value())?,
-                )))
-            }
+                match serde_json::from_slice(value.value()) {
+                    Ok(record) => return Ok(Some((key.value().2, record))),
+                    Err(_) => (key.value().2, value.value().to_vec()),
+                }
+            };
+            self.set_aside(channel, seq, &bytes)?;
         }
+    }
+
+    /// An entry that no longer decodes (written by an incompatible version) would block its
+    /// queue forever: it is moved, bytes intact, to `outbox_undecodable` and logged.
+    fn set_aside(&self, channel: &Channel, seq: u64, bytes: &[u8]) -> Result<(), OutboxError> {
+        let key = (channel.receiver.as_str(), channel.kind.as_str(), seq);
+        let txn = self.db.begin_write()?;
+        {
+            txn.open_table(OWED)?.remove(key)?;
+            txn.open_table(UNDECODABLE)?.insert(key, bytes)?;
+        }
+        txn.commit()?;
+        tracing::error!(
+            receiver = %channel.receiver,
+            kind = %channel.kind,
+            seq,
+            "outbox: an owed entry does not decode; moved to the outbox_undecodable table"
+        );
+        self.metrics
+            .notifications
+            .get_or_create(&channel.outcome("undecodable"))
+            .inc();
+        Ok(())
+    }
+
+    /// Runs store work off the async threads (a commit waits for fsync).
+    async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Outbox) -> Result<T, OutboxError> + Send + 'static,
+    ) -> Result<T, OutboxError> {
+        let outbox = Arc::clone(self);
+        tokio::task::spawn_blocking(move || work(&outbox))
+            .await
+            .map_err(|error| OutboxError::Worker(error.to_string()))?
     }
 
     /// One channel's delivery loop.
@@ -659,7 +819,7 @@ impl Outbox {
             if *shutdown.borrow() {
                 return;
             }
-            let wait = match self.step(channel, &mut shutdown).await {
+            let wait = match self.step(index, &mut shutdown).await {
                 Ok(wait) => wait,
                 Err(error) => {
                     tracing::error!(
@@ -671,9 +831,6 @@ impl Outbox {
                     Some(MAX_IDLE)
                 }
             };
-            if let Err(error) = self.refresh_channel_gauges(channel) {
-                tracing::warn!(%error, "outbox: cannot read queue depth");
-            }
             if let Some(wait) = wait {
                 tokio::select! {
                     _ = channel.wakeup.notified() => {}
@@ -684,36 +841,18 @@ impl Outbox {
         }
     }
 
-    /// Handles the head of the queue once. Returns how long to wait before the next look
-    /// (None: look again at once).
+    /// Handles the head of one channel's queue once. Returns how long to wait before the next
+    /// look (None: look again at once).
     async fn step(
-        &self,
-        channel: &Channel,
+        self: &Arc<Self>,
+        index: usize,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Option<Duration>, OutboxError> {
-        let Some((seq, record)) = self.head(channel)? else {
-            // Enqueuers call wake(); the poll only covers one that forgot.
-            return Ok(Some(IDLE_POLL));
+        let (seq, record) = match self.blocking(move |outbox| outbox.next_due(index)).await? {
+            Due::Wait(wait) => return Ok(Some(wait)),
+            Due::Now(seq, record) => (seq, record),
         };
-        if self.was_delivered(&record.notification.id, channel.kind)? {
-            self.remove_owed(channel, seq, &record, None)?;
-            self.metrics
-                .notifications
-                .get_or_create(&channel.outcome("duplicate"))
-                .inc();
-            return Ok(None);
-        }
-        let now_ms = self.clock.now_ms();
-        let rate_ready_ms = lock(&channel.limiter)
-            .as_mut()
-            .map_or(now_ms, |bucket| bucket.ready_at(now_ms));
-        let ready_ms = record.next_attempt_ms.max(rate_ready_ms);
-        if ready_ms > now_ms {
-            return Ok(Some(Duration::from_millis(ready_ms - now_ms).min(MAX_IDLE)));
-        }
-        if let Some(bucket) = lock(&channel.limiter).as_mut() {
-            bucket.take(now_ms);
-        }
+        let channel = &self.channels[index];
         let started = Instant::now();
         let result = tokio::select! {
             result = channel.notifier.send(&record.notification) => result,
@@ -723,9 +862,50 @@ impl Outbox {
             .duration
             .get_or_create(&channel.labels)
             .observe(started.elapsed().as_secs_f64());
+        self.blocking(move |outbox| {
+            let channel = &outbox.channels[index];
+            outbox.settle(channel, seq, *record, result)?;
+            outbox.refresh_queue_depth(channel)
+        })
+        .await?;
         // Whatever happened, the head may have changed: look again at once.
-        self.settle(channel, seq, record, result)?;
         Ok(None)
+    }
+
+    /// The head of the queue if it is due now (a token taken from the rate limit), else how
+    /// long to wait. Settles heads the notification log already shows as delivered.
+    fn next_due(&self, index: usize) -> Result<Due, OutboxError> {
+        let channel = &self.channels[index];
+        self.refresh_queue_depth(channel)?;
+        loop {
+            let Some((seq, record)) = self.head(channel)? else {
+                self.gauge(&self.metrics.queue_depth, channel).set(0);
+                // Enqueuers call wake(); the poll only covers one that forgot.
+                return Ok(Due::Wait(IDLE_POLL));
+            };
+            if self.was_delivered(&record.notification.id, channel.kind)? {
+                self.remove_owed(channel, seq, &record, None)?;
+                self.metrics
+                    .notifications
+                    .get_or_create(&channel.outcome("duplicate"))
+                    .inc();
+                continue;
+            }
+            let now_ms = self.clock.now_ms();
+            let mut limiter = lock(&channel.limiter);
+            let rate_ready_ms = limiter
+                .as_mut()
+                .map_or(now_ms, |bucket| bucket.ready_at(now_ms));
+            let ready_ms = record.next_attempt_ms.max(rate_ready_ms);
+            if ready_ms > now_ms {
+                let wait = Duration::from_millis(ready_ms - now_ms).min(MAX_IDLE);
+                return Ok(Due::Wait(wait));
+            }
+            if let Some(bucket) = limiter.as_mut() {
+                bucket.take(now_ms);
+            }
+            return Ok(Due::Now(seq, Box::new(record)));
+        }
     }
 
     fn remove_owed(
@@ -763,7 +943,6 @@ impl Outbox {
         let error = match result {
             Ok(()) => {
                 self.remove_owed(channel, seq, &record, Some(now_ms))?;
-                *lock(&channel.last_error) = None;
                 self.metrics
                     .notifications
                     .get_or_create(&channel.outcome("delivered"))
@@ -784,7 +963,6 @@ impl Outbox {
             record.permanent_failures += 1;
         }
         record.last_error = Some(error.to_string());
-        *lock(&channel.last_error) = record.last_error.clone();
         self.metrics
             .notifications
             .get_or_create(&channel.outcome("failed"))
@@ -837,6 +1015,8 @@ impl Outbox {
                 .dead_letters
                 .get_or_create(&channel.labels)
                 .inc();
+            self.gauge(&self.metrics.dead_letter_depth, channel).inc();
+            self.gauge(&self.metrics.queue_depth, channel).dec();
             return Ok(());
         }
         let mut delay = backoff(&self.config, record.attempts);

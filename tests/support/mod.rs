@@ -607,6 +607,28 @@ impl SmtpSink {
         panic!("could not start the SMTP sink:\n{last_error}");
     }
 
+    /// Starts a sink on a port chosen beforehand (e.g. one a mailer was already pointed at
+    /// while no server listened there, to test retries until the server comes up).
+    pub fn start_on(port: u16) -> SmtpSink {
+        let dir = tempfile::Builder::new()
+            .prefix("smtp-sink-")
+            .tempdir()
+            .expect("create temp dir");
+        let args = vec![
+            "start".to_string(),
+            "--dir".to_string(),
+            dir.path().display().to_string(),
+            "--port".to_string(),
+            port.to_string(),
+            "--owner-pid".to_string(),
+            std::process::id().to_string(),
+        ];
+        match run_script(&Self::script(), &args) {
+            Ok(_) => SmtpSink { dir, port },
+            Err(e) => panic!("could not start the SMTP sink on port {port}:\n{e}"),
+        }
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use super::template::{DEFAULT_CHAT_TEXT, RenderContext, Template};
-use super::webhook::{http_client, post};
+use super::webhook::{check_scheme, http_client, post};
 use super::{DeliveryError, Notification, NotificationStatus, NotifierBuildError};
 use crate::config::alert::ChatConfig;
 
@@ -40,6 +40,7 @@ pub struct ChatNotifier {
 
 impl ChatNotifier {
     pub fn new(config: &ChatConfig, external_url: &str) -> Result<Self, NotifierBuildError> {
+        check_scheme(&config.url)?;
         let text = Template::parse(config.text.as_deref().unwrap_or(DEFAULT_CHAT_TEXT))
             .map_err(|error| NotifierBuildError(format!("chat.text: {error}")))?;
         Ok(ChatNotifier {

@@ -71,7 +71,7 @@ enum Node {
 
 #[derive(Debug, Clone, PartialEq)]
 struct Expr {
-    name: Name,
+    name: Var,
     filters: Vec<Filter>,
 }
 
@@ -92,7 +92,7 @@ enum MapName {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum Name {
+enum Var {
     Status,
     Receiver,
     GroupKey,
@@ -123,40 +123,40 @@ alert_count, firing_count, resolved_count, firing, resolved, external_url, id, n
 source, severity, value, at, fingerprint, starts_at, ends_at, delivery, labels, annotations \
 (maps also as labels.NAME)";
 
-fn parse_name(text: &str) -> Option<Name> {
+fn parse_name(text: &str) -> Option<Var> {
     if let Some((map, key)) = text.split_once('.') {
         let map = parse_map(map)?;
         let valid_key = !key.is_empty()
             && key
                 .chars()
                 .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
-        return valid_key.then(|| Name::MapEntry(map, key.to_owned()));
+        return valid_key.then(|| Var::MapEntry(map, key.to_owned()));
     }
     if let Some(map) = parse_map(text) {
-        return Some(Name::Map(map));
+        return Some(Var::Map(map));
     }
     Some(match text {
-        "status" => Name::Status,
-        "receiver" => Name::Receiver,
-        "group_key" => Name::GroupKey,
-        "alert_count" => Name::AlertCount,
-        "firing_count" => Name::FiringCount,
-        "resolved_count" => Name::ResolvedCount,
-        "firing" => Name::Firing,
-        "resolved" => Name::Resolved,
-        "external_url" => Name::ExternalUrl,
-        "id" => Name::Id,
-        "name" => Name::AlertName,
-        "index" => Name::Index,
-        "host" => Name::Host,
-        "source" => Name::Source,
-        "severity" => Name::Severity,
-        "value" => Name::Value,
-        "at" => Name::At,
-        "fingerprint" => Name::Fingerprint,
-        "starts_at" => Name::StartsAt,
-        "ends_at" => Name::EndsAt,
-        "delivery" => Name::Delivery,
+        "status" => Var::Status,
+        "receiver" => Var::Receiver,
+        "group_key" => Var::GroupKey,
+        "alert_count" => Var::AlertCount,
+        "firing_count" => Var::FiringCount,
+        "resolved_count" => Var::ResolvedCount,
+        "firing" => Var::Firing,
+        "resolved" => Var::Resolved,
+        "external_url" => Var::ExternalUrl,
+        "id" => Var::Id,
+        "name" => Var::AlertName,
+        "index" => Var::Index,
+        "host" => Var::Host,
+        "source" => Var::Source,
+        "severity" => Var::Severity,
+        "value" => Var::Value,
+        "at" => Var::At,
+        "fingerprint" => Var::Fingerprint,
+        "starts_at" => Var::StartsAt,
+        "ends_at" => Var::EndsAt,
+        "delivery" => Var::Delivery,
         _ => return None,
     })
 }
@@ -486,36 +486,36 @@ fn evaluate(
         }
     };
     let raw = match &expr.name {
-        Name::Status if in_range => alert_field(&|a| status_word(a.status).to_owned()),
-        Name::Status => status_word(notification.status).to_owned(),
-        Name::Receiver => notification.receiver.clone(),
-        Name::GroupKey => notification.group_key.clone(),
-        Name::AlertCount => notification.alerts.len().to_string(),
-        Name::FiringCount => derived.firing_count.to_string(),
-        Name::ResolvedCount => (notification.alerts.len() - derived.firing_count).to_string(),
-        Name::Firing => (notification.status == NotificationStatus::Firing).to_string(),
-        Name::Resolved => (notification.status == NotificationStatus::Resolved).to_string(),
-        Name::ExternalUrl => context.external_url.to_owned(),
-        Name::Id => notification.id.clone(),
-        Name::AlertName => alert_field(&|a| a.alert.name.clone()),
-        Name::Index => alert_field(&|a| a.alert.index.clone()),
-        Name::Host => alert_field(&|a| a.alert.host.clone()),
-        Name::Source => alert_field(&|a| a.alert.source.clone()),
-        Name::Severity => alert_field(&|a| a.alert.severity.clone()),
-        Name::Value => alert_field(&|a| a.alert.value.map(format_value).unwrap_or_default()),
-        Name::At => alert_field(&|a| a.alert.at.clone()),
-        Name::Fingerprint => alert_field(&|a| a.alert.fingerprint.clone()),
-        Name::StartsAt => alert_field(&|a| format_rfc3339_ms(a.starts_at_ms)),
-        Name::EndsAt => alert_field(&|a| a.ends_at_ms.map(format_rfc3339_ms).unwrap_or_default()),
-        Name::Delivery => alert_field(&|a| a.delivery.to_string()),
-        Name::Map(MapName::GroupLabels) => notification
+        Var::Status if in_range => alert_field(&|a| status_word(a.status).to_owned()),
+        Var::Status => status_word(notification.status).to_owned(),
+        Var::Receiver => notification.receiver.clone(),
+        Var::GroupKey => notification.group_key.clone(),
+        Var::AlertCount => notification.alerts.len().to_string(),
+        Var::FiringCount => derived.firing_count.to_string(),
+        Var::ResolvedCount => (notification.alerts.len() - derived.firing_count).to_string(),
+        Var::Firing => (notification.status == NotificationStatus::Firing).to_string(),
+        Var::Resolved => (notification.status == NotificationStatus::Resolved).to_string(),
+        Var::ExternalUrl => context.external_url.to_owned(),
+        Var::Id => notification.id.clone(),
+        Var::AlertName => alert_field(&|a| a.alert.name.clone()),
+        Var::Index => alert_field(&|a| a.alert.index.clone()),
+        Var::Host => alert_field(&|a| a.alert.host.clone()),
+        Var::Source => alert_field(&|a| a.alert.source.clone()),
+        Var::Severity => alert_field(&|a| a.alert.severity.clone()),
+        Var::Value => alert_field(&|a| a.alert.value.map(format_value).unwrap_or_default()),
+        Var::At => alert_field(&|a| a.alert.at.clone()),
+        Var::Fingerprint => alert_field(&|a| a.alert.fingerprint.clone()),
+        Var::StartsAt => alert_field(&|a| format_rfc3339_ms(a.starts_at_ms)),
+        Var::EndsAt => alert_field(&|a| a.ends_at_ms.map(format_rfc3339_ms).unwrap_or_default()),
+        Var::Delivery => alert_field(&|a| a.delivery.to_string()),
+        Var::Map(MapName::GroupLabels) => notification
             .group_labels
             .values()
             .map(String::as_str)
             .collect::<Vec<_>>()
             .join(" "),
-        Name::Map(map) => map_of(map).map(join_map).unwrap_or_default(),
-        Name::MapEntry(map, key) => map_of(map)
+        Var::Map(map) => map_of(map).map(join_map).unwrap_or_default(),
+        Var::MapEntry(map, key) => map_of(map)
             .and_then(|m| m.get(key))
             .cloned()
             .unwrap_or_default(),

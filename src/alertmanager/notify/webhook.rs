@@ -82,7 +82,6 @@ impl<'a> WebhookPayload<'a> {
 }
 
 /// Posts the Alertmanager-compatible JSON to one URL.
-#[derive(Debug)]
 pub struct WebhookNotifier {
     client: reqwest::Client,
     url: String,
@@ -90,8 +89,18 @@ pub struct WebhookNotifier {
     external_url: String,
 }
 
+impl std::fmt::Debug for WebhookNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The bearer token stays out of logs.
+        f.debug_struct("WebhookNotifier")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
 impl WebhookNotifier {
     pub fn new(config: &WebhookConfig, external_url: &str) -> Result<Self, NotifierBuildError> {
+        check_scheme(&config.url)?;
         Ok(WebhookNotifier {
             client: http_client(config.timeout.0)?,
             url: config.url.clone(),
@@ -114,6 +123,20 @@ impl WebhookNotifier {
     }
 }
 
+/// reqwest is built without a TLS feature (see Cargo.toml: only `json` and `query`), so an
+/// https URL would fail on every attempt until `give_up_after`. Refuse it when the outbox
+/// opens instead; flip this when reqwest gets `rustls`.
+pub const HTTPS_SUPPORTED: bool = false;
+
+pub(super) fn check_scheme(url: &str) -> Result<(), NotifierBuildError> {
+    if !HTTPS_SUPPORTED && url.starts_with("https:") {
+        return Err(NotifierBuildError(format!(
+            "{url}: https is not supported by this build (reqwest without TLS); use http, e.g. through a local TLS-terminating proxy"
+        )));
+    }
+    Ok(())
+}
+
 pub(super) fn http_client(timeout: Duration) -> Result<reqwest::Client, NotifierBuildError> {
     reqwest::Client::builder()
         .timeout(timeout)
@@ -131,7 +154,12 @@ pub(super) async fn post(url: &str, request: reqwest::RequestBuilder) -> Result<
             message.push_str(&format!(": {cause}"));
             source = cause.source();
         }
-        DeliveryError::transient(message)
+        // A request that cannot even be built will not succeed on retry.
+        if error.is_builder() {
+            DeliveryError::permanent(message)
+        } else {
+            DeliveryError::transient(message)
+        }
     })?;
     let status = response.status();
     if status.is_success() {
@@ -166,6 +194,21 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn outcome_classification() {
+        let client = http_client(Duration::from_secs(2)).unwrap();
+        // Nothing listens on port 1: transient.
+        let refused = post("http://127.0.0.1:1/x", client.post("http://127.0.0.1:1/x")).await;
+        assert!(
+            matches!(refused, Err(DeliveryError::Transient { .. })),
+            "{refused:?}"
+        );
+        if !HTTPS_SUPPORTED {
+            assert!(check_scheme("https://hooks.example.org/x").is_err());
+        }
+        assert!(check_scheme("http://hooks.example.org/x").is_ok());
+    }
 
     #[test]
     fn retry_after_seconds() {
