@@ -133,6 +133,19 @@ fn occurrences_then_reissue_then_one_success_when_the_host_is_active() {
         metrics.contains("monitor_am_successes_total 1"),
         "{metrics}"
     );
+    let mut families: Vec<&str> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let total = families.len();
+    families.sort_unstable();
+    families.dedup();
+    assert_eq!(
+        families.len(),
+        total,
+        "a metric family is registered twice:\n{metrics}"
+    );
 
     // The same three messages as mails on a real SMTP server, in order.
     let mails = rig.smtp.wait_for_messages(3, LIMIT);
