@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the external programs the integration tests and benchmarks need, only what is missing.
 #
-#   integration/install-deps.sh [influxdb] [smtp] [prometheus] [victoria-metrics] [wrk] [nginx]
+#   integration/install-deps.sh [influxdb] [smtp] [prometheus] [amtool] [victoria-metrics] [wrk] [nginx]
 #                               [python-clients]
 #
 # With no argument: influxdb and smtp (what `cargo test` needs). Debian packages via apt-get
@@ -15,6 +15,7 @@
 #                     sink always runs Debian's /usr/bin/python3, never the python3 first in PATH
 #                     (a pyenv interpreter here), so no pip install is needed.
 #   prometheus        prometheus            (package prometheus)
+#   amtool            amtool                (package prometheus-alertmanager; Alertmanager's CLI)
 #   victoria-metrics  victoria-metrics      (package victoria-metrics)
 #   wrk               wrk                   (package wrk)
 #   nginx             nginx                 (package nginx-light, else nginx)
@@ -73,12 +74,13 @@ missing_packages_for() {
             fi
             ;;
         prometheus) has_command prometheus || echo prometheus ;;
+        amtool) has_command amtool || echo prometheus-alertmanager ;;
         victoria-metrics) has_command victoria-metrics || echo victoria-metrics ;;
         wrk) has_command wrk || echo wrk ;;
         nginx) has_command nginx || echo nginx-light ;;
         python-clients) ;; # not apt: install_python_clients
         *)
-            log "unknown group '$1' (known: influxdb smtp prometheus victoria-metrics wrk nginx python-clients)"
+            log "unknown group '$1' (known: influxdb smtp prometheus amtool victoria-metrics wrk nginx python-clients)"
             exit 2
             ;;
     esac
@@ -111,9 +113,9 @@ main() {
     local packages=() group pkg
     for group in "${groups[@]}"; do
         case "$group" in
-            influxdb | smtp | prometheus | victoria-metrics | wrk | nginx | python-clients) ;;
+            influxdb | smtp | prometheus | amtool | victoria-metrics | wrk | nginx | python-clients) ;;
             *)
-                log "unknown group '$group' (known: influxdb smtp prometheus victoria-metrics wrk nginx python-clients)"
+                log "unknown group '$group' (known: influxdb smtp prometheus amtool victoria-metrics wrk nginx python-clients)"
                 exit 2
                 ;;
         esac

@@ -1,6 +1,51 @@
-//! `monitor-alert-manager`: alert suppression and delivery. Thin main; the work is in
-//! `monitor::alertmanager`.
+//! `monitor-alert-manager`: alert suppression and delivery. Thin main: arguments, config,
+//! logging, then `monitor::alertmanager::server::serve`. A config that does not load is refused
+//! with exit status 2 and the file, line and key that are wrong.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("monitor-alert-manager: not implemented yet (issue 6)")
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use monitor::config::load_alert_manager_config;
+
+#[derive(Parser)]
+#[command(
+    name = "monitor-alert-manager",
+    version,
+    about = "Alert suppression (ignore rules, occurrences, reissue, success) and delivery"
+)]
+struct Args {
+    /// The configuration file (YAML).
+    #[arg(long, default_value = "config/alert-manager.yaml")]
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match load_alert_manager_config(&args.config) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("monitor-alert-manager: refusing to start:\n{error}");
+            return ExitCode::from(2);
+        }
+    };
+    monitor::telemetry::init_logging("monitor-alert-manager", &config.log_level, true);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("monitor-alert-manager: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(monitor::alertmanager::server::serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, config = %args.config.display(), "monitor-alert-manager stopped");
+            eprintln!("monitor-alert-manager: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -30,6 +30,14 @@ struct Cli {
     /// Token for monitor-api (an admin token for `shardmap set`).
     #[arg(long, global = true, env = "MONITOR_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// monitor-alert-manager base URL.
+    #[arg(
+        long,
+        global = true,
+        env = "MONITOR_AM_URL",
+        default_value = "http://127.0.0.1:9193"
+    )]
+    am_url: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -113,6 +121,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ignore rules of monitor-alert-manager (Alertmanager silences are ignore rules too).
+    Ignores {
+        #[command(subcommand)]
+        command: IgnoresCommand,
+    },
+    /// Issued alerts of monitor-alert-manager (delivered, inside ReissueDuration or owed a Success).
+    Issued {
+        /// Clear this fingerprint from IssuedAlerts (no Success message is sent).
+        #[arg(long)]
+        clear: Option<String>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Alerts monitor-alert-manager knows and what its pipeline did with each.
+    Alerts {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a config file offline with the same loader the programs use.
     CheckConfig {
         /// api, alert-manager or rules; detected from the file's keys when absent.
@@ -120,6 +148,36 @@ enum Command {
         kind: Option<String>,
         file: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum IgnoresCommand {
+    /// Every rule with its state (pending, active, expired).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a rule; prints its id.
+    Add {
+        /// Matchers, Alertmanager syntax: host="h1" alertname=~"Disk.*" severity!=info.
+        #[arg(required = true)]
+        matchers: Vec<String>,
+        /// Start (RFC 3339); default now.
+        #[arg(long)]
+        starts_at: Option<String>,
+        /// End (RFC 3339); default none (until removed).
+        #[arg(long, conflicts_with = "duration")]
+        ends_at: Option<String>,
+        /// Instead of --ends-at: how long, e.g. 2h.
+        #[arg(long)]
+        duration: Option<String>,
+        #[arg(long, env = "USER", default_value = "monitorctl")]
+        author: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Remove a rule by id.
+    Rm { id: String },
 }
 
 #[derive(Subcommand)]
@@ -169,7 +227,48 @@ fn run(cli: Cli) -> Result<ExitCode> {
         url: cli.url.clone(),
         token: cli.token.clone(),
     };
+    let am = ctl::alerts::AmTarget {
+        url: cli.am_url.clone(),
+    };
     match cli.command {
+        Command::Ignores { command } => {
+            let output = block_on(async {
+                match command {
+                    IgnoresCommand::List { json } => ctl::alerts::ignores_list(&am, json).await,
+                    IgnoresCommand::Add {
+                        matchers,
+                        starts_at,
+                        ends_at,
+                        duration,
+                        author,
+                        comment,
+                    } => {
+                        let rule = ctl::alerts::NewIgnore {
+                            matchers,
+                            starts_at,
+                            ends_at,
+                            duration,
+                            author,
+                            comment,
+                        };
+                        ctl::alerts::ignores_add(&am, &rule).await
+                    }
+                    IgnoresCommand::Rm { id } => ctl::alerts::ignores_rm(&am, &id).await,
+                }
+            })??;
+            print!("{output}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Issued { clear, json } => {
+            let output = block_on(ctl::alerts::issued(&am, clear.as_deref(), json))??;
+            print!("{output}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Alerts { json } => {
+            let output = block_on(ctl::alerts::alerts(&am, json))??;
+            print!("{output}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Shardmap { command } => {
             let output = block_on(async {
                 match command {

@@ -168,6 +168,10 @@ pub struct RouteConfig {
     /// Wait before the first notification of a new group. Default: the top-level `group_wait`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_wait: Option<HumanDuration>,
+    /// Sightings needed before delivery for alerts this route matches. Default: the top-level
+    /// `occurrences`. When several routes match, the first one that sets it decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurrences: Option<OccurrencesConfig>,
 }
 
 fn default_group_by() -> Vec<String> {
@@ -246,6 +250,38 @@ pub struct AlertManagerConfig {
     /// Delivery retries.
     #[serde(default)]
     pub outbox: OutboxConfig,
+    /// How long a host-liveness answer from monitor-api is reused. Default 10s.
+    #[serde(default = "default_host_cache_ttl")]
+    pub host_cache_ttl: HumanDuration,
+    /// How often issued alerts are checked for SuccessDuration. Default 1s.
+    #[serde(default = "default_sweep_interval")]
+    pub sweep_interval: HumanDuration,
+    /// An alert sent without an end (`/api/v1/alerts`, or a v2 alert without `endsAt`) is shown
+    /// as active this long after its last sighting. Default 5m, as Alertmanager.
+    #[serde(default = "default_resolve_timeout")]
+    pub resolve_timeout: HumanDuration,
+    /// An alert record (not issued) not seen for this long is forgotten. Default 24h.
+    #[serde(default = "default_alert_retention")]
+    pub alert_retention: HumanDuration,
+    /// Log level (tracing filter syntax); `MONITOR_LOG` overrides. Default `info`.
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+}
+
+fn default_host_cache_ttl() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
+fn default_sweep_interval() -> HumanDuration {
+    HumanDuration::from_secs(1)
+}
+fn default_resolve_timeout() -> HumanDuration {
+    HumanDuration::from_secs(300)
+}
+fn default_alert_retention() -> HumanDuration {
+    HumanDuration::from_secs(86_400)
+}
+fn default_log_level() -> String {
+    "info".to_owned()
 }
 
 fn default_listen() -> String {
@@ -304,6 +340,9 @@ impl AlertManagerConfig {
         for (key, value) in [
             ("reissue_duration", self.reissue_duration),
             ("success_duration", self.success_duration),
+            ("sweep_interval", self.sweep_interval),
+            ("resolve_timeout", self.resolve_timeout),
+            ("alert_retention", self.alert_retention),
         ] {
             if value.is_zero() {
                 problems.push(&root.key(key), "must be longer than 0s");
@@ -348,6 +387,17 @@ impl AlertManagerConfig {
             for (item, matcher) in route.matchers.iter().enumerate() {
                 if let Err(error) = Matcher::parse(matcher) {
                     problems.push(&path.key("matchers").index(item), error.to_string());
+                }
+            }
+            if let Some(occurrences) = &route.occurrences {
+                if occurrences.count == 0 {
+                    problems.push(&path.key("occurrences").key("count"), "must be at least 1");
+                }
+                if occurrences.window.is_zero() {
+                    problems.push(
+                        &path.key("occurrences").key("window"),
+                        "must be longer than 0s",
+                    );
                 }
             }
         }
@@ -546,6 +596,40 @@ pub enum MatcherError {
 }
 
 impl Matcher {
+    /// A matcher from its parts (the JSON shapes of ignore rules and silences); regexes are
+    /// compiled and anchored as in [`Matcher::parse`].
+    pub fn new(name: &str, op: MatchOp, value: &str) -> Result<Self, MatcherError> {
+        let text = format!("{name}{}{value:?}", op.as_str());
+        let valid_name =
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_name {
+            return Err(MatcherError::Syntax(text));
+        }
+        let regex = match op {
+            MatchOp::Regex | MatchOp::NotRegex => {
+                Some(Regex::new(&format!("^(?:{value})$")).map_err(|error| {
+                    MatcherError::BadRegex {
+                        matcher: text.clone(),
+                        reason: error
+                            .to_string()
+                            .lines()
+                            .last()
+                            .unwrap_or_default()
+                            .trim()
+                            .to_owned(),
+                    }
+                })?)
+            }
+            _ => None,
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            op,
+            value: value.to_owned(),
+            regex,
+        })
+    }
+
     /// Parses one matcher.
     pub fn parse(text: &str) -> Result<Self, MatcherError> {
         let syntax = || MatcherError::Syntax(text.to_owned());
@@ -614,15 +698,32 @@ impl Matcher {
     }
 }
 
-impl fmt::Display for Matcher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let op = match self.op {
+impl MatchOp {
+    /// The operator as written: `=`, `!=`, `=~`, `!~`.
+    pub fn as_str(self) -> &'static str {
+        match self {
             MatchOp::Equal => "=",
             MatchOp::NotEqual => "!=",
             MatchOp::Regex => "=~",
             MatchOp::NotRegex => "!~",
-        };
-        write!(f, "{}{op}{:?}", self.name, self.value)
+        }
+    }
+
+    /// The operator from its written form.
+    pub fn from_str_op(text: &str) -> Option<Self> {
+        match text {
+            "=" => Some(MatchOp::Equal),
+            "!=" => Some(MatchOp::NotEqual),
+            "=~" => Some(MatchOp::Regex),
+            "!~" => Some(MatchOp::NotRegex),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Matcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}{:?}", self.name, self.op.as_str(), self.value)
     }
 }
 

@@ -3,6 +3,7 @@
 //! A command must never panic on what a user feeds it: bad input is a reported, counted error.
 
 pub mod admin;
+pub mod alerts;
 pub mod hosts;
 pub mod lp;
 pub mod search;

@@ -1,0 +1,826 @@
+//! The pipeline that turns sightings into the few notifications a person should get:
+//! receive → fingerprint → IgnoreAlerts → Occurrences → IssuedAlerts → grouping → outbox, plus
+//! the group flush and the SuccessDuration sweep. Each stage is its own module; this one holds
+//! their state, applies them in order, and commits every request or tick as one redb write
+//! transaction that also stages the notifications in the outbox.
+//!
+//! Order: the routes an alert takes are looked up right after IgnoreAlerts (routes carry their
+//! own Occurrences and grouping), and IssuedAlerts decides per fingerprint before grouping, so
+//! an alert fanned out to two routes by `continue` is issued once and delivered on both.
+//!
+//! Repeated sightings that change nothing but "last seen" (an alert still ignored, or still
+//! inside ReissueDuration) are written at most once per `seen_resolution` (a twentieth of
+//! SuccessDuration, at most 5 s): a firing fleet re-sending the same alerts costs memory updates,
+//! not a store write per alert. After a crash such an alert's last sighting is at most that much
+//! older than it really was, which can only move a Success that much earlier.
+//!
+//! It must never change memory before the transaction that records the change has committed
+//! (a failed commit leaves state as it was and the request fails; the "last seen" coalescing
+//! above is the one bounded exception), and never deliver an alert that an active ignore rule
+//! matches.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use super::alert::Alert;
+use super::clock::Clock;
+use super::grouping::{Group, resolved_notifications};
+use super::ignore::{IgnoreRule, IgnoreRules, RuleError, validate_rule};
+use super::issued::{IssueDecision, IssuedAlert, decide};
+use super::metrics::{AlertMetrics, ReceiverLabels, StatusLabels};
+use super::notify::{Notification, NotificationStatus};
+use super::occurrences::{Sighting, Sightings, duration_ms};
+use super::routing::{Route, Router};
+use super::store::{Batch, Store, StoreError, Table};
+use crate::config::alert::AlertManagerConfig;
+
+/// Where notifications go: the durable outbox (or a test double). `enqueue_in` stages inside
+/// the pipeline's transaction; `wake` is called after it committed.
+pub trait Dispatch: Send + Sync {
+    fn enqueue_in(
+        &self,
+        txn: &redb::WriteTransaction,
+        notification: &Notification,
+    ) -> Result<(), String>;
+    fn wake(&self);
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("outbox: {0}")]
+    Outbox(String),
+    #[error("{0}")]
+    Rule(#[from] RuleError),
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+/// What the pipeline last did with an alert (shown by `GET /api/v1/alerts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum AlertState {
+    /// Matched by these ignore rules.
+    Ignored { by: Vec<String> },
+    /// Below its Occurrences count.
+    Waiting { seen: u32, needed: u32 },
+    /// Handed to grouping (delivery number).
+    Due { delivery: u32 },
+    /// Issued, inside ReissueDuration.
+    Suppressed { until_ms: u64 },
+    /// No route takes it.
+    Unrouted,
+    /// The sender said it ended.
+    Resolved,
+}
+
+/// One alert fingerprint as last seen, persisted (its sightings feed Occurrences).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    pub alert: Alert,
+    pub first_seen_ms: u64,
+    pub last_seen_ms: u64,
+    /// The sender's end (v2 `endsAt`), if given.
+    #[serde(default)]
+    pub ends_at_ms: Option<u64>,
+    #[serde(default)]
+    pub sightings: Sightings,
+    pub state: AlertState,
+    #[serde(default)]
+    pub receivers: Vec<String>,
+}
+
+/// One received alert, with the sender's end when it gave one.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub alert: Alert,
+    pub ends_at_ms: Option<u64>,
+}
+
+/// Counts of one ingest call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IngestSummary {
+    pub received: usize,
+    pub ignored: usize,
+    pub waiting: usize,
+    pub due: usize,
+    pub suppressed: usize,
+    pub unrouted: usize,
+    pub resolved: usize,
+}
+
+/// Durations of the pipeline in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub reissue_ms: u64,
+    pub success_ms: u64,
+    pub resolve_timeout_ms: u64,
+    pub retention_ms: u64,
+    /// "Last seen" alone is persisted at most this often per alert.
+    pub seen_resolution_ms: u64,
+}
+
+impl Settings {
+    pub fn from_config(config: &AlertManagerConfig) -> Self {
+        let success_ms = duration_ms(config.success_duration.get());
+        Self {
+            seen_resolution_ms: (success_ms / 20).min(5_000),
+            reissue_ms: duration_ms(config.reissue_duration.get()),
+            success_ms,
+            resolve_timeout_ms: duration_ms(config.resolve_timeout.get()),
+            retention_ms: duration_ms(config.alert_retention.get()),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    ignores: IgnoreRules,
+    alerts: HashMap<String, AlertRecord>,
+    issued: HashMap<String, IssuedAlert>,
+    groups: BTreeMap<String, Group>,
+    /// The "last seen" of each alert as last written to the store.
+    persisted_seen: HashMap<String, u64>,
+}
+
+/// A host a Success depends on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HostKey {
+    pub index: String,
+    pub host: String,
+}
+
+/// Whether monitor-api says a host is Active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    Active,
+    Inactive,
+    /// Not answerable (monitor-api unreachable, no host label, host unknown): not known active.
+    Unknown,
+}
+
+/// The pipeline: its state in memory (loaded from the store at start) and the store.
+pub struct Pipeline {
+    store: Store,
+    state: Mutex<State>,
+    router: Router,
+    dispatch: Arc<dyn Dispatch>,
+    clock: Arc<dyn Clock>,
+    metrics: AlertMetrics,
+    settings: Settings,
+    /// Wakes the ticker when a group opened (it may be due before the ticker's next wake).
+    pub group_opened: tokio::sync::Notify,
+}
+
+impl Pipeline {
+    /// Loads the persisted state.
+    pub fn open(
+        store: Store,
+        config: &AlertManagerConfig,
+        dispatch: Arc<dyn Dispatch>,
+        clock: Arc<dyn Clock>,
+        metrics: AlertMetrics,
+    ) -> Result<Self, PipelineError> {
+        let mut state = State::default();
+        for (_, rule) in store.load::<IgnoreRule>(Table::Ignores)? {
+            match validate_rule(&rule, "matchers", "ends_at") {
+                Ok(matchers) => state.ignores.upsert(rule, matchers),
+                // A stored rule that no longer compiles (a regex engine change) is kept on disk
+                // and reported, never silently dropped.
+                Err(error) => {
+                    tracing::error!(rule = %rule.id, %error, "stored ignore rule does not compile; it is not applied")
+                }
+            }
+        }
+        state.alerts = store
+            .load::<AlertRecord>(Table::Alerts)?
+            .into_iter()
+            .collect();
+        state.issued = store
+            .load::<IssuedAlert>(Table::Issued)?
+            .into_iter()
+            .collect();
+        state.groups = store.load::<Group>(Table::Groups)?.into_iter().collect();
+        metrics.issued.set(state.issued.len() as i64);
+        metrics.ignore_rules.set(state.ignores.len() as i64);
+        metrics.groups_waiting.set(state.groups.len() as i64);
+        Ok(Self {
+            store,
+            state: Mutex::new(state),
+            router: Router::new(config),
+            dispatch,
+            clock,
+            metrics,
+            settings: Settings::from_config(config),
+            group_opened: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    pub fn metrics(&self) -> &AlertMetrics {
+        &self.metrics
+    }
+
+    /// Runs a batch of sightings through the pipeline and commits the result.
+    pub fn ingest(
+        &self,
+        batch: Vec<Incoming>,
+        request_id: Option<&str>,
+    ) -> Result<IngestSummary, PipelineError> {
+        let mut state = self.lock();
+        let now = self.clock.now_ms();
+        let mut summary = IngestSummary::default();
+        // Work on copies of the touched records; memory is updated only after the commit.
+        let mut alerts: HashMap<String, AlertRecord> = HashMap::new();
+        let mut issued: HashMap<String, Option<IssuedAlert>> = HashMap::new();
+        let mut groups: HashMap<String, Group> = HashMap::new();
+        let mut opened_group = false;
+        // Fingerprints whose records changed more than their "last seen" in this batch.
+        let mut material: HashSet<String> = HashSet::new();
+        for Incoming {
+            mut alert,
+            ends_at_ms,
+        } in batch
+        {
+            summary.received += 1;
+            alert.complete_labels();
+            if alert.name.is_empty()
+                && let Some(name) = alert.labels.get("alertname")
+            {
+                alert.name = name.clone();
+            }
+            let fingerprint = alert.computed_fingerprint();
+            alert.fingerprint.clone_from(&fingerprint);
+            let mut record = match alerts.remove(&fingerprint) {
+                Some(record) => record,
+                None => match state.alerts.get(&fingerprint) {
+                    Some(record) => record.clone(),
+                    None => AlertRecord {
+                        alert: alert.clone(),
+                        first_seen_ms: now,
+                        last_seen_ms: now,
+                        ends_at_ms: None,
+                        sightings: Sightings::default(),
+                        state: AlertState::Unrouted,
+                        receivers: Vec::new(),
+                    },
+                },
+            };
+            let previous_state = record.state.clone();
+            record.alert = alert.clone();
+            record.ends_at_ms = ends_at_ms;
+            let issued_entry = issued
+                .entry(fingerprint.clone())
+                .or_insert_with(|| state.issued.get(&fingerprint).cloned());
+            let was_withheld = issued_entry
+                .as_ref()
+                .is_some_and(|i| i.success_withheld_since_ms.is_some());
+
+            if ends_at_ms.is_some_and(|end| end <= now) {
+                summary.resolved += 1;
+                record.state = AlertState::Resolved;
+                material.insert(fingerprint.clone());
+                alerts.insert(fingerprint, record);
+                continue;
+            }
+            record.last_seen_ms = now;
+            if let Some(existing) = issued_entry.as_mut() {
+                // Still firing (even if ignored or below Occurrences): not a recovery.
+                existing.last_seen_ms = now;
+                existing.success_withheld_since_ms = None;
+                existing.alert = alert.clone();
+            }
+            let ignored_by = state.ignores.matching(&alert.labels, now);
+            if !ignored_by.is_empty() {
+                summary.ignored += 1;
+                tracing::debug!(fingerprint = %fingerprint, rules = ?ignored_by, "alert ignored");
+                record.state = AlertState::Ignored { by: ignored_by };
+                if record.state != previous_state
+                    || was_withheld
+                    || !self.seen_recently_persisted(&state, &fingerprint, now)
+                {
+                    material.insert(fingerprint.clone());
+                }
+                alerts.insert(fingerprint, record);
+                continue;
+            }
+            let routes = self.router.routes_for(&alert.labels);
+            record.receivers = routes.iter().map(|r| r.receiver.clone()).collect();
+            if routes.is_empty() {
+                summary.unrouted += 1;
+                tracing::warn!(fingerprint = %fingerprint, "no route takes the alert and there is no default_receiver");
+                record.state = AlertState::Unrouted;
+                material.insert(fingerprint.clone());
+                alerts.insert(fingerprint, record);
+                continue;
+            }
+            let rule = self.router.occurrences_for(&routes);
+            if let Sighting::Waiting { seen, needed } = record.sightings.sight(now, rule) {
+                summary.waiting += 1;
+                record.state = AlertState::Waiting { seen, needed };
+                material.insert(fingerprint.clone());
+                alerts.insert(fingerprint, record);
+                continue;
+            }
+            match decide(
+                issued_entry,
+                &fingerprint,
+                &alert,
+                now,
+                self.settings.reissue_ms,
+            ) {
+                IssueDecision::Suppressed { until_ms } => {
+                    summary.suppressed += 1;
+                    record.state = AlertState::Suppressed { until_ms };
+                    if record.state != previous_state
+                        || was_withheld
+                        || !self.seen_recently_persisted(&state, &fingerprint, now)
+                    {
+                        material.insert(fingerprint.clone());
+                    }
+                }
+                IssueDecision::Deliver {
+                    delivery,
+                    starts_at_ms,
+                } => {
+                    summary.due += 1;
+                    material.insert(fingerprint.clone());
+                    tracing::info!(fingerprint = %fingerprint, delivery, request_id = request_id.unwrap_or(""), "alert due for delivery");
+                    record.state = AlertState::Due { delivery };
+                    for route in &routes {
+                        let (key, _) = super::grouping::group_key(route, &alert.labels);
+                        let group = groups.entry(key.clone()).or_insert_with(|| {
+                            state.groups.get(&key).cloned().unwrap_or_else(|| {
+                                opened_group = true;
+                                Group::open(
+                                    route,
+                                    &alert.labels,
+                                    now,
+                                    request_id.map(str::to_owned),
+                                )
+                            })
+                        });
+                        group.add(&alert, delivery, starts_at_ms);
+                    }
+                }
+            }
+            alerts.insert(fingerprint, record);
+        }
+
+        let mut batch = Batch::default();
+        for (fingerprint, record) in &alerts {
+            if material.contains(fingerprint) {
+                batch.put(Table::Alerts, fingerprint, record)?;
+            }
+        }
+        for (fingerprint, record) in &issued {
+            if let Some(record) = record
+                && material.contains(fingerprint)
+                && state.issued.get(fingerprint) != Some(record)
+            {
+                batch.put(Table::Issued, fingerprint, record)?;
+            }
+        }
+        for (key, group) in &groups {
+            batch.put(Table::Groups, key, group)?;
+        }
+        if let Err(error) = self.store.commit(batch) {
+            self.metrics.store_errors.inc();
+            return Err(error.into());
+        }
+        for fingerprint in &material {
+            if let Some(record) = alerts.get(fingerprint) {
+                state
+                    .persisted_seen
+                    .insert(fingerprint.clone(), record.last_seen_ms);
+            }
+        }
+        state.alerts.extend(alerts);
+        for (fingerprint, record) in issued {
+            if let Some(record) = record {
+                state.issued.insert(fingerprint, record);
+            }
+        }
+        state.groups.extend(groups);
+        self.metrics.issued.set(state.issued.len() as i64);
+        self.metrics.groups_waiting.set(state.groups.len() as i64);
+        drop(state);
+        self.metrics.received.inc_by(summary.received as u64);
+        self.metrics.ignored.inc_by(summary.ignored as u64);
+        self.metrics
+            .waiting_occurrences
+            .inc_by(summary.waiting as u64);
+        self.metrics.due.inc_by(summary.due as u64);
+        self.metrics
+            .suppressed_reissue
+            .inc_by(summary.suppressed as u64);
+        self.metrics.unrouted.inc_by(summary.unrouted as u64);
+        self.metrics
+            .resolved_by_sender
+            .inc_by(summary.resolved as u64);
+        if opened_group {
+            self.group_opened.notify_one();
+        }
+        Ok(summary)
+    }
+
+    /// Whether this alert's "last seen" on disk is recent enough not to rewrite it for a
+    /// sighting that changes nothing else.
+    fn seen_recently_persisted(&self, state: &State, fingerprint: &str, now: u64) -> bool {
+        state
+            .persisted_seen
+            .get(fingerprint)
+            .is_some_and(|&at| now.saturating_sub(at) < self.settings.seen_resolution_ms)
+    }
+
+    /// The earliest time a waiting group is due.
+    pub fn next_group_due_ms(&self) -> Option<u64> {
+        self.lock().groups.values().map(|g| g.due_ms).min()
+    }
+
+    /// Hands every due group to the outbox (one transaction), returns how many notifications.
+    pub fn flush_due_groups(&self) -> Result<usize, PipelineError> {
+        let mut state = self.lock();
+        let now = self.clock.now_ms();
+        let due: Vec<String> = state
+            .groups
+            .values()
+            .filter(|g| g.due_ms <= now)
+            .map(|g| g.key.clone())
+            .collect();
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let mut batch = Batch::default();
+        let mut notifications = Vec::new();
+        let mut unissue: Vec<String> = Vec::new();
+        for key in &due {
+            batch.delete(Table::Groups, key);
+            let Some(mut group) = state.groups.get(key).cloned() else {
+                continue;
+            };
+            // A rule added while the group waited still wins: its alerts are not delivered, and
+            // a first delivery that never happened is not recorded as issued.
+            let ignored: Vec<String> = group
+                .alerts
+                .iter()
+                .filter(|(_, p)| !state.ignores.matching(&p.alert.labels, now).is_empty())
+                .map(|(fp, _)| fp.clone())
+                .collect();
+            for fingerprint in ignored {
+                if let Some(pending) = group.alerts.remove(&fingerprint)
+                    && pending.delivery == 1
+                {
+                    unissue.push(fingerprint);
+                }
+            }
+            if group.alerts.is_empty() {
+                continue;
+            }
+            notifications.push(group.into_notification(now));
+        }
+        for fingerprint in &unissue {
+            batch.delete(Table::Issued, fingerprint);
+        }
+        let txn = self.store.begin()?;
+        self.store.write(&txn, batch)?;
+        for notification in &notifications {
+            self.dispatch
+                .enqueue_in(&txn, notification)
+                .map_err(PipelineError::Outbox)?;
+        }
+        if let Err(error) = txn.commit() {
+            self.metrics.store_errors.inc();
+            return Err(super::store::commit_error(error).into());
+        }
+        for key in &due {
+            state.groups.remove(key);
+        }
+        for fingerprint in &unissue {
+            state.issued.remove(fingerprint);
+        }
+        self.metrics.groups_waiting.set(state.groups.len() as i64);
+        self.metrics.issued.set(state.issued.len() as i64);
+        drop(state);
+        self.count_sent(&notifications);
+        if !notifications.is_empty() {
+            self.dispatch.wake();
+        }
+        Ok(notifications.len())
+    }
+
+    fn count_sent(&self, notifications: &[Notification]) {
+        for notification in notifications {
+            let status = match notification.status {
+                NotificationStatus::Firing => "firing",
+                NotificationStatus::Resolved => "resolved",
+            };
+            tracing::info!(
+                notification = %notification.id,
+                receiver = %notification.receiver,
+                group = %notification.group_key,
+                status,
+                alerts = notification.alerts.len(),
+                fingerprints = %notification.alerts.iter().map(|a| a.alert.fingerprint.as_str()).collect::<Vec<_>>().join(","),
+                request_id = notification.request_id.as_deref().unwrap_or(""),
+                "notification handed to the outbox"
+            );
+            self.metrics
+                .notifications
+                .get_or_create(&ReceiverLabels {
+                    receiver: notification.receiver.clone(),
+                    status,
+                })
+                .inc();
+            self.metrics
+                .delivered_alerts
+                .get_or_create(&StatusLabels { status })
+                .inc_by(notification.alerts.len() as u64);
+        }
+    }
+
+    /// Issued alerts quiet for SuccessDuration, by the host whose liveness decides them.
+    pub fn success_candidates(&self) -> BTreeMap<HostKey, Vec<String>> {
+        let state = self.lock();
+        let now = self.clock.now_ms();
+        let mut candidates: BTreeMap<HostKey, Vec<String>> = BTreeMap::new();
+        for (fingerprint, issued) in &state.issued {
+            if issued.quiet_for(now, self.settings.success_ms) {
+                let labels = &issued.alert.labels;
+                let key = HostKey {
+                    index: labels.get("index").cloned().unwrap_or_default(),
+                    host: labels.get("host").cloned().unwrap_or_default(),
+                };
+                candidates.entry(key).or_default().push(fingerprint.clone());
+            }
+        }
+        candidates
+    }
+
+    /// Sends a Success for each candidate whose host is Active and removes it from IssuedAlerts;
+    /// the others stay issued (marked withheld). Returns the number of Success alerts.
+    pub fn apply_successes(
+        &self,
+        liveness: &BTreeMap<HostKey, Liveness>,
+    ) -> Result<usize, PipelineError> {
+        let mut state = self.lock();
+        let now = self.clock.now_ms();
+        let mut over: Vec<(Alert, u64, u32, Vec<Route>)> = Vec::new();
+        let mut withheld: Vec<IssuedAlert> = Vec::new();
+        let mut batch = Batch::default();
+        for issued in state.issued.values() {
+            if !issued.quiet_for(now, self.settings.success_ms) {
+                continue;
+            }
+            let labels = &issued.alert.labels;
+            let key = HostKey {
+                index: labels.get("index").cloned().unwrap_or_default(),
+                host: labels.get("host").cloned().unwrap_or_default(),
+            };
+            match liveness.get(&key) {
+                Some(Liveness::Active) => {
+                    let routes: Vec<Route> = self
+                        .router
+                        .routes_for(labels)
+                        .into_iter()
+                        .cloned()
+                        .collect();
+                    batch.delete(Table::Issued, &issued.fingerprint);
+                    over.push((
+                        issued.alert.clone(),
+                        issued.first_delivered_ms,
+                        issued.deliveries,
+                        routes,
+                    ));
+                }
+                Some(_) if issued.success_withheld_since_ms.is_none() => {
+                    let mut marked = issued.clone();
+                    marked.success_withheld_since_ms = Some(now);
+                    batch.put(Table::Issued, &marked.fingerprint, &marked)?;
+                    withheld.push(marked);
+                }
+                _ => {}
+            }
+        }
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let mut records = Vec::new();
+        for (alert, _, _, _) in &over {
+            if let Some(record) = state.alerts.get(&alert.fingerprint) {
+                let mut record = record.clone();
+                record.sightings.clear();
+                record.state = AlertState::Resolved;
+                batch.put(Table::Alerts, &alert.fingerprint, &record)?;
+                records.push(record);
+            }
+        }
+        let notifications = resolved_notifications(&over, now);
+        let txn = self.store.begin()?;
+        self.store.write(&txn, batch)?;
+        for notification in &notifications {
+            self.dispatch
+                .enqueue_in(&txn, notification)
+                .map_err(PipelineError::Outbox)?;
+        }
+        if let Err(error) = txn.commit() {
+            self.metrics.store_errors.inc();
+            return Err(super::store::commit_error(error).into());
+        }
+        for (alert, _, _, _) in &over {
+            state.issued.remove(&alert.fingerprint);
+            tracing::info!(fingerprint = %alert.fingerprint, "alert over, host active: Success");
+        }
+        for record in records {
+            state
+                .alerts
+                .insert(record.alert.fingerprint.clone(), record);
+        }
+        for marked in withheld {
+            tracing::info!(fingerprint = %marked.fingerprint, host = %marked.alert.labels.get("host").map(String::as_str).unwrap_or(""), "alert quiet but host not known to be Active: no Success");
+            self.metrics.successes_withheld.inc();
+            state.issued.insert(marked.fingerprint.clone(), marked);
+        }
+        self.metrics.issued.set(state.issued.len() as i64);
+        drop(state);
+        self.metrics.successes.inc_by(over.len() as u64);
+        self.count_sent(&notifications);
+        if !notifications.is_empty() {
+            self.dispatch.wake();
+        }
+        Ok(over.len())
+    }
+
+    /// Forgets alert records not seen for the retention (unless issued) and expired ignore
+    /// rules older than it.
+    pub fn forget_old(&self) -> Result<(), PipelineError> {
+        let mut state = self.lock();
+        let now = self.clock.now_ms();
+        let horizon = now.saturating_sub(self.settings.retention_ms);
+        let stale_alerts: Vec<String> = state
+            .alerts
+            .iter()
+            .filter(|(fp, r)| r.last_seen_ms < horizon && !state.issued.contains_key(*fp))
+            .map(|(fp, _)| fp.clone())
+            .collect();
+        let stale_rules: Vec<String> = state
+            .ignores
+            .all()
+            .filter(|r| r.ends_at_ms.is_some_and(|end| end < horizon))
+            .map(|r| r.id.clone())
+            .collect();
+        if stale_alerts.is_empty() && stale_rules.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Batch::default();
+        for fp in &stale_alerts {
+            batch.delete(Table::Alerts, fp);
+        }
+        for id in &stale_rules {
+            batch.delete(Table::Ignores, id);
+        }
+        self.store.commit(batch)?;
+        for fp in &stale_alerts {
+            state.alerts.remove(fp);
+            state.persisted_seen.remove(fp);
+        }
+        for id in &stale_rules {
+            state.ignores.remove(id);
+        }
+        self.metrics.ignore_rules.set(state.ignores.len() as i64);
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ operators' views
+
+    /// Validates, persists and applies an ignore rule (new or replacing one with its id).
+    pub fn put_ignore(
+        &self,
+        rule: IgnoreRule,
+        matchers_field: &str,
+        end_field: &str,
+    ) -> Result<IgnoreRule, PipelineError> {
+        let matchers = validate_rule(&rule, matchers_field, end_field)?;
+        let mut state = self.lock();
+        let mut batch = Batch::default();
+        batch.put(Table::Ignores, &rule.id, &rule)?;
+        self.store.commit(batch)?;
+        tracing::info!(rule = %rule.id, author = %rule.author, matchers = %rule.matchers.iter().map(|m| m.text()).collect::<Vec<_>>().join(","), "ignore rule stored");
+        state.ignores.upsert(rule.clone(), matchers);
+        self.metrics.ignore_rules.set(state.ignores.len() as i64);
+        Ok(rule)
+    }
+
+    pub fn remove_ignore(&self, id: &str) -> Result<IgnoreRule, PipelineError> {
+        let mut state = self.lock();
+        if state.ignores.get(id).is_none() {
+            return Err(PipelineError::NotFound(format!("ignore rule {id}")));
+        }
+        let mut batch = Batch::default();
+        batch.delete(Table::Ignores, id);
+        self.store.commit(batch)?;
+        let removed = state
+            .ignores
+            .remove(id)
+            .ok_or_else(|| PipelineError::NotFound(format!("ignore rule {id}")))?;
+        self.metrics.ignore_rules.set(state.ignores.len() as i64);
+        tracing::info!(rule = %id, "ignore rule removed");
+        Ok(removed)
+    }
+
+    /// Ends a rule now (Alertmanager's silence expiry): kept, shown as expired.
+    pub fn expire_ignore(&self, id: &str) -> Result<IgnoreRule, PipelineError> {
+        let now = self.clock.now_ms();
+        let mut rule = self
+            .ignore(id)
+            .ok_or_else(|| PipelineError::NotFound(format!("silence {id}")))?;
+        if rule.state(now) != super::ignore::RuleState::Expired {
+            rule.ends_at_ms = Some(now.max(rule.starts_at_ms));
+            rule.updated_at_ms = now;
+        }
+        self.put_ignore(rule, "matchers", "endsAt")
+    }
+
+    pub fn ignore(&self, id: &str) -> Option<IgnoreRule> {
+        self.lock().ignores.get(id).cloned()
+    }
+
+    pub fn ignores(&self) -> Vec<IgnoreRule> {
+        let mut rules: Vec<IgnoreRule> = self.lock().ignores.all().cloned().collect();
+        rules.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        rules
+    }
+
+    pub fn issued(&self) -> Vec<IssuedAlert> {
+        let mut issued: Vec<IssuedAlert> = self.lock().issued.values().cloned().collect();
+        issued.sort_by(|a, b| {
+            (a.first_delivered_ms, &a.fingerprint).cmp(&(b.first_delivered_ms, &b.fingerprint))
+        });
+        issued
+    }
+
+    /// An operator declares an issued alert over without a Success message.
+    pub fn clear_issued(&self, fingerprint: &str) -> Result<IssuedAlert, PipelineError> {
+        let mut state = self.lock();
+        if !state.issued.contains_key(fingerprint) {
+            return Err(PipelineError::NotFound(format!(
+                "issued alert {fingerprint}"
+            )));
+        }
+        let mut batch = Batch::default();
+        batch.delete(Table::Issued, fingerprint);
+        self.store.commit(batch)?;
+        let removed = state
+            .issued
+            .remove(fingerprint)
+            .ok_or_else(|| PipelineError::NotFound(format!("issued alert {fingerprint}")))?;
+        self.metrics.issued.set(state.issued.len() as i64);
+        tracing::info!(fingerprint, "issued alert cleared by an operator");
+        Ok(removed)
+    }
+
+    pub fn alerts(&self) -> Vec<AlertRecord> {
+        let mut alerts: Vec<AlertRecord> = self.lock().alerts.values().cloned().collect();
+        alerts.sort_by(|a, b| {
+            (a.first_seen_ms, &a.alert.fingerprint).cmp(&(b.first_seen_ms, &b.alert.fingerprint))
+        });
+        alerts
+    }
+
+    /// The ignore rules active now that match these labels (for the v2 alert status).
+    pub fn active_ignores_for(&self, labels: &BTreeMap<String, String>) -> Vec<String> {
+        let now = self.clock.now_ms();
+        self.lock().ignores.matching(labels, now)
+    }
+
+    pub fn groups(&self) -> Vec<Group> {
+        self.lock().groups.values().cloned().collect()
+    }
+
+    /// Fingerprints issued now (for the v2 alert list).
+    pub fn issued_fingerprints(&self) -> HashSet<String> {
+        self.lock().issued.keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

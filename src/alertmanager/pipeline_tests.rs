@@ -1,0 +1,355 @@
+//! Timelines of the pipeline with a manual clock and a recording outbox: every stage's
+//! decision, message by message, and the state a restart finds.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::alertmanager::clock::ManualClock;
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Notification>>);
+
+impl Dispatch for Recorder {
+    fn enqueue_in(
+        &self,
+        _txn: &redb::WriteTransaction,
+        notification: &Notification,
+    ) -> Result<(), String> {
+        self.0.lock().unwrap().push(notification.clone());
+        Ok(())
+    }
+    fn wake(&self) {}
+}
+
+impl Recorder {
+    fn take(&self) -> Vec<Notification> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+const CONFIG: &str = r#"
+reissue_duration: "10s"
+success_duration: "5s"
+occurrences: { count: 2, window: "1s" }
+group_wait: "100ms"
+receivers:
+  - { name: hook, webhook: { url: "http://127.0.0.1:1/hook" } }
+  - { name: pager, webhook: { url: "http://127.0.0.1:1/pager" } }
+routes:
+  - { receiver: pager, matchers: ['severity="critical"'], continue: true, occurrences: { count: 1, window: "1s" } }
+  - { receiver: hook, matchers: ['index="c1"'] }
+default_receiver: hook
+"#;
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    clock: Arc<ManualClock>,
+    sent: Arc<Recorder>,
+    pipeline: Pipeline,
+}
+
+fn open(path: &std::path::Path, clock: Arc<ManualClock>, sent: Arc<Recorder>) -> Pipeline {
+    let config = AlertManagerConfig::from_yaml_str(CONFIG, "test.yaml").unwrap();
+    let store = Store::open(path).unwrap();
+    Pipeline::open(store, &config, sent, clock, AlertMetrics::default()).unwrap()
+}
+
+fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state");
+    let clock = Arc::new(ManualClock::new(
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000),
+    ));
+    let sent = Arc::new(Recorder::default());
+    let pipeline = open(&path, clock.clone(), sent.clone());
+    Harness {
+        _dir: dir,
+        path,
+        clock,
+        sent,
+        pipeline,
+    }
+}
+
+fn alert(name: &str, host: &str, severity: &str) -> Incoming {
+    Incoming {
+        alert: Alert {
+            name: name.into(),
+            index: "c1".into(),
+            host: host.into(),
+            source: "api".into(),
+            severity: severity.into(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            value: Some(93.0),
+            at: "2026-11-21T12:00:00.000Z".into(),
+            fingerprint: String::new(),
+        },
+        ends_at_ms: None,
+    }
+}
+
+impl Harness {
+    fn see(&self, a: Incoming) -> IngestSummary {
+        self.pipeline.ingest(vec![a], Some("req")).unwrap()
+    }
+    fn at(&self, ms: u64) {
+        let base = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        self.clock.set(base + Duration::from_millis(ms));
+    }
+    fn flush(&self) -> Vec<Notification> {
+        self.pipeline.flush_due_groups().unwrap();
+        self.sent.take()
+    }
+    fn sweep(&self, liveness: Liveness) -> Vec<Notification> {
+        let candidates = self.pipeline.success_candidates();
+        let answers = candidates.into_keys().map(|k| (k, liveness)).collect();
+        self.pipeline.apply_successes(&answers).unwrap();
+        self.sent.take()
+    }
+}
+
+#[test]
+fn occurrences_reissue_and_success_message_by_message() {
+    let h = harness();
+    h.at(0);
+    assert_eq!(
+        h.see(alert("HighMem", "h1", "warning")).waiting,
+        1,
+        "first sighting below Occurrences"
+    );
+    h.at(500);
+    assert!(h.flush().is_empty());
+    h.at(600);
+    assert_eq!(
+        h.see(alert("HighMem", "h1", "warning")).due,
+        1,
+        "second sighting reaches it"
+    );
+    h.at(650);
+    assert!(h.flush().is_empty(), "group_wait not over");
+    h.at(700);
+    let first = h.flush();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].receiver, "hook");
+    assert_eq!(first[0].status, NotificationStatus::Firing);
+    assert_eq!(first[0].alerts[0].delivery, 1);
+    assert_eq!(first[0].request_id.as_deref(), Some("req"));
+
+    for t in (1_000..10_600).step_by(900) {
+        h.at(t);
+        let summary = h.see(alert("HighMem", "h1", "warning"));
+        assert_eq!(summary.suppressed, 1, "inside ReissueDuration at {t}");
+        h.at(t + 200);
+        assert!(h.flush().is_empty());
+    }
+    h.at(10_600);
+    assert_eq!(
+        h.see(alert("HighMem", "h1", "warning")).due,
+        1,
+        "still firing after ReissueDuration"
+    );
+    h.at(10_700);
+    let second = h.flush();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].alerts[0].delivery, 2);
+    assert_ne!(second[0].id, first[0].id);
+
+    h.at(15_599);
+    assert!(
+        h.sweep(Liveness::Active).is_empty(),
+        "not quiet for SuccessDuration yet"
+    );
+    h.at(15_600);
+    let success = h.sweep(Liveness::Active);
+    assert_eq!(success.len(), 1);
+    assert_eq!(success[0].status, NotificationStatus::Resolved);
+    assert!(h.pipeline.issued().is_empty());
+    h.at(30_000);
+    assert!(h.sweep(Liveness::Active).is_empty(), "one Success only");
+}
+
+#[test]
+fn no_success_while_the_host_is_not_active_then_one_when_it_is() {
+    let h = harness();
+    h.at(0);
+    h.see(alert("Disk", "h2", "critical"));
+    h.at(100);
+    assert_eq!(h.flush().len(), 2, "pager (continue) and the default hook");
+    h.at(6_000);
+    assert!(h.sweep(Liveness::Inactive).is_empty());
+    assert!(h.sweep(Liveness::Unknown).is_empty());
+    assert_eq!(h.pipeline.issued().len(), 1, "stays issued");
+    assert!(h.pipeline.issued()[0].success_withheld_since_ms.is_some());
+    h.at(60_000);
+    let success = h.sweep(Liveness::Active);
+    assert_eq!(success.len(), 2, "one Success per route");
+    assert!(
+        success
+            .iter()
+            .all(|n| n.status == NotificationStatus::Resolved)
+    );
+}
+
+#[test]
+fn an_ignore_rule_holds_alerts_back_until_it_expires() {
+    let h = harness();
+    h.at(0);
+    let rule = IgnoreRule {
+        id: "r1".into(),
+        matchers: vec![super::super::ignore::MatcherSpec {
+            name: "host".into(),
+            op: "=".into(),
+            value: "h3".into(),
+        }],
+        starts_at_ms: h.pipeline.now_ms(),
+        ends_at_ms: Some(h.pipeline.now_ms() + 2_000),
+        author: "ops".into(),
+        comment: "maintenance".into(),
+        created_at_ms: 0,
+        updated_at_ms: 0,
+    };
+    h.pipeline.put_ignore(rule, "matchers", "ends_at").unwrap();
+    for t in [0, 500, 1_000, 1_999] {
+        h.at(t);
+        assert_eq!(h.see(alert("Disk", "h3", "critical")).ignored, 1);
+        h.at(t + 150);
+        assert!(h.flush().is_empty(), "nothing while ignored");
+    }
+    h.at(2_000);
+    assert_eq!(
+        h.see(alert("Disk", "h3", "critical")).due,
+        1,
+        "after expiry"
+    );
+    h.at(2_100);
+    assert_eq!(h.flush().len(), 2);
+}
+
+#[test]
+fn a_rule_added_while_a_group_waits_still_wins() {
+    let h = harness();
+    h.at(0);
+    h.see(alert("Disk", "h4", "critical"));
+    let rule = IgnoreRule {
+        id: "r2".into(),
+        matchers: vec![super::super::ignore::MatcherSpec {
+            name: "host".into(),
+            op: "=".into(),
+            value: "h4".into(),
+        }],
+        starts_at_ms: h.pipeline.now_ms(),
+        ends_at_ms: None,
+        author: "ops".into(),
+        comment: String::new(),
+        created_at_ms: 0,
+        updated_at_ms: 0,
+    };
+    h.pipeline.put_ignore(rule, "matchers", "ends_at").unwrap();
+    h.at(200);
+    assert!(h.flush().is_empty());
+    assert!(
+        h.pipeline.issued().is_empty(),
+        "never delivered, so not issued"
+    );
+}
+
+#[test]
+fn a_restart_keeps_rules_issued_alerts_and_waiting_groups() {
+    let h = harness();
+    h.at(0);
+    h.see(alert("Disk", "h5", "critical"));
+    h.at(100);
+    assert_eq!(h.flush().len(), 2);
+    h.see(alert("Other", "h6", "critical"));
+    let rule = IgnoreRule {
+        id: "r3".into(),
+        matchers: vec![super::super::ignore::MatcherSpec {
+            name: "host".into(),
+            op: "=~".into(),
+            value: "h7|h8".into(),
+        }],
+        starts_at_ms: h.pipeline.now_ms(),
+        ends_at_ms: None,
+        author: "ops".into(),
+        comment: String::new(),
+        created_at_ms: 0,
+        updated_at_ms: 0,
+    };
+    h.pipeline.put_ignore(rule, "matchers", "ends_at").unwrap();
+    let Harness {
+        _dir,
+        path,
+        clock,
+        sent,
+        pipeline,
+    } = h;
+    drop(pipeline);
+    let h = Harness {
+        pipeline: open(&path, clock.clone(), sent.clone()),
+        _dir,
+        path,
+        clock,
+        sent,
+    };
+    assert_eq!(h.pipeline.ignores().len(), 1);
+    h.at(1_000);
+    assert_eq!(
+        h.see(alert("Disk", "h5", "critical")).suppressed,
+        1,
+        "no re-delivery inside ReissueDuration"
+    );
+    assert_eq!(h.see(alert("Disk", "h7", "critical")).ignored, 1);
+    let owed = h.flush();
+    assert_eq!(owed.len(), 2, "the group that waited across the restart");
+    assert_eq!(owed[0].alerts[0].alert.labels["alertname"], "Other");
+    assert!(h.flush().is_empty(), "exactly once");
+}
+
+#[test]
+fn sender_resolved_alerts_are_not_sightings() {
+    let h = harness();
+    h.at(0);
+    let mut resolved = alert("Gone", "h9", "critical");
+    resolved.ends_at_ms = Some(h.pipeline.now_ms() - 1);
+    let summary = h.see(resolved);
+    assert_eq!(summary.resolved, 1);
+    h.at(1_000);
+    assert!(h.flush().is_empty());
+}
+
+#[test]
+fn last_seen_alone_is_persisted_at_most_once_per_resolution() {
+    // success_duration 5 s: "last seen" alone is written at most every 250 ms.
+    let h = harness();
+    let on_disk = |h: &Harness| {
+        let issued: Vec<(String, IssuedAlert)> = h.pipeline.store.load(Table::Issued).unwrap();
+        issued[0].1.last_seen_ms - 1_000_000_000
+    };
+    let in_memory = |h: &Harness| h.pipeline.issued()[0].last_seen_ms - 1_000_000_000;
+    h.at(0);
+    h.see(alert("Disk", "h10", "critical"));
+    h.at(100);
+    assert_eq!(h.see(alert("Disk", "h10", "critical")).suppressed, 1);
+    assert_eq!(on_disk(&h), 100, "due -> suppressed is a change: written");
+    h.at(200);
+    h.see(alert("Disk", "h10", "critical"));
+    assert_eq!(
+        (on_disk(&h), in_memory(&h)),
+        (100, 200),
+        "only last seen changed: memory only"
+    );
+    h.at(400);
+    h.see(alert("Disk", "h10", "critical"));
+    assert_eq!(
+        on_disk(&h),
+        400,
+        "250 ms after the last write it is written"
+    );
+    h.at(500);
+    h.see(alert("Disk", "h10", "critical"));
+    assert_eq!((on_disk(&h), in_memory(&h)), (400, 500));
+}
