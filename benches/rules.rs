@@ -153,7 +153,7 @@ fn bench(c: &mut Criterion) {
                     Instant::now(),
                     None,
                 );
-                black_box(out.alerts.len() + out.hosts.len())
+                black_box(out.alerts.len() + out.lines)
             })
         });
     }

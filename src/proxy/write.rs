@@ -279,13 +279,17 @@ async fn write(
         }
     }
     // Rules, host registry and derived metrics see the accepted lines off the request path.
-    // They outlive the request, so they get a copy of the records.
-    let records = outcome
-        .records
-        .iter()
-        .map(|record| record.to_owned_record())
-        .collect();
-    state.rules.observe(records, arrived);
+    // The host registry from what the batcher collected; rules and derived metrics, when
+    // configured, evaluate a copy of the records off the request path (they outlive it).
+    state.rules.touch_hosts(&outcome.hosts);
+    if state.rules.needs_lines() {
+        let records = outcome
+            .records
+            .iter()
+            .map(|record| record.to_owned_record())
+            .collect();
+        state.rules.observe(records, arrived);
+    }
     state
         .metrics
         .count_received(LineKind::Metric, outcome.accepted[0]);

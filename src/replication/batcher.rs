@@ -192,6 +192,9 @@ pub struct SplitOutcome<'body> {
     pub records: Vec<GroupRecord<'body>>,
     /// Accepted lines by kind: metric, log, tracelog.
     pub accepted: [u64; 3],
+    /// The distinct `(index, host)` of the accepted lines (unescaped; lines without a `host` tag
+    /// or without an index are not in it): what the host registry is fed with.
+    pub hosts: Vec<(String, String)>,
     pub errors: Vec<LineError>,
 }
 
@@ -232,6 +235,9 @@ pub fn split_by_group<'body>(
     // Agents send runs of lines of one index: the previous line's index (as written) and its
     // group answer most lines without hashing or checking grants again.
     let mut previous: Option<(&[u8], GroupId)> = None;
+    // The same for hosts: runs of one (index, host) are compared as written before a lookup.
+    let mut previous_host: Option<(&[u8], &[u8])> = None;
+    let mut hosts_seen: Vec<(&[u8], &[u8])> = Vec::new();
 
     for parsed in lines(body, ctx.classifier).with_precision(ctx.precision) {
         let line = match parsed {
@@ -306,6 +312,18 @@ pub fn split_by_group<'body>(
         };
         append_line(record, &line, ctx);
         record.lines += 1;
+        if let (Some(index), Some(host)) = (line.index(), line.tag(b"host")) {
+            let key = (index.raw(), host.raw());
+            if previous_host != Some(key) {
+                previous_host = Some(key);
+                if !hosts_seen.contains(&key) {
+                    hosts_seen.push(key);
+                    outcome
+                        .hosts
+                        .push((index.as_str().into_owned(), host.as_str().into_owned()));
+                }
+            }
+        }
         outcome.accepted[kind_slot(line.kind())] += 1;
     }
     outcome.records = records.into_iter().flatten().collect();
@@ -488,6 +506,21 @@ open_access: true
         // Header, lines 1-2 as one run, the stamped line, line 4, lines 5-6 as one run, and the
         // missing final newline.
         assert!(record.parts().len() <= 7, "{}", record.parts().len());
+    }
+
+    #[test]
+    fn distinct_hosts_of_accepted_lines_are_collected_unescaped() {
+        let map = map("");
+        let classifier = Classifier::default();
+        let body = b"mem,index=cluster1,host=h1 used=1 1\nmem,index=cluster1,host=h1 used=2 2\nmem,index=eu-west,host=h\\ 2 used=1 1\nmem,index=cluster1 used=1 1\nmem,index=nowhere,host=h9 used=1 1\nmem,host=h1,index=cluster1 used=3 3\n";
+        let outcome = split_by_group(body, &ctx(&map, &classifier, Precision::Nanosecond)).unwrap();
+        assert_eq!(
+            outcome.hosts,
+            [
+                ("cluster1".to_owned(), "h1".to_owned()),
+                ("eu-west".to_owned(), "h 2".to_owned()),
+            ]
+        );
     }
 
     #[test]

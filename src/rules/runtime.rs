@@ -12,13 +12,10 @@
 //! (`monitor_rules_evaluation_dropped_total`) rather than waited for. It must never panic on a
 //! record (a record that does not decode is skipped) and never block the write path.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 use crate::alertmanager::clock::{Clock, SystemClock};
 use crate::config::{ApiConfig, ConfigError};
@@ -149,6 +146,28 @@ impl RulesRuntime {
         metrics: Arc<ApiMetrics>,
     ) -> Result<Arc<RulesRuntime>, RulesError> {
         Self::start(config, metrics, Arc::new(SystemClock))
+    }
+
+    /// Whether evaluation needs the lines themselves (some rule or derived metric is
+    /// configured). Without, the write path only feeds the host registry ([`Self::touch_hosts`])
+    /// and nothing is copied or parsed again.
+    pub fn needs_lines(&self) -> bool {
+        self.shared.derived.is_some() || !self.shared.rules.snapshot().is_empty()
+    }
+
+    /// Records that these `(index, host)` pairs reported now (the write path's batcher collects
+    /// them while it parses).
+    pub fn touch_hosts(&self, hosts: &[(String, String)]) {
+        if hosts.is_empty() {
+            return;
+        }
+        let now_ms = self.shared.clock.now_ms();
+        self.shared.hosts.touch(
+            hosts
+                .iter()
+                .map(|(index, host)| (index.as_str(), host.as_str())),
+            now_ms,
+        );
     }
 
     /// The write path's hook: the records of one accepted request. Never blocks: evaluation
@@ -293,15 +312,6 @@ impl Shared_ {
                 .unwrap_or_else(|p| p.into_inner())
                 .merge(local);
         }
-        if !evaluated.hosts.is_empty() {
-            self.hosts.touch(
-                evaluated
-                    .hosts
-                    .iter()
-                    .map(|(i, h)| (i.as_str(), h.as_str())),
-                now_ms,
-            );
-        }
         for queued in &evaluated.alerts {
             self.metrics
                 .rules
@@ -445,13 +455,12 @@ impl Housekeeper {
 #[derive(Debug, Default)]
 pub struct Evaluated {
     pub alerts: Vec<Queued>,
-    /// Distinct `(index, host)` of the lines.
-    pub hosts: Vec<(String, String)>,
     pub lines: usize,
 }
 
 /// Parses `records` (as appended to the durable logs) and evaluates `rules` on every line,
-/// collecting the distinct hosts and feeding `derived`. This is the whole per-request work of
+/// feeding `derived` (the host registry is fed by the write path's batcher, which has the
+/// hosts already). This is the whole per-request work of
 /// the evaluation thread; it is public for the benchmark.
 pub fn evaluate_records(
     rules: &RuleSet,
@@ -464,7 +473,6 @@ pub fn evaluate_records(
 ) -> Evaluated {
     let mut out = Evaluated::default();
     let mut alerts = Vec::new();
-    let mut seen: HashSet<(&[u8], &[u8]), Xxh3DefaultBuilder> = HashSet::default();
     for record in records {
         let Ok(envelope) = decode(&record.record) else {
             continue;
@@ -478,24 +486,11 @@ pub fn evaluate_records(
             database: envelope.database,
             retention_policy: envelope.retention_policy,
         };
-        // Agents send runs of lines of one host: compare with the previous line's bytes
-        // before paying for a lookup, and look up borrowed bytes (no allocation per line).
-        let mut previous: Option<(&[u8], &[u8])> = None;
         for line in lines(envelope.lines, classifier)
             .with_precision(envelope.precision)
             .flatten()
         {
             out.lines += 1;
-            if let (Some(index), Some(host)) = (line.index(), line.tag(b"host")) {
-                let key = (index.raw(), host.raw());
-                if previous != Some(key) {
-                    previous = Some(key);
-                    if seen.insert(key) {
-                        out.hosts
-                            .push((index.as_str().into_owned(), host.as_str().into_owned()));
-                    }
-                }
-            }
             rules.evaluate(&line, &ctx, &mut alerts);
             if let Some(derived) = derived.as_deref_mut() {
                 derived.observe(&line, target, now_ms);
