@@ -9,6 +9,9 @@
 //! never put a line it could not parse, route or authorise into a record.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
+
+use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 use crate::protocol::{
     Classifier, Kind, ParseError, ParseErrorKind, Precision, lines, write_timestamp,
@@ -237,7 +240,7 @@ pub fn split_by_group<'body>(
     let mut previous: Option<(&[u8], GroupId)> = None;
     // The same for hosts: runs of one (index, host) are compared as written before a lookup.
     let mut previous_host: Option<(&[u8], &[u8])> = None;
-    let mut hosts_seen: Vec<(&[u8], &[u8])> = Vec::new();
+    let mut hosts_seen: HashSet<(&[u8], &[u8]), Xxh3DefaultBuilder> = HashSet::default();
 
     for parsed in lines(body, ctx.classifier).with_precision(ctx.precision) {
         let line = match parsed {
@@ -316,8 +319,7 @@ pub fn split_by_group<'body>(
             let key = (index.raw(), host.raw());
             if previous_host != Some(key) {
                 previous_host = Some(key);
-                if !hosts_seen.contains(&key) {
-                    hosts_seen.push(key);
+                if hosts_seen.insert(key) {
                     outcome
                         .hosts
                         .push((index.as_str().into_owned(), host.as_str().into_owned()));
