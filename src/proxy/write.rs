@@ -20,7 +20,7 @@ use crate::config::Consistency;
 use crate::config::api::ConsistencyError;
 use crate::protocol::Precision;
 use crate::queue::QueueError;
-use crate::replication::batcher::{LineError, SplitContext, SplitError, split_by_group};
+use crate::replication::batcher::{LineError, SplitContext, SplitError, split_by_group_observed};
 use crate::shard::{AccessError, extract_token};
 use crate::telemetry::RequestId;
 use crate::telemetry::metrics::{LineKind, RejectReason, RequestLabels};
@@ -225,7 +225,19 @@ async fn write(
         request_id,
         max_line_bytes: usize::try_from(config.limits.max_line_bytes.get()).unwrap_or(usize::MAX),
     };
-    let outcome = match split_by_group(&body, &context) {
+    // Rules and derived metrics see each accepted line as the batcher parses it.
+    let mut evaluation = state.rules.evaluation(
+        request_id,
+        &params.database,
+        &params.retention_policy,
+        params.precision.to_nanos(context.now),
+        arrived,
+    );
+    let outcome = match split_by_group_observed(&body, &context, &mut |line| {
+        if let Some(evaluation) = evaluation.as_mut() {
+            evaluation.observe(line);
+        }
+    }) {
         Ok(outcome) => outcome,
         Err(SplitError::Forbidden(error)) => {
             state.metrics.count_rejected(RejectReason::Forbidden, 1);
@@ -279,16 +291,11 @@ async fn write(
         }
     }
     // Rules, host registry and derived metrics see the accepted lines off the request path.
-    // The host registry from what the batcher collected; rules and derived metrics, when
-    // configured, evaluate a copy of the records off the request path (they outlive it).
+    // Everything is durable: the host registry takes what the batcher collected, and the
+    // alerts the lines fired leave.
     state.rules.touch_hosts(&outcome.hosts);
-    if state.rules.needs_lines() {
-        let records = outcome
-            .records
-            .iter()
-            .map(|record| record.to_owned_record())
-            .collect();
-        state.rules.observe(records, arrived);
+    if let Some(evaluation) = evaluation {
+        evaluation.finish();
     }
     state
         .metrics

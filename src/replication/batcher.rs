@@ -224,6 +224,16 @@ pub fn split_by_group<'body>(
     body: &'body [u8],
     ctx: &SplitContext<'_>,
 ) -> Result<SplitOutcome<'body>, SplitError> {
+    split_by_group_observed(body, ctx, &mut |_| {})
+}
+
+/// [`split_by_group`], showing `observe` every accepted line as it is parsed (the rules
+/// engine's hook: it sees each line once, without a copy or a second parse).
+pub fn split_by_group_observed<'body>(
+    body: &'body [u8],
+    ctx: &SplitContext<'_>,
+    observe: &mut dyn FnMut(&crate::protocol::Line<'body>),
+) -> Result<SplitOutcome<'body>, SplitError> {
     let header = BatchHeader {
         database: ctx.database.to_owned(),
         retention_policy: ctx.retention_policy.to_owned(),
@@ -315,6 +325,7 @@ pub fn split_by_group<'body>(
         };
         append_line(record, &line, ctx);
         record.lines += 1;
+        observe(&line);
         if let (Some(index), Some(host)) = (line.index(), line.tag(b"host")) {
             let key = (index.raw(), host.raw());
             if previous_host != Some(key) {

@@ -94,8 +94,16 @@ impl Derived {
     }
 
     /// Takes one accepted line into account.
-    pub fn observe(&mut self, line: &Line<'_>, target: Target<'_>, now_ms: u64) {
-        let Some(nanos) = line.timestamp_nanos() else {
+    /// `receive_nanos` stands for the timestamp of a line that has none (the write path stamps
+    /// such lines with it).
+    pub fn observe(
+        &mut self,
+        line: &Line<'_>,
+        target: Target<'_>,
+        now_ms: u64,
+        receive_nanos: Option<i64>,
+    ) {
+        let Some(nanos) = line.timestamp_nanos().or(receive_nanos) else {
             return;
         };
         match line.kind() {
@@ -294,7 +302,7 @@ tracelog,index=c1,source=api,traceid=t1 msg=\"e\" 1250000000\n";
             retention_policy: "",
         };
         for line in lines(body, &classifier).with_precision(Precision::Nanosecond) {
-            derived.observe(&line.unwrap(), target, 1000);
+            derived.observe(&line.unwrap(), target, 1000, None);
         }
         assert!(
             derived

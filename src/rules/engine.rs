@@ -107,6 +107,9 @@ pub struct EvalContext<'a> {
     pub now_ms: u64,
     pub request_id: &'a str,
     pub budget: &'a Budget,
+    /// The request's receive time in nanoseconds: the timestamp a line without one is stored
+    /// with (the write path stamps it so), used by the windowed kinds.
+    pub receive_nanos: Option<i64>,
 }
 
 /// The compiled rules.
@@ -389,7 +392,7 @@ impl RuleSet {
         }
         let verdict = if windowed {
             let series = series_hash(line);
-            let Some(nanos) = line.timestamp_nanos() else {
+            let Some(nanos) = line.timestamp_nanos().or(ctx.receive_nanos) else {
                 return;
             };
             let minute = nanos.div_euclid(NANOS_PER_MINUTE);
@@ -892,6 +895,7 @@ mod tests {
             now_ms,
             request_id: "rid-1",
             budget,
+            receive_nanos: None,
         };
         let mut out = Vec::new();
         for line in lines(body.as_bytes(), &classifier).with_precision(Precision::Second) {

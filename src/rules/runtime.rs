@@ -1,25 +1,24 @@
-//! The rules engine as the proxy runs it: the write handler hands each accepted request's group
-//! records to [`RulesRuntime::observe`], which spawns their evaluation as a task on the proxy's
-//! runtime and returns at once. The task parses the records, feeds the host registry, evaluates
-//! the rules, counts the derived metrics and queues fired alerts in the outbox. A small
-//! housekeeping thread runs the deadman check, the host registry snapshot and the
-//! derived-metrics flush on their timers.
+//! The rules engine as the proxy runs it: the write path's batcher shows each accepted line to
+//! a [`RequestEvaluation`] as it parses it (no copy, no second parse), and once the request's
+//! lines are durable the evaluation's alerts go to the outbox and its derived counts are merged.
+//! The host registry is fed with the `(index, host)` pairs the batcher collected. A small
+//! housekeeping thread runs the deadman check, the host registry snapshot and the derived-metrics
+//! flush on their timers.
 //!
-//! Evaluation is off the request path (the answer does not wait for it) but runs on the same
-//! worker threads as the requests, so it scales with them instead of queueing behind one
-//! evaluator thread. What waits for evaluation is bounded (`rules.evaluation_queue` requests,
-//! `rules.evaluation_queue_bytes` bytes); a request beyond that is counted
-//! (`monitor_rules_evaluation_dropped_total`) rather than waited for. It must never panic on a
-//! record (a record that does not decode is skipped) and never block the write path.
+//! Evaluation costs the request a hash lookup per line and a pass over the fields of lines that
+//! have candidate rules (field rules indexed by measurement, keywords in one automaton); with no
+//! rule and no derived metric configured nothing is evaluated at all. It must never panic on a
+//! line and never hold a lock across an await.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::alertmanager::alert::Alert;
 use crate::alertmanager::clock::{Clock, SystemClock};
 use crate::config::{ApiConfig, ConfigError};
-use crate::protocol::{Classifier, lines};
+use crate::protocol::{Classifier, Line, lines};
 use crate::replication::batcher::OwnedGroupRecord;
 use crate::replication::envelope::decode;
 use crate::shard::Shared;
@@ -46,13 +45,6 @@ pub enum RulesError {
     Thread(#[source] std::io::Error),
 }
 
-/// One accepted write request, waiting for evaluation.
-struct Batch {
-    records: Vec<OwnedGroupRecord>,
-    arrived: Instant,
-    bytes: usize,
-}
-
 /// What the evaluation thread and the handlers share.
 struct Shared_ {
     rules: Shared<RuleSet>,
@@ -65,16 +57,11 @@ struct Shared_ {
     /// The derived-metrics accumulators; each evaluation counts into its own and merges here.
     derived: Option<std::sync::Mutex<Derived>>,
     derived_settings: crate::rules::settings::DerivedSettings,
-    pending_bytes: AtomicUsize,
-    pending_batches: AtomicUsize,
 }
 
 /// The running engine.
 pub struct RulesRuntime {
     shared: Arc<Shared_>,
-    runtime: Option<tokio::runtime::Handle>,
-    max_pending_bytes: usize,
-    max_pending_batches: usize,
     active_window: std::sync::atomic::AtomicU64,
     derived_rx: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<DerivedBatch>>>,
 }
@@ -115,8 +102,6 @@ impl RulesRuntime {
             classifier: classifier.clone(),
             derived: Derived::new(&config.derived, &classifier).map(std::sync::Mutex::new),
             derived_settings: config.derived.clone(),
-            pending_bytes: AtomicUsize::new(0),
-            pending_batches: AtomicUsize::new(0),
         });
         let (derived_tx, derived_rx) = tokio::sync::mpsc::channel(64);
         let housekeeper = Housekeeper {
@@ -131,10 +116,6 @@ impl RulesRuntime {
             .map_err(RulesError::Thread)?;
         Ok(Arc::new(RulesRuntime {
             shared,
-            runtime: tokio::runtime::Handle::try_current().ok(),
-            max_pending_bytes: usize::try_from(config.rules.evaluation_queue_bytes.0)
-                .unwrap_or(usize::MAX),
-            max_pending_batches: config.rules.evaluation_queue.max(1),
             active_window: (config.host_active_window.get().as_millis() as u64).into(),
             derived_rx: std::sync::Mutex::new(Some(derived_rx)),
         }))
@@ -170,34 +151,37 @@ impl RulesRuntime {
         );
     }
 
-    /// The write path's hook: the records of one accepted request. Never blocks: evaluation
-    /// runs as its own task (inline only when there is no tokio runtime, i.e. in tests).
-    pub fn observe(&self, records: Vec<OwnedGroupRecord>, arrived: Instant) {
-        if records.is_empty() {
-            return;
+    /// An evaluation of one write request's lines as the write path's batcher parses them (no
+    /// copy, no second parse); `None` when no rule or derived metric is configured. Its alerts
+    /// leave and its counts are merged only by [`RequestEvaluation::finish`], which the write
+    /// path calls once the request's lines are durable.
+    pub fn evaluation(
+        &self,
+        request_id: &str,
+        database: &str,
+        retention_policy: &str,
+        receive_nanos: Option<i64>,
+        arrived: Instant,
+    ) -> Option<RequestEvaluation<'_>> {
+        if !self.needs_lines() {
+            return None;
         }
         let shared = &self.shared;
-        let bytes: usize = records.iter().map(|r| r.record.len()).sum();
-        let pending = shared.pending_bytes.fetch_add(bytes, Ordering::Relaxed);
-        let batches = shared.pending_batches.fetch_add(1, Ordering::Relaxed);
-        if pending + bytes > self.max_pending_bytes || batches >= self.max_pending_batches {
-            shared.pending_bytes.fetch_sub(bytes, Ordering::Relaxed);
-            shared.pending_batches.fetch_sub(1, Ordering::Relaxed);
-            shared.metrics.rules.evaluation_dropped.inc();
-            return;
-        }
-        let batch = Batch {
-            records,
+        Some(RequestEvaluation {
+            shared,
+            rules: shared.rules.snapshot(),
+            derived: shared
+                .derived
+                .as_ref()
+                .and_then(|_| Derived::new(&shared.derived_settings, &shared.classifier)),
+            alerts: Vec::new(),
+            now_ms: shared.clock.now_ms(),
+            request_id: request_id.to_owned(),
+            database: database.to_owned(),
+            retention_policy: retention_policy.to_owned(),
+            receive_nanos,
             arrived,
-            bytes,
-        };
-        match &self.runtime {
-            Some(runtime) => {
-                let shared = shared.clone();
-                runtime.spawn(async move { shared.process(batch) });
-            }
-            None => shared.process(batch),
-        }
+        })
     }
 
     /// Loads `config.rules_file` and compiles it; nothing changes until [`apply`](Self::apply).
@@ -286,34 +270,61 @@ fn limits(config: &ApiConfig) -> EngineLimits {
     }
 }
 
-impl Shared_ {
-    fn process(&self, batch: Batch) {
-        let rules = self.rules.snapshot();
-        let now_ms = self.clock.now_ms();
-        let mut derived = self
-            .derived
-            .as_ref()
-            .and_then(|_| Derived::new(&self.derived_settings, &self.classifier));
-        let evaluated = evaluate_records(
-            &rules,
-            &self.classifier,
-            &self.budget,
-            &batch.records,
-            now_ms,
-            batch.arrived,
-            derived.as_mut(),
-        );
-        drop(batch.records);
-        self.pending_bytes.fetch_sub(batch.bytes, Ordering::Relaxed);
-        self.pending_batches.fetch_sub(1, Ordering::Relaxed);
-        if let (Some(shared), Some(local)) = (&self.derived, derived) {
-            shared
+/// One request's lines being evaluated on the write path (see [`RulesRuntime::evaluation`]).
+pub struct RequestEvaluation<'r> {
+    shared: &'r Arc<Shared_>,
+    rules: Arc<RuleSet>,
+    derived: Option<Derived>,
+    alerts: Vec<Alert>,
+    now_ms: u64,
+    request_id: String,
+    database: String,
+    retention_policy: String,
+    receive_nanos: Option<i64>,
+    arrived: Instant,
+}
+
+impl RequestEvaluation<'_> {
+    /// Evaluates one accepted line (called by the batcher with the line it just parsed).
+    pub fn observe(&mut self, line: &Line<'_>) {
+        let ctx = EvalContext {
+            now_ms: self.now_ms,
+            request_id: &self.request_id,
+            budget: &self.shared.budget,
+            receive_nanos: self.receive_nanos,
+        };
+        self.rules.evaluate(line, &ctx, &mut self.alerts);
+        if let Some(derived) = self.derived.as_mut() {
+            let target = Target {
+                database: &self.database,
+                retention_policy: &self.retention_policy,
+            };
+            derived.observe(line, target, self.now_ms, self.receive_nanos);
+        }
+    }
+
+    /// Sends the fired alerts to the outbox and merges the derived counts: the request's lines
+    /// are durable. Dropping it instead discards both (the request was refused).
+    pub fn finish(self) {
+        let shared = self.shared;
+        if let (Some(accumulated), Some(local)) = (&shared.derived, self.derived) {
+            accumulated
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .merge(local);
         }
-        for queued in &evaluated.alerts {
-            self.metrics
+        let queued: Vec<Queued> = self
+            .alerts
+            .into_iter()
+            .map(|alert| Queued {
+                alert,
+                arrived: self.arrived,
+                request_id: self.request_id.clone(),
+            })
+            .collect();
+        for queued in &queued {
+            shared
+                .metrics
                 .rules
                 .alerts_fired
                 .get_or_create(&RuleLabels {
@@ -321,10 +332,12 @@ impl Shared_ {
                 })
                 .inc();
         }
-        self.outbox.push(&evaluated.alerts);
-        self.update_buffer_metrics();
+        shared.outbox.push(&queued);
+        shared.update_buffer_metrics();
     }
+}
 
+impl Shared_ {
     fn update_buffer_metrics(&self) {
         let metrics = &self.metrics.rules;
         metrics
@@ -481,6 +494,8 @@ pub fn evaluate_records(
             now_ms,
             request_id: envelope.request_id,
             budget,
+            // Records hold stamped lines: every line has its timestamp.
+            receive_nanos: None,
         };
         let target = Target {
             database: envelope.database,
@@ -493,7 +508,7 @@ pub fn evaluate_records(
             out.lines += 1;
             rules.evaluate(&line, &ctx, &mut alerts);
             if let Some(derived) = derived.as_deref_mut() {
-                derived.observe(&line, target, now_ms);
+                derived.observe(&line, target, now_ms, None);
             }
         }
         out.alerts.extend(alerts.drain(..).map(|alert| Queued {

@@ -21,12 +21,6 @@ pub struct RulesSettings {
     /// Fired alerts waiting for an alert manager, per alert manager; the oldest are dropped
     /// (and counted) beyond it. Default 10000.
     pub outbox_capacity: usize,
-    /// Write requests waiting for evaluation; beyond it a request is not evaluated (counted),
-    /// so evaluation never slows ingest. Default 4096.
-    pub evaluation_queue: usize,
-    /// Bytes of accepted records waiting for evaluation, at most; beyond it a request is not
-    /// evaluated (counted). Default 64MiB.
-    pub evaluation_queue_bytes: ByteSize,
     /// How often deadman rules look at the host registry. Default 1s.
     pub deadman_interval: HumanDuration,
     /// How often the host registry is written to `data_dir/hosts.json`. Default 10s.
@@ -42,8 +36,6 @@ struct RulesSettingsMap {
     buffer_max_bytes: ByteSize,
     max_series_per_rule: usize,
     outbox_capacity: usize,
-    evaluation_queue: usize,
-    evaluation_queue_bytes: ByteSize,
     deadman_interval: HumanDuration,
     hosts_snapshot_interval: HumanDuration,
     resend_interval: HumanDuration,
@@ -56,8 +48,6 @@ impl Default for RulesSettingsMap {
             buffer_max_bytes: s.buffer_max_bytes,
             max_series_per_rule: s.max_series_per_rule,
             outbox_capacity: s.outbox_capacity,
-            evaluation_queue: s.evaluation_queue,
-            evaluation_queue_bytes: s.evaluation_queue_bytes,
             deadman_interval: s.deadman_interval,
             hosts_snapshot_interval: s.hosts_snapshot_interval,
             resend_interval: s.resend_interval,
@@ -71,8 +61,6 @@ impl From<RulesSettingsMap> for RulesSettings {
             buffer_max_bytes: s.buffer_max_bytes,
             max_series_per_rule: s.max_series_per_rule,
             outbox_capacity: s.outbox_capacity,
-            evaluation_queue: s.evaluation_queue,
-            evaluation_queue_bytes: s.evaluation_queue_bytes,
             deadman_interval: s.deadman_interval,
             hosts_snapshot_interval: s.hosts_snapshot_interval,
             resend_interval: s.resend_interval,
@@ -116,8 +104,6 @@ impl Default for RulesSettings {
             buffer_max_bytes: ByteSize(64 << 20),
             max_series_per_rule: 100_000,
             outbox_capacity: 10_000,
-            evaluation_queue: 4096,
-            evaluation_queue_bytes: ByteSize(64 << 20),
             deadman_interval: HumanDuration::from_secs(1),
             hosts_snapshot_interval: HumanDuration::from_secs(10),
             resend_interval: HumanDuration::from_secs(60),
@@ -186,11 +172,6 @@ impl RulesSettings {
         for (key, value) in [
             ("max_series_per_rule", self.max_series_per_rule),
             ("outbox_capacity", self.outbox_capacity),
-            ("evaluation_queue", self.evaluation_queue),
-            (
-                "evaluation_queue_bytes",
-                usize::try_from(self.evaluation_queue_bytes.0).unwrap_or(usize::MAX),
-            ),
         ] {
             if value == 0 {
                 problems.push(&path.key(key), "must be at least 1");

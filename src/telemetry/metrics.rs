@@ -157,7 +157,6 @@ pub struct RulesMetrics {
     pub buffer_bytes: Gauge,
     pub buffer_max_bytes: Gauge,
     pub buffer_refused: Counter,
-    pub evaluation_dropped: Counter,
     pub hosts_known: Gauge,
     pub derived_lines: Counter,
     pub derived_dropped: Counter,
@@ -174,7 +173,6 @@ impl RulesMetrics {
             buffer_bytes: Gauge::default(),
             buffer_max_bytes: Gauge::default(),
             buffer_refused: Counter::default(),
-            evaluation_dropped: Counter::default(),
             hosts_known: Gauge::default(),
             derived_lines: Counter::default(),
             derived_dropped: Counter::default(),
@@ -221,11 +219,6 @@ impl RulesMetrics {
             "rules_buffer_refused",
             "Window buckets refused at the buffer cap",
             self.buffer_refused.clone(),
-        );
-        registry.register(
-            "rules_evaluation_dropped",
-            "Write requests not evaluated by the rules engine because its queue was full",
-            self.evaluation_dropped.clone(),
         );
         registry.register(
             "hosts_known",
