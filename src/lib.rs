@@ -7,6 +7,7 @@
 
 pub mod alertmanager;
 pub mod backend;
+pub mod calendar;
 pub mod config;
 pub mod ctl;
 pub mod influxql;

@@ -4,6 +4,8 @@
 //! It must never panic on client text: every malformed timestamp is an `Err`, and times before
 //! the epoch are refused rather than wrapped.
 
+use crate::calendar::{civil_from_days, days_from_civil};
+
 /// Milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
 pub fn format_ms(ms: u64) -> String {
     let days = (ms / 86_400_000) as i64;
@@ -90,31 +92,6 @@ pub fn parse_rfc3339_ms(text: &str) -> Result<u64, String> {
         ((days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset_minutes * 60) * 1000)
             + millis;
     u64::try_from(total).map_err(|_| format!("{text:?} is before 1970"))
-}
-
-// Howard Hinnant's civil calendar algorithms (proleptic Gregorian).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

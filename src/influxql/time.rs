@@ -1,19 +1,7 @@
 //! Time formatting as InfluxDB's Go code does it: RFC 3339 with nanoseconds and trailing zeros
 //! trimmed (`time.RFC3339Nano`), and epoch integers in a unit. It never rounds a timestamp.
 
-/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+use crate::calendar::civil_from_days;
 
 /// `2026-11-21T12:00:00.5Z` for nanoseconds since the epoch (UTC).
 pub fn format_rfc3339_nanos(nanos: i64) -> String {

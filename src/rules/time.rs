@@ -2,6 +2,8 @@
 //! wire shape and the hosts API use. Pure arithmetic on the proleptic Gregorian calendar (no
 //! time zone database): it must never depend on the local time zone.
 
+use crate::calendar::{civil_from_days, days_from_civil};
+
 /// Formats milliseconds since the Unix epoch.
 pub fn rfc3339_ms(ms: u64) -> String {
     let secs = (ms / 1000) as i64;
@@ -45,30 +47,6 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<u64> {
     let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
     u64::try_from(secs * 1000 + millis).ok()
-}
-
-// Howard Hinnant's algorithms (http://howardhinnant.github.io/date_algorithms.html).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 //! Nothing here decides whether an alert should be delivered (that is the pipeline's job); it
 //! must never drop a notification it was given without counting it and recording why.
 
+use crate::calendar::civil_from_days;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -218,21 +220,6 @@ pub fn format_rfc3339_ms(ms: u64) -> String {
         second_of_day / 60 % 60,
         second_of_day % 60
     )
-}
-
-/// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
