@@ -13,14 +13,13 @@
 //! Run with `cargo bench --bench rules`.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use monitor::config::ApiConfig;
 use monitor::protocol::{Classifier, Precision};
-use monitor::replication::batcher::{SplitContext, split_by_group};
-use monitor::rules::runtime::evaluate_records;
-use monitor::rules::{Budget, EngineLimits, RuleSet, RulesFile};
+use monitor::replication::batcher::{SplitContext, split_by_group, split_by_group_observed};
+use monitor::rules::{Budget, EngineLimits, EvalContext, RuleSet, RulesFile};
 use monitor::shard::{Principal, ShardMap};
 
 const LINES: usize = 1000;
@@ -115,12 +114,6 @@ fn bench(c: &mut Criterion) {
         request_id: "bench",
         max_line_bytes: 1 << 20,
     };
-    let records: Vec<_> = split_by_group(body.as_bytes(), &context)
-        .expect("split")
-        .records
-        .iter()
-        .map(|record| record.to_owned_record())
-        .collect();
     let limits = EngineLimits {
         max_series_per_rule: 100_000,
         default_resend_ms: 60_000,
@@ -141,19 +134,23 @@ fn bench(c: &mut Criterion) {
             .expect("compile");
         // The clock moves one second per request, as under steady load.
         let mut now_ms = 1_795_262_400_000u64;
-        group.bench_function(format!("evaluate/{n}"), |b| {
+        // What the write path does with rules: split, each accepted line evaluated as parsed.
+        group.bench_function(format!("split+evaluate/{n}"), |b| {
             b.iter(|| {
                 now_ms += 1000;
-                let out = evaluate_records(
-                    &set,
-                    &classifier,
-                    &budget,
-                    black_box(&records),
+                let ctx = EvalContext {
                     now_ms,
-                    Instant::now(),
-                    None,
-                );
-                black_box(out.alerts.len() + out.lines)
+                    request_id: "bench",
+                    budget: &budget,
+                    receive_nanos: None,
+                };
+                let mut alerts = Vec::new();
+                let outcome =
+                    split_by_group_observed(black_box(body.as_bytes()), &context, &mut |line| {
+                        set.evaluate(line, &ctx, &mut alerts)
+                    })
+                    .map(|o| o.records.len());
+                black_box((outcome, alerts.len()))
             })
         });
     }

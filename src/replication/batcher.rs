@@ -51,15 +51,6 @@ pub struct GroupRecord<'body> {
     len: usize,
 }
 
-/// A group record copied out of the request (for work that outlives it, like rule evaluation).
-#[derive(Debug, Clone)]
-pub struct OwnedGroupRecord {
-    pub group: GroupId,
-    /// The complete record, as appended to the group's log.
-    pub record: Vec<u8>,
-    pub lines: usize,
-}
-
 /// A byte range of the body or of `GroupRecord::written`.
 #[derive(Debug, Clone, Copy)]
 enum Run {
@@ -110,15 +101,6 @@ impl<'body> GroupRecord<'body> {
             record.extend_from_slice(part);
         }
         record
-    }
-
-    /// The record copied out of the request body.
-    pub fn to_owned_record(&self) -> OwnedGroupRecord {
-        OwnedGroupRecord {
-            group: self.group,
-            record: self.to_vec(),
-            lines: self.lines,
-        }
     }
 
     /// Adds a body range, extending the last run when it continues it.

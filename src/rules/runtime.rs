@@ -18,9 +18,7 @@ use std::time::{Duration, Instant};
 use crate::alertmanager::alert::Alert;
 use crate::alertmanager::clock::{Clock, SystemClock};
 use crate::config::{ApiConfig, ConfigError};
-use crate::protocol::{Classifier, Line, lines};
-use crate::replication::batcher::OwnedGroupRecord;
-use crate::replication::envelope::decode;
+use crate::protocol::{Classifier, Line};
 use crate::shard::Shared;
 use crate::telemetry::metrics::{ApiMetrics, RuleLabels};
 
@@ -462,62 +460,6 @@ impl Housekeeper {
             }
         }
     }
-}
-
-/// What evaluating one request's records produced.
-#[derive(Debug, Default)]
-pub struct Evaluated {
-    pub alerts: Vec<Queued>,
-    pub lines: usize,
-}
-
-/// Parses `records` (as appended to the durable logs) and evaluates `rules` on every line,
-/// feeding `derived` (the host registry is fed by the write path's batcher, which has the
-/// hosts already). This is the whole per-request work of
-/// the evaluation thread; it is public for the benchmark.
-pub fn evaluate_records(
-    rules: &RuleSet,
-    classifier: &Classifier,
-    budget: &Budget,
-    records: &[OwnedGroupRecord],
-    now_ms: u64,
-    arrived: Instant,
-    mut derived: Option<&mut Derived>,
-) -> Evaluated {
-    let mut out = Evaluated::default();
-    let mut alerts = Vec::new();
-    for record in records {
-        let Ok(envelope) = decode(&record.record) else {
-            continue;
-        };
-        let ctx = EvalContext {
-            now_ms,
-            request_id: envelope.request_id,
-            budget,
-            // Records hold stamped lines: every line has its timestamp.
-            receive_nanos: None,
-        };
-        let target = Target {
-            database: envelope.database,
-            retention_policy: envelope.retention_policy,
-        };
-        for line in lines(envelope.lines, classifier)
-            .with_precision(envelope.precision)
-            .flatten()
-        {
-            out.lines += 1;
-            rules.evaluate(&line, &ctx, &mut alerts);
-            if let Some(derived) = derived.as_deref_mut() {
-                derived.observe(&line, target, now_ms, None);
-            }
-        }
-        out.alerts.extend(alerts.drain(..).map(|alert| Queued {
-            alert,
-            arrived,
-            request_id: envelope.request_id.to_owned(),
-        }));
-    }
-    out
 }
 
 /// Where the host registry lives for a config.
