@@ -31,6 +31,8 @@ pub const MAX_STRING_FIELD_BYTES: usize = 64 * 1024;
 pub const MAX_SERIES_KEY_BYTES: usize = 65535;
 /// Tag and field keys InfluxDB 1.x refuses (partial write, `invalid tag key` / `field name`).
 pub const RESERVED_KEYS: &[&str] = &["time"];
+/// The tag naming the machine a line comes from (the host registry's key).
+pub const HOST_TAG: &[u8] = b"host";
 /// Tags (and fields) per line checked for duplicates without a heap allocation.
 pub const INLINE_TAGS: usize = 32;
 
@@ -59,6 +61,7 @@ pub struct Line<'a> {
     kind: Kind,
     index: Option<Escaped<'a>>,
     trace_id: Option<Escaped<'a>>,
+    host: Option<Escaped<'a>>,
 }
 
 impl<'a> Line<'a> {
@@ -89,6 +92,11 @@ impl<'a> Line<'a> {
     /// Value of the trace id tag (the classifier's `trace_id_tag`), found while parsing.
     pub fn trace_id(&self) -> Option<Escaped<'a>> {
         self.trace_id
+    }
+
+    /// Value of the `host` tag (what the host registry keys on), found while parsing.
+    pub fn host(&self) -> Option<Escaped<'a>> {
+        self.host
     }
 
     /// Tags in body order.
@@ -1036,6 +1044,7 @@ fn parse_entry_inner<'a>(
     let mut tags_escaped = false;
     let mut index = None;
     let mut trace_id = None;
+    let mut host = None;
     let mut keys = SeenKeys::new();
     match buf.get(i) {
         Some(b',') => {
@@ -1081,6 +1090,8 @@ fn parse_entry_inner<'a>(
                 let value = Escaped::from_parts(&buf[v_start..v_end], v_esc, Context::Tag);
                 if key.eq_unescaped(&classifier.index_tag) {
                     index = Some(value);
+                } else if key.eq_unescaped(HOST_TAG) {
+                    host = Some(value);
                 } else if key.eq_unescaped(&classifier.trace_id_tag) {
                     trace_id = Some(value);
                 }
@@ -1252,7 +1263,10 @@ fn parse_entry_inner<'a>(
         return Err((MAX_LINE_BYTES, ParseErrorKind::LineTooLong(MAX_LINE_BYTES)));
     }
     let raw = &buf[..end];
-    if let Err(e) = std::str::from_utf8(raw) {
+    // The SIMD check answers the common (valid) case; the std one finds where it broke.
+    if simdutf8::basic::from_utf8(raw).is_err()
+        && let Err(e) = std::str::from_utf8(raw)
+    {
         return Err((e.valid_up_to(), ParseErrorKind::InvalidUtf8));
     }
     if (m_esc || tags_escaped)
@@ -1279,6 +1293,7 @@ fn parse_entry_inner<'a>(
         kind,
         index,
         trace_id,
+        host,
     };
     Ok((line, next, newlines))
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::error::QueueError;
-use super::frame::FRAME_HEADER_LEN;
+use super::frame::MAX_PAYLOAD_LEN;
 
 /// When an append is acknowledged relative to `fsync`. See the module documentation of
 /// [`crate::queue`] for what each policy guarantees after a proxy crash and a machine crash.
@@ -65,6 +65,11 @@ pub struct LogConfig {
     /// Bytes of the most recently written records kept in memory for the readers, so replicas
     /// that keep up do not each read them back from the files. 0 disables it.
     pub read_cache_bytes: u64,
+    /// Write the segment files with `O_DIRECT` (whole blocks from an aligned buffer, no copy into
+    /// the page cache), padding each group commit to a block boundary with a padding frame. Falls
+    /// back to buffered writes where the filesystem refuses `O_DIRECT` (tmpfs). Off by default
+    /// here; the proxy turns it on (`queue.direct_io`).
+    pub direct_io: bool,
 }
 
 impl Default for LogConfig {
@@ -79,6 +84,7 @@ impl Default for LogConfig {
             cursor_sync_interval: Duration::from_secs(1),
             full_retry_after: Duration::from_secs(2),
             read_cache_bytes: 32 << 20,
+            direct_io: false,
         }
     }
 }
@@ -96,10 +102,9 @@ impl LogConfig {
                 2 * self.segment_bytes
             ));
         }
-        if self.max_record_bytes == 0 || self.max_record_bytes > u32::MAX as u64 - FRAME_HEADER_LEN
-        {
+        if self.max_record_bytes == 0 || self.max_record_bytes > MAX_PAYLOAD_LEN {
             return invalid(format!(
-                "max_record_bytes {} out of range",
+                "max_record_bytes {} out of range (1..={MAX_PAYLOAD_LEN})",
                 self.max_record_bytes
             ));
         }

@@ -5,22 +5,33 @@
 //! ```text
 //! offset  size  field
 //!      0     4  crc32 (IEEE, crc32fast) of bytes 4 .. 16 + len, i.e. length, time and payload
-//!      4     4  len: payload length, u32 little-endian
+//!      4     4  len: payload length, u32 little-endian; the top bit marks a padding frame
 //!      8     8  appended_at: milliseconds since the Unix epoch, u64 little-endian
 //!     16   len  payload (opaque; for the proxy newline-terminated line protocol)
 //! ```
+//!
+//! A padding frame (top bit of `len` set, payload zeros, checksummed like any frame) fills a
+//! segment up to a block boundary so that the writer's direct I/O never rewrites a block; readers
+//! step over it and never hand it out as a record.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const FRAME_HEADER_LEN: u64 = 16;
 const HEADER: usize = FRAME_HEADER_LEN as usize;
+/// The bit of the length field that marks a padding frame.
+const PADDING_FLAG: u32 = 1 << 31;
+/// Largest payload a frame can carry (the length field's other 31 bits).
+pub const MAX_PAYLOAD_LEN: u64 = (PADDING_FLAG - 1) as u64;
 
 /// The decoded fixed part of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
     pub crc: u32,
+    /// Payload length (without the padding flag).
     pub len: u32,
     pub appended_at_ms: u64,
+    /// A padding frame: skipped by readers, never a record.
+    pub padding: bool,
 }
 
 impl FrameHeader {
@@ -43,10 +54,12 @@ impl FrameHeader {
             t6,
             t7,
         ] = *bytes;
+        let len = u32::from_le_bytes([l0, l1, l2, l3]);
         FrameHeader {
             crc: u32::from_le_bytes([c0, c1, c2, c3]),
-            len: u32::from_le_bytes([l0, l1, l2, l3]),
+            len: len & !PADDING_FLAG,
             appended_at_ms: u64::from_le_bytes([t0, t1, t2, t3, t4, t5, t6, t7]),
+            padding: len & PADDING_FLAG != 0,
         }
     }
 
@@ -93,6 +106,31 @@ pub fn encode_parts_into(out: &mut Vec<u8>, parts: &[&[u8]], appended_at_ms: u64
     }
     let crc = crc32fast::hash(&out[start + 4..]);
     out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Appends a padding frame of exactly `frame_len` bytes (at least a header) to `out`.
+pub fn encode_padding_into(out: &mut Vec<u8>, frame_len: u64, appended_at_ms: u64) {
+    let len = frame_len.saturating_sub(FRAME_HEADER_LEN) as usize;
+    let start = out.len();
+    out.reserve(HEADER + len);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&(len as u32 | PADDING_FLAG).to_le_bytes());
+    out.extend_from_slice(&appended_at_ms.to_le_bytes());
+    out.resize(start + HEADER + len, 0);
+    let crc = crc32fast::hash(&out[start + 4..]);
+    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Bytes of padding frame that take a segment holding `filled` bytes to a multiple of `block`:
+/// 0 when it already is one; never fewer than a frame header otherwise (so one more block when
+/// the gap is smaller than that).
+pub fn padding_to(filled: u64, block: u64) -> u64 {
+    let gap = (block - filled % block) % block;
+    match gap {
+        0 => 0,
+        gap if gap < FRAME_HEADER_LEN => gap + block,
+        gap => gap,
+    }
 }
 
 fn header_at(region: &[u8], offset: usize) -> Option<(&[u8; HEADER], FrameHeader)> {
@@ -174,6 +212,31 @@ mod tests {
             encode_into(&mut out, payload, 1_700_000_000_000);
         }
         out
+    }
+
+    #[test]
+    fn padding_frames_fill_to_the_block_and_scan_as_valid_frames() {
+        for filled in [0u64, 1, 100, 4080, 4081, 4095, 4096, 5000] {
+            let pad = padding_to(filled, 4096);
+            assert_eq!((filled + pad) % 4096, 0, "filled {filled}");
+            assert!(
+                pad == 0 || pad >= FRAME_HEADER_LEN,
+                "filled {filled}: {pad}"
+            );
+        }
+        let mut region = framed(&[b"cpu v=1\n"]);
+        let pad = padding_to(region.len() as u64, 4096);
+        encode_padding_into(&mut region, pad, 7);
+        region.extend(framed(&[b"mem v=2\n"]));
+        let report = scan(&region);
+        assert_eq!(report.boundaries, vec![0, 24, 4096]);
+        assert!(report.corrupt_ranges.is_empty());
+        let (_, padding) = header_at(&region, 24).unwrap();
+        assert!(padding.padding);
+        assert_eq!(padding.frame_len(), 4096 - 24);
+        assert_eq!(padding.appended_at_ms, 7);
+        let (_, record) = header_at(&region, 0).unwrap();
+        assert!(!record.padding);
     }
 
     #[test]

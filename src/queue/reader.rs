@@ -1,7 +1,7 @@
-//! A replica's reader: hands its sender whole records from the replica's position, straight from
-//! the segment files (page cache), and takes back commits once the backend acknowledged them. It
-//! must never hand out a record whose checksum does not match, never split a record, and never
-//! let a commit move past what it handed out.
+//! A replica's reader: hands its sender whole records from the replica's position, from the log's
+//! in-memory tail or the segment files, and takes back commits once the backend acknowledged them.
+//! Padding frames are stepped over. It must never hand out a record whose checksum does not match
+//! (or a padding frame), never split a record, and never let a commit move past what it handed out.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -242,6 +242,10 @@ fn read_batch(shared: &Shared, from: u64, end: u64, max_bytes: usize) -> Result<
                 if position + frame.frame_len() > limit {
                     break;
                 }
+                if frame.padding {
+                    position += frame.frame_len();
+                    continue;
+                }
                 if !batch.is_empty() && payload_bytes + len > max_bytes {
                     break 'records;
                 }
@@ -278,7 +282,7 @@ fn read_batch(shared: &Shared, from: u64, end: u64, max_bytes: usize) -> Result<
             .filter(|h| h.frame_len() <= available);
         if let Some(frame) = frame {
             let len = frame.len as usize;
-            if !batch.is_empty() && payload_bytes + len > max_bytes {
+            if !frame.padding && !batch.is_empty() && payload_bytes + len > max_bytes {
                 break;
             }
             let mut payload = vec![0u8; len];
@@ -288,8 +292,10 @@ fn read_batch(shared: &Shared, from: u64, end: u64, max_bytes: usize) -> Result<
                 && frame.matches(&header, &payload);
             if intact {
                 position += frame.frame_len();
-                payload_bytes += len;
-                batch.push(Bytes::from(payload), position, &frame);
+                if !frame.padding {
+                    payload_bytes += len;
+                    batch.push(Bytes::from(payload), position, &frame);
+                }
                 continue;
             }
         }

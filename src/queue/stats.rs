@@ -20,6 +20,8 @@ pub(crate) struct Counters {
     pub corrupt_regions_skipped: AtomicU64,
     pub corrupt_bytes_skipped: AtomicU64,
     pub cursor_persist_errors: AtomicU64,
+    pub padding_bytes: AtomicU64,
+    pub direct_writes: AtomicU64,
 }
 
 impl Counters {
@@ -50,6 +52,10 @@ pub struct QueueStats {
     pub corrupt_regions_skipped: u64,
     pub corrupt_bytes_skipped: u64,
     pub cursor_persist_errors: u64,
+    /// Bytes of padding frames (included in `bytes_appended`): what direct I/O costs on disk.
+    pub padding_bytes: u64,
+    /// Writes that went to the disk with `O_DIRECT` (included in `writes`).
+    pub direct_writes: u64,
     /// Position after the last acknowledged record.
     pub head: u64,
     /// Position up to which the log was last fsynced by the writer: `head - synced` is what a
@@ -94,5 +100,7 @@ impl Counters {
         stats.corrupt_regions_skipped = get(&self.corrupt_regions_skipped);
         stats.corrupt_bytes_skipped = get(&self.corrupt_bytes_skipped);
         stats.cursor_persist_errors = get(&self.cursor_persist_errors);
+        stats.padding_bytes = get(&self.padding_bytes);
+        stats.direct_writes = get(&self.direct_writes);
     }
 }

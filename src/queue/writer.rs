@@ -1,12 +1,13 @@
 //! The group-commit writer: appenders copy framed records into a shared staging buffer under a
-//! short lock; one writer thread per log takes the whole buffer, writes it with one `write()` and
+//! short lock; one writer thread per log takes the whole buffer (padded to a block boundary when it
+//! writes with `O_DIRECT`, see the module doc of `queue`), writes it with one `write()` and
 //! (policy permitting) one `fdatasync`, then publishes the new end so every appender whose record
 //! it covered is acknowledged at once. It must never publish an end it has not written (and, under
 //! `FsyncPolicy::Always`, synced), and after a failed write it acknowledges nothing more.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::PathBuf;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,6 +16,7 @@ use bytes::Bytes;
 use super::config::FsyncPolicy;
 use super::cursor::sync_dir;
 use super::error::QueueError;
+use super::frame;
 use super::lock;
 use super::log::Shared;
 use super::segment::{Segment, segment_file_name};
@@ -37,6 +39,9 @@ pub(crate) struct Staging {
     pub disk_bytes: u64,
     /// Set forever by the first failed write: nothing after it can be acknowledged.
     pub failed: Option<QueueError>,
+    /// When non-zero, the writer ends every group commit on a multiple of this many bytes of
+    /// the segment file (a padding frame): what its direct I/O needs.
+    pub align_to: u64,
     pub closing: bool,
 }
 
@@ -66,9 +71,17 @@ struct Taken {
     closing: bool,
 }
 
+/// The block size direct writes are aligned to (offsets, lengths and the buffer's address).
+const DIRECT_BLOCK: u64 = 4096;
+
 pub(crate) struct Writer {
     shared: Arc<Shared>,
+    /// The active segment, for positional buffered writes and `fdatasync`.
     active: File,
+    /// The same file opened with `O_DIRECT`, while direct I/O is on.
+    active_direct: Option<File>,
+    /// Reused scratch space from which block-aligned pieces are written with `O_DIRECT`.
+    direct_buffer: Vec<u8>,
     active_path: PathBuf,
     active_segment: Arc<Segment>,
     written_end: u64,
@@ -101,12 +114,24 @@ impl Writer {
     ) -> Result<Self, QueueError> {
         let active_path = active_segment.path.clone();
         let active = OpenOptions::new()
-            .append(true)
+            .write(true)
             .open(&active_path)
             .map_err(|e| QueueError::io(&active_path, e))?;
+        let active_direct = if shared.config.direct_io {
+            open_direct(&active_path)
+        } else {
+            None
+        };
+        lock(&shared.staging).align_to = if active_direct.is_some() {
+            DIRECT_BLOCK
+        } else {
+            0
+        };
         Ok(Writer {
             shared,
             active,
+            active_direct,
+            direct_buffer: Vec::new(),
             active_path,
             active_segment,
             written_end: end,
@@ -192,6 +217,15 @@ impl Writer {
                 }
             }
         }
+        if staging.align_to > 0 && !staging.buf.is_empty() {
+            let filled = staging.end() - staging.active_base;
+            let padding = frame::padding_to(filled, staging.align_to);
+            if padding > 0 {
+                frame::encode_padding_into(&mut staging.buf, padding, frame::now_unix_ms());
+                staging.disk_bytes += padding;
+                Counters::add(&self.shared.counters.padding_bytes, padding);
+            }
+        }
         let start = staging.buf_start;
         let buf = std::mem::replace(&mut staging.buf, spare);
         staging.buf_start = start + buf.len() as u64;
@@ -266,9 +300,33 @@ impl Writer {
         if bytes.is_empty() {
             return Ok(());
         }
-        self.active
-            .write_all(bytes)
-            .map_err(|e| QueueError::io(&self.active_path, e))?;
+        let file_offset = self.written_end - self.active_segment.base;
+        let aligned = file_offset % DIRECT_BLOCK == 0 && bytes.len() as u64 % DIRECT_BLOCK == 0;
+        let written_direct = match &self.active_direct {
+            Some(direct) if aligned => {
+                let buffer = aligned_copy(&mut self.direct_buffer, bytes);
+                match direct.write_all_at(buffer, file_offset) {
+                    Ok(()) => {
+                        Counters::add(&self.shared.counters.direct_writes, 1);
+                        true
+                    }
+                    // Refused before anything was written: this filesystem has no O_DIRECT.
+                    Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
+                        tracing::warn!(path = %self.active_path.display(), %error, "O_DIRECT write refused; the log writes buffered from now on");
+                        self.active_direct = None;
+                        lock(&self.shared.staging).align_to = 0;
+                        false
+                    }
+                    Err(error) => return Err(QueueError::io(&self.active_path, error)),
+                }
+            }
+            _ => false,
+        };
+        if !written_direct {
+            self.active
+                .write_all_at(bytes, file_offset)
+                .map_err(|e| QueueError::io(&self.active_path, e))?;
+        }
         let len = bytes.len() as u64;
         self.written_end += len;
         self.active_segment
@@ -310,12 +368,17 @@ impl Writer {
         let path = dir.join(segment_file_name(base));
         let file = OpenOptions::new()
             .create_new(true)
-            .append(true)
+            .write(true)
             .open(&path)
             .map_err(|e| QueueError::io(&path, e))?;
         if durable {
             sync_dir(dir)?;
         }
+        self.active_direct = if self.active_direct.is_some() {
+            open_direct(&path)
+        } else {
+            None
+        };
         let segment = Segment::open(dir, base)?;
         self.active_segment = self.shared.segments.insert(segment);
         self.active = file;
@@ -326,5 +389,46 @@ impl Writer {
         }
         Counters::add(&self.shared.counters.segments_created, 1);
         Ok(())
+    }
+}
+
+/// The file opened for `O_DIRECT` writes, or `None` (logged) where the filesystem refuses it.
+fn open_direct(path: &Path) -> Option<File> {
+    match OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+    {
+        Ok(file) => Some(file),
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "cannot open the queue segment with O_DIRECT; writing buffered");
+            None
+        }
+    }
+}
+
+/// `bytes` copied to a `DIRECT_BLOCK`-aligned address inside `scratch` (grown as needed).
+fn aligned_copy<'a>(scratch: &'a mut Vec<u8>, bytes: &[u8]) -> &'a [u8] {
+    let block = DIRECT_BLOCK as usize;
+    if scratch.len() < bytes.len() + block {
+        *scratch = vec![0; bytes.len() + block];
+    }
+    let start = scratch.as_ptr().align_offset(block);
+    let target = &mut scratch[start..start + bytes.len()];
+    target.copy_from_slice(bytes);
+    target
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_copies_start_on_a_block_boundary() {
+        let mut scratch = Vec::new();
+        let bytes = vec![7u8; 8192];
+        let copy = aligned_copy(&mut scratch, &bytes);
+        assert_eq!(copy.as_ptr() as usize % DIRECT_BLOCK as usize, 0);
+        assert_eq!(copy, &bytes[..]);
     }
 }

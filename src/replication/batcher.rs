@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use xxhash_rust::xxh3::Xxh3DefaultBuilder;
+use rustc_hash::FxBuildHasher;
 
 use crate::protocol::{
     Classifier, Kind, ParseError, ParseErrorKind, Precision, lines, write_timestamp,
@@ -227,12 +227,13 @@ pub fn split_by_group_observed<'body>(
     let mut outcome = SplitOutcome::default();
     let index_tag = &ctx.classifier.index_tag;
     let open = matches!(ctx.principal, Principal::Open);
-    // Agents send runs of lines of one index: the previous line's index (as written) and its
-    // group answer most lines without hashing or checking grants again.
-    let mut previous: Option<(&[u8], GroupId)> = None;
+    // A request carries few distinct indexes (agents send runs of one): the last few indexes
+    // seen (as written) and their groups answer most lines without hashing, routing or checking
+    // grants again.
+    let mut recent_routes = RecentRoutes::default();
     // The same for hosts: runs of one (index, host) are compared as written before a lookup.
     let mut previous_host: Option<(&[u8], &[u8])> = None;
-    let mut hosts_seen: HashSet<(&[u8], &[u8]), Xxh3DefaultBuilder> = HashSet::default();
+    let mut hosts_seen: HashSet<(&[u8], &[u8]), FxBuildHasher> = HashSet::default();
 
     for parsed in lines(body, ctx.classifier).with_precision(ctx.precision) {
         let line = match parsed {
@@ -253,10 +254,7 @@ pub fn split_by_group_observed<'body>(
             }
         };
         let written_index = line.index().map(|i| i.raw());
-        let cached = match (written_index, previous) {
-            (Some(written), Some((last, group))) if written == last => Some(group),
-            _ => None,
-        };
+        let cached = written_index.and_then(|written| recent_routes.get(written));
         let index: Option<Cow<'_, [u8]>> = match cached {
             Some(_) => None,
             None => line.index().map(|i| i.unescaped()),
@@ -293,8 +291,10 @@ pub fn split_by_group_observed<'body>(
                 continue;
             }
         };
-        if let Some(written) = written_index {
-            previous = Some((written, group));
+        if cached.is_none()
+            && let Some(written) = written_index
+        {
+            recent_routes.insert(written, group);
         }
         let slot = &mut records[group.index()];
         let record = match slot {
@@ -308,7 +308,7 @@ pub fn split_by_group_observed<'body>(
         append_line(record, &line, ctx);
         record.lines += 1;
         observe(&line);
-        if let (Some(index), Some(host)) = (line.index(), line.tag(b"host")) {
+        if let (Some(index), Some(host)) = (line.index(), line.host()) {
             let key = (index.raw(), host.raw());
             if previous_host != Some(key) {
                 previous_host = Some(key);
@@ -326,6 +326,30 @@ pub fn split_by_group_observed<'body>(
         set_line_count(&mut record.header, record.lines as u32);
     }
     Ok(outcome)
+}
+
+/// The groups of the last `RECENT_ROUTES` distinct indexes of a request, oldest replaced first.
+const RECENT_ROUTES: usize = 8;
+
+#[derive(Default)]
+struct RecentRoutes<'body> {
+    entries: [Option<(&'body [u8], GroupId)>; RECENT_ROUTES],
+    next: usize,
+}
+
+impl<'body> RecentRoutes<'body> {
+    fn get(&self, written_index: &[u8]) -> Option<GroupId> {
+        self.entries
+            .iter()
+            .flatten()
+            .find(|(index, _)| *index == written_index)
+            .map(|&(_, group)| group)
+    }
+
+    fn insert(&mut self, written_index: &'body [u8], group: GroupId) {
+        self.entries[self.next] = Some((written_index, group));
+        self.next = (self.next + 1) % RECENT_ROUTES;
+    }
 }
 
 fn append_line(

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::backend::{BackendClient, Endpoint};
 use crate::config::{ApiConfig, FsyncPolicy as ConfigFsync};
-use crate::queue::{AppendReceipt, FsyncPolicy, GroupLog, LogConfig, QueueError};
+use crate::queue::{AppendReceipt, FsyncPolicy, GroupLog, LogConfig, MAX_PAYLOAD_LEN, QueueError};
 use crate::shard::{Group, ShardMap};
 use crate::telemetry::metrics::{ApiMetrics, GroupLabels, ReplicaLabels};
 
@@ -455,14 +455,14 @@ fn log_config(config: &ApiConfig) -> LogConfig {
         ConfigFsync::Interval => FsyncPolicy::Interval(config.queue.fsync_interval.get()),
         ConfigFsync::Never => FsyncPolicy::Never,
     };
-    let max_record =
-        (config.limits.max_decompressed_bytes.get() + (64 << 10)).min(u32::MAX as u64 - 64);
+    let max_record = (config.limits.max_decompressed_bytes.get() + (64 << 10)).min(MAX_PAYLOAD_LEN);
     LogConfig {
         fsync,
         segment_bytes: config.queue.segment_bytes.get(),
         max_disk_bytes: config.queue.max_bytes.get(),
         max_pending_age: config.queue.max_age.map(|d| d.get()),
         max_record_bytes: max_record,
+        direct_io: config.queue.direct_io,
         ..defaults
     }
 }

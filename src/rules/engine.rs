@@ -730,7 +730,7 @@ impl Vars for LineVars<'_, '_> {
         match var {
             Var::Name => Some(self.rule.config.name.clone()),
             Var::Index => self.line.index().map(|v| v.as_str().into_owned()),
-            Var::Host => tag(b"host"),
+            Var::Host => self.line.host().map(|v| v.as_str().into_owned()),
             Var::Source => tag(b"source"),
             Var::Value => self.value.map(format_number),
             Var::Threshold => self.rule.config.value.map(format_number),

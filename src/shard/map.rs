@@ -3,8 +3,6 @@
 //! every one of its lines the same way. It must never route one index to two different groups
 //! within one version, and never allocate when routing a known index.
 
-use std::collections::HashMap;
-
 use regex::bytes::{Regex, RegexSet};
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -230,7 +228,7 @@ pub struct ShardMap {
     version: u64,
     doc: ShardMapDoc,
     groups: Vec<Group>,
-    exact: HashMap<Box<[u8]>, GroupId>,
+    exact: rustc_hash::FxHashMap<Box<[u8]>, GroupId>,
     patterns: Option<Patterns>,
     default_group: Option<GroupId>,
 }
@@ -275,7 +273,7 @@ impl ShardMap {
             });
         }
         let group_id = |name: &str| groups.iter().find(|g| g.name == name).map(|g| g.id);
-        let mut exact = HashMap::new();
+        let mut exact = rustc_hash::FxHashMap::default();
         let mut pattern_sources = Vec::new();
         let mut pattern_groups = Vec::new();
         for (selector, group) in doc.indexes.iter() {
