@@ -10,8 +10,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-
-use rustc_hash::FxBuildHasher;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::protocol::{
     Classifier, Kind, ParseError, ParseErrorKind, Precision, lines, write_timestamp,
@@ -178,7 +177,8 @@ pub struct SplitOutcome<'body> {
     /// Accepted lines by kind: metric, log, tracelog.
     pub accepted: [u64; 3],
     /// The distinct `(index, host)` of the accepted lines (unescaped; lines without a `host` tag
-    /// or without an index are not in it): what the host registry is fed with.
+    /// or without an index are not in it): what the host registry is fed with. Deduplicated by
+    /// a 64-bit fingerprint of the pair as written (see `host_fingerprint`).
     pub hosts: Vec<(String, String)>,
     pub errors: Vec<LineError>,
 }
@@ -231,9 +231,10 @@ pub fn split_by_group_observed<'body>(
     // seen (as written) and their groups answer most lines without hashing, routing or checking
     // grants again.
     let mut recent_routes = RecentRoutes::default();
-    // The same for hosts: runs of one (index, host) are compared as written before a lookup.
-    let mut previous_host: Option<(&[u8], &[u8])> = None;
-    let mut hosts_seen: HashSet<(&[u8], &[u8]), FxBuildHasher> = HashSet::default();
+    // Distinct (index, host) pairs by a 64-bit fingerprint: no byte comparison per line. A
+    // collision (odds ~ pairs² / 2^65 per request) only leaves that host's touch to its next
+    // request.
+    let mut hosts_seen: HashSet<u64, BuildHasherDefault<IdentityHasher>> = HashSet::default();
 
     for parsed in lines(body, ctx.classifier).with_precision(ctx.precision) {
         let line = match parsed {
@@ -308,16 +309,12 @@ pub fn split_by_group_observed<'body>(
         append_line(record, &line, ctx);
         record.lines += 1;
         observe(&line);
-        if let (Some(index), Some(host)) = (line.index(), line.host()) {
-            let key = (index.raw(), host.raw());
-            if previous_host != Some(key) {
-                previous_host = Some(key);
-                if hosts_seen.insert(key) {
-                    outcome
-                        .hosts
-                        .push((index.as_str().into_owned(), host.as_str().into_owned()));
-                }
-            }
+        if let (Some(index), Some(host)) = (line.index(), line.host())
+            && hosts_seen.insert(host_fingerprint(index.raw(), host.raw()))
+        {
+            outcome
+                .hosts
+                .push((index.as_str().into_owned(), host.as_str().into_owned()));
         }
         outcome.accepted[kind_slot(line.kind())] += 1;
     }
@@ -326,6 +323,44 @@ pub fn split_by_group_observed<'body>(
         set_line_count(&mut record.header, record.lines as u32);
     }
     Ok(outcome)
+}
+
+/// One (index, host) pair as 64 bits, the index and host as written.
+fn host_fingerprint(index: &[u8], host: &[u8]) -> u64 {
+    // 0xff is not in UTF-8: "ab"+"c" and "a"+"bc" differ.
+    let len = index.len() + 1 + host.len();
+    let mut pair = [0u8; 128];
+    if len <= pair.len() {
+        pair[..index.len()].copy_from_slice(index);
+        pair[index.len()] = 0xff;
+        pair[index.len() + 1..len].copy_from_slice(host);
+        return xxhash_rust::xxh3::xxh3_64(&pair[..len]);
+    }
+    let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
+    hasher.update(index);
+    hasher.update(&[0xff]);
+    hasher.update(host);
+    hasher.digest()
+}
+
+/// A hasher for keys that are already hashes.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 << 8) | u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
 }
 
 /// The groups of the last `RECENT_ROUTES` distinct indexes of a request, oldest replaced first.
@@ -342,7 +377,8 @@ impl<'body> RecentRoutes<'body> {
         self.entries
             .iter()
             .flatten()
-            .find(|(index, _)| *index == written_index)
+            // Indexes often differ only in their last byte (`eu-1`, `eu-2`): check it first.
+            .find(|(index, _)| index.last() == written_index.last() && *index == written_index)
             .map(|&(_, group)| group)
     }
 
@@ -525,6 +561,32 @@ open_access: true
         // Header, lines 1-2 as one run, the stamped line, line 4, lines 5-6 as one run, and the
         // missing final newline.
         assert!(record.parts().len() <= 7, "{}", record.parts().len());
+    }
+
+    #[test]
+    fn more_indexes_than_the_route_cache_holds_still_route_every_line() {
+        let map = map("");
+        let classifier = Classifier::default();
+        let mut body = String::new();
+        for round in 0..3 {
+            for i in 0..12 {
+                body.push_str(&format!("mem,index=eu-{i} used={round} 1\n"));
+                body.push_str(&format!("mem,index=cluster1 used={round} 1\n"));
+            }
+        }
+        body.push_str("mem,index=unknown used=1 1\n");
+        let outcome = split_by_group(
+            body.as_bytes(),
+            &ctx(&map, &classifier, Precision::Nanosecond),
+        )
+        .unwrap();
+        let lines: Vec<(String, usize)> = outcome
+            .records
+            .iter()
+            .map(|r| (map.group(r.group).name.clone(), r.lines))
+            .collect();
+        assert_eq!(lines, [("g1".to_owned(), 36), ("g2".to_owned(), 36)]);
+        assert_eq!(outcome.errors.len(), 1, "{:?}", outcome.errors);
     }
 
     #[test]
