@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use monitor::queue::{GroupLog, LogConfig, StartAt};
 
+/// Every commit padded and written direct (`direct_io_min_bytes: 0`), the worst case for padding.
 fn direct_config(read_cache_bytes: u64) -> LogConfig {
     LogConfig {
         segment_bytes: 64 << 10,
@@ -15,6 +16,7 @@ fn direct_config(read_cache_bytes: u64) -> LogConfig {
         cursor_sync_interval: Duration::from_secs(3600),
         read_cache_bytes,
         direct_io: true,
+        direct_io_min_bytes: 0,
         ..LogConfig::default()
     }
 }
@@ -121,6 +123,41 @@ async fn direct_writes_pad_commits_and_readers_see_every_record_once() {
         assert_eq!(total, stats.head - stats.tail, "{files:?}");
         assert_eq!(files.last().unwrap().1 % 4096, 0, "{files:?}");
     }
+}
+
+#[tokio::test]
+async fn small_commits_stay_buffered_and_unpadded_large_ones_go_direct() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 4 << 20,
+        direct_io_min_bytes: LogConfig::default().direct_io_min_bytes,
+        ..direct_config(0)
+    };
+    let log = GroupLog::open(dir.path(), config).unwrap();
+    log.add_replica("r", StartAt::Head).unwrap();
+    for i in 0..20 {
+        log.append(record(i).as_bytes()).await.unwrap();
+    }
+    let stats = log.stats();
+    assert_eq!(
+        (stats.direct_writes, stats.padding_bytes),
+        (0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(stats.head, stats.bytes_appended, "no byte but the records'");
+    // A commit above the threshold: the block the small ones started is completed buffered,
+    // the rest goes direct and the commit ends on a block.
+    let big = "x".repeat(300 << 10);
+    log.append(big.as_bytes()).await.unwrap();
+    let stats = log.stats();
+    assert_eq!(stats.direct_writes, 1, "{stats:?}");
+    assert!(stats.padding_bytes > 0);
+    assert_eq!(stats.head % 4096, 0);
+    log.append(record(20).as_bytes()).await.unwrap();
+    let mut want: Vec<String> = (0..20).map(record).collect();
+    want.push(big);
+    want.push(record(20));
+    assert_eq!(read_all(&log, "r", 22).await, want);
 }
 
 #[tokio::test]

@@ -269,10 +269,10 @@ pub struct QueueConfig {
     /// Default: none (kept until `max_bytes`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_age: Option<HumanDuration>,
-    /// Write the log with `O_DIRECT`: whole blocks straight from the proxy's buffer to the disk,
-    /// without copying every line into the page cache first (which costs more CPU than any other
-    /// step but parsing). Each group commit is padded to a 4 KiB boundary, so small writes take a
-    /// block each on disk until the replicas have them. Filesystems without `O_DIRECT` (tmpfs) fall
+    /// Write large group commits (256 KiB and more, i.e. under load) with `O_DIRECT`: whole blocks
+    /// straight from the proxy's buffer to the disk, without copying every line into the page
+    /// cache first (which cost more CPU than any other step but parsing). Each such commit is
+    /// padded to a 4 KiB boundary (under 2% of it). Filesystems without `O_DIRECT` (tmpfs) fall
     /// back to buffered writes by themselves. Default true.
     pub direct_io: bool,
 }

@@ -70,6 +70,11 @@ pub struct LogConfig {
     /// back to buffered writes where the filesystem refuses `O_DIRECT` (tmpfs). Off by default
     /// here; the proxy turns it on (`queue.direct_io`).
     pub direct_io: bool,
+    /// With `direct_io`, only group commits of at least this many bytes are padded and written
+    /// direct; smaller ones are written buffered, unpadded, so that a trickle of small writes does
+    /// not take a block each (and fill `max_disk_bytes` that many times faster while a replica is
+    /// down). Under load commits are megabytes and all go direct.
+    pub direct_io_min_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -85,6 +90,7 @@ impl Default for LogConfig {
             full_retry_after: Duration::from_secs(2),
             read_cache_bytes: 32 << 20,
             direct_io: false,
+            direct_io_min_bytes: 256 << 10,
         }
     }
 }

@@ -48,17 +48,18 @@
 //! there without reading the files back (one copy of the data, not one per replica); a replica
 //! that falls behind that window reads the segment files, checksums verified.
 //!
-//! With `LogConfig::direct_io` the writer opens the active segment with `O_DIRECT` and writes
-//! whole 4 KiB blocks from an aligned buffer: the lines are not copied into the page cache (a
-//! copy that cost about as much CPU as all the proxy's socket sends). So that no block is ever
-//! written twice (a rewritten block could leave a stale copy in the page cache for a reader),
-//! each group commit ends with a **padding frame** up to the next block boundary (the top bit of
-//! its length field set, payload zeros, checksummed). Readers step over padding frames; they are
-//! part of the positions like any frame. A piece that does not start and end on a block boundary
-//! (the end of a segment being sealed, the first write after opening a log that buffered writes
-//! left unaligned) is written buffered, and `EINVAL` (a filesystem without `O_DIRECT`) switches
-//! the log to buffered writes for good. A binary from before padding frames reads one as a
-//! damaged range, skipped and counted, nothing lost.
+//! With `LogConfig::direct_io` the writer opens the active segment with `O_DIRECT` as well and
+//! writes large group commits (`direct_io_min_bytes`, 256 KiB by default; under load they are
+//! megabytes) as whole 4 KiB blocks from an aligned buffer: the lines are not copied into the page
+//! cache, a copy that cost as much CPU as all the proxy's socket sends. Such a commit ends with a
+//! **padding frame** up to the next block boundary (the top bit of its length field set, payload
+//! zeros, checksummed); readers step over padding frames, which take positions like any frame.
+//! Smaller commits are written buffered and unpadded, so a trickle of small writes does not take a
+//! block each. A block is written either buffered (the bytes of a commit before its first block
+//! boundary complete the block buffered writes started) or exactly once direct, never both, so no
+//! reader can meet a stale cached copy of a block. `EINVAL` (a filesystem without `O_DIRECT`, e.g.
+//! tmpfs) switches the log to buffered writes for good. A binary from before padding frames reads
+//! one as a damaged range: skipped and counted, nothing lost.
 //!
 //! On open, the active segment is scanned frame by frame: the **torn tail** (a damaged frame with
 //! no valid frame after it) is truncated, reported in [`RecoveryReport`] and counted. A machine

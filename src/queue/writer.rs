@@ -217,7 +217,10 @@ impl Writer {
                 }
             }
         }
-        if staging.align_to > 0 && !staging.buf.is_empty() {
+        if staging.align_to > 0
+            && !staging.buf.is_empty()
+            && staging.buf.len() as u64 >= self.shared.config.direct_io_min_bytes
+        {
             let filled = staging.end() - staging.active_base;
             let padding = frame::padding_to(filled, staging.align_to);
             if padding > 0 {
@@ -301,31 +304,23 @@ impl Writer {
             return Ok(());
         }
         let file_offset = self.written_end - self.active_segment.base;
-        let aligned = file_offset % DIRECT_BLOCK == 0 && bytes.len() as u64 % DIRECT_BLOCK == 0;
-        let written_direct = match &self.active_direct {
-            Some(direct) if aligned => {
-                let buffer = aligned_copy(&mut self.direct_buffer, bytes);
-                match direct.write_all_at(buffer, file_offset) {
-                    Ok(()) => {
-                        Counters::add(&self.shared.counters.direct_writes, 1);
-                        true
-                    }
-                    // Refused before anything was written: this filesystem has no O_DIRECT.
-                    Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
-                        tracing::warn!(path = %self.active_path.display(), %error, "O_DIRECT write refused; the log writes buffered from now on");
-                        self.active_direct = None;
-                        lock(&self.shared.staging).align_to = 0;
-                        false
-                    }
-                    Err(error) => return Err(QueueError::io(&self.active_path, error)),
-                }
-            }
-            _ => false,
+        let end_offset = file_offset + bytes.len() as u64;
+        // A piece that ends on a block boundary (a padded commit) goes direct from its first
+        // boundary on; the bytes before it complete a block that buffered writes started. Each
+        // block is thus written either buffered or exactly once direct, never both.
+        let buffered_len = if self.active_direct.is_some() && end_offset % DIRECT_BLOCK == 0 {
+            (((DIRECT_BLOCK - file_offset % DIRECT_BLOCK) % DIRECT_BLOCK) as usize).min(bytes.len())
+        } else {
+            bytes.len()
         };
-        if !written_direct {
+        let (buffered, direct) = bytes.split_at(buffered_len);
+        if !buffered.is_empty() {
             self.active
-                .write_all_at(bytes, file_offset)
+                .write_all_at(buffered, file_offset)
                 .map_err(|e| QueueError::io(&self.active_path, e))?;
+        }
+        if !direct.is_empty() {
+            self.write_direct(direct, file_offset + buffered_len as u64)?;
         }
         let len = bytes.len() as u64;
         self.written_end += len;
@@ -335,6 +330,30 @@ impl Writer {
         Counters::add(&self.shared.counters.writes, 1);
         self.unsynced_since.get_or_insert_with(Instant::now);
         Ok(())
+    }
+
+    /// Writes whole blocks at a block-aligned offset with `O_DIRECT`, or buffered once the
+    /// filesystem has refused `O_DIRECT`.
+    fn write_direct(&mut self, blocks: &[u8], file_offset: u64) -> Result<(), QueueError> {
+        if let Some(direct) = &self.active_direct {
+            let buffer = aligned_copy(&mut self.direct_buffer, blocks);
+            match direct.write_all_at(buffer, file_offset) {
+                Ok(()) => {
+                    Counters::add(&self.shared.counters.direct_writes, 1);
+                    return Ok(());
+                }
+                // Refused before anything was written: this filesystem has no O_DIRECT.
+                Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
+                    tracing::warn!(path = %self.active_path.display(), %error, "O_DIRECT write refused; the log writes buffered from now on");
+                    self.active_direct = None;
+                    lock(&self.shared.staging).align_to = 0;
+                }
+                Err(error) => return Err(QueueError::io(&self.active_path, error)),
+            }
+        }
+        self.active
+            .write_all_at(blocks, file_offset)
+            .map_err(|e| QueueError::io(&self.active_path, e))
     }
 
     fn sync(&mut self) -> Result<(), QueueError> {
