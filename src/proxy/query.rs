@@ -19,6 +19,7 @@ pub mod ddl;
 mod fanout;
 mod params;
 mod plan;
+mod stream;
 
 use std::sync::Arc;
 
@@ -181,6 +182,20 @@ pub async fn handle(
     {
         state.metrics.query.count_statement(plan.kind(), "ok");
         return response;
+    }
+    if let [
+        Plan::Raw {
+            select,
+            window,
+            groups,
+            ..
+        },
+    ] = plans.as_slice()
+        && !params.pretty
+    {
+        return executor
+            .respond_raw(select, *window, groups, &headers)
+            .await;
     }
     let mut results = Vec::with_capacity(plans.len());
     let mut partial = false;

@@ -77,12 +77,7 @@ impl Executor<'_> {
                 window,
                 groups,
                 ..
-            } => {
-                let collected = self
-                    .fan_out_all(groups, |db| render_select(select, db))
-                    .await;
-                self.finish(collected, |results| merge::merge_raw(results, window))
-            }
+            } => self.execute_raw(select, *window, groups).await,
             Plan::AggregateOne { select, group } => {
                 let collected = self
                     .fan_out_one(std::slice::from_ref(group), |db| render_select(select, db))
@@ -632,7 +627,9 @@ pub(super) fn parse_whole_answer(body: &[u8]) -> Result<StatementResult, String>
 }
 
 /// A response body fed by a channel (the task streaming a replica's answer).
-pub(super) struct ChannelBody(tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>);
+pub(super) struct ChannelBody(
+    pub(super) tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
+);
 
 impl http_body::Body for ChannelBody {
     type Data = bytes::Bytes;
