@@ -4,8 +4,8 @@
 //! It holds at most what the replicas sent and it has not decided yet (about one chunk per
 //! replica), never a whole answer. Rows keep InfluxDB's own bytes; only times are rewritten.
 //!
-//! Order and dedup: series by name then tags (InfluxDB's order, the whole-answer merge's
-//! order); inside a series rows by time (descending for `ORDER BY time DESC`). At one time, the
+//! Order and dedup: series by name then tags, inside a series rows by time (both descending for
+//! `ORDER BY time DESC`, as InfluxDB orders them). At one time, the
 //! replica with the most rows at that time is taken as is, then rows the others have and it
 //! lacks are added (multiset: two equal rows of different underlying series are both kept when
 //! one replica has both). It never drops a row one replica has and the others lack.
@@ -217,12 +217,22 @@ impl RawMerge {
         }
     }
 
-    /// Opens the smallest series among the replicas' heads; `false` when there is none.
+    /// Opens the first series (in the answer's order) among the replicas' heads; `false` when
+    /// there is none.
     fn open_next(&mut self, out: &mut StatementWriter) -> bool {
+        // InfluxDB orders series by name and tags, descending with ORDER BY time DESC.
+        let descending = self.window.descending;
         let mut smallest: Option<&Arc<SeriesHeader>> = None;
         for source in &self.sources {
             if let Some(head) = source.head()
-                && smallest.is_none_or(|s| head.header.key_cmp(s).is_lt())
+                && smallest.is_none_or(|s| {
+                    let order = head.header.key_cmp(s);
+                    if descending {
+                        order.is_gt()
+                    } else {
+                        order.is_lt()
+                    }
+                })
             {
                 smallest = Some(&head.header);
             }
@@ -499,6 +509,9 @@ mod tests {
                         replica.push(series(host, rows));
                     }
                 }
+                if descending {
+                    replica.reverse();
+                }
             }
             let window = Window { descending, limit, offset, slimit, soffset };
             let whole: Vec<Vec<Bytes>> = replicas.iter().map(|s| documents(s, &[])).collect();
@@ -525,9 +538,65 @@ mod tests {
                     expected.push(series(host, rows));
                 }
             }
+            if descending {
+                expected.reverse();
+            }
             let expected = super::super::raw::apply_window(expected, &window);
             let got = super::super::raw::merge_chunks(&cut, &window).unwrap();
             prop_assert_eq!(got.series, expected);
+        }
+
+        /// One series holding several hosts (no GROUP BY): rows at the same time from different
+        /// hosts. Chunking still never changes the bytes, every point is there once, in time
+        /// order.
+        #[test]
+        fn same_time_rows_survive_any_chunking(
+            points in proptest::collection::btree_set((0i64..40, 0usize..3), 0..90),
+            holders in proptest::collection::vec(1u8..4, 90),
+            cuts in proptest::collection::vec(proptest::collection::vec(0usize..120, 0..8), 2),
+            descending in any::<bool>(),
+            chunk_rows in 1usize..5,
+        ) {
+            let all: Vec<(i64, usize)> = points.into_iter().collect();
+            let row = |(t, h): &(i64, usize)| vec![json!(t), json!(format!("h{h}")), json!(h)];
+            let mut replicas: Vec<Vec<Series>> = Vec::new();
+            for r in 0..2 {
+                let mut rows: Vec<Vec<Value>> = all
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| holders[i % holders.len()] & (1 << r) != 0)
+                    .map(|(_, p)| row(p))
+                    .collect();
+                if descending {
+                    // Newest first; InfluxDB keeps its series order inside one time.
+                    rows.sort_by_key(|r| std::cmp::Reverse(r[0].as_i64().unwrap()));
+                }
+                let mut s = series("", rows);
+                s.tags = None;
+                s.columns = vec!["time".into(), "host".into(), "v".into()];
+                replicas.push(if s.values.is_empty() { vec![] } else { vec![s] });
+            }
+            let window = Window { descending, ..Window::default() };
+            let whole: Vec<Vec<Bytes>> = replicas.iter().map(|s| documents(s, &[])).collect();
+            let cut: Vec<Vec<Bytes>> = replicas.iter().zip(&cuts).map(|(s, c)| documents(s, c)).collect();
+            for layout in [Layout::Whole, Layout::Chunked(chunk_rows)] {
+                prop_assert_eq!(
+                    merge_chunks_to_json(&whole, &window, layout, TimeFormat::Epoch(1)).unwrap(),
+                    merge_chunks_to_json(&cut, &window, layout, TimeFormat::Epoch(1)).unwrap()
+                );
+            }
+            let got = super::super::raw::merge_chunks(&cut, &window).unwrap();
+            let mut rows: Vec<Vec<Value>> = got.series.into_iter().flat_map(|s| s.values).collect();
+            let times: Vec<i64> = rows.iter().map(|r| r[0].as_i64().unwrap()).collect();
+            let mut sorted = times.clone();
+            sorted.sort_unstable();
+            if descending {
+                sorted.reverse();
+            }
+            prop_assert_eq!(times, sorted);
+            rows.sort_by_key(|r| (r[0].as_i64().unwrap(), r[2].as_u64().unwrap()));
+            let expected: Vec<Vec<Value>> = all.iter().map(row).collect();
+            prop_assert_eq!(rows, expected);
         }
     }
 }

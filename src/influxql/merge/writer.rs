@@ -12,6 +12,11 @@ use super::chunk::{Row, SeriesHeader};
 use crate::influxql::result::{Message, TimeFormat};
 use crate::influxql::time::{format_rfc3339_nanos, scale_epoch};
 
+/// The rows per internal chunk InfluxDB 1.x emits a non-chunked answer in. It joins the chunks
+/// into one document but keeps the first piece's `"partial":true`, so a series of more rows
+/// than this says `"partial":true` in a whole answer; the merge says it too, to answer the same.
+const INFLUXDB_EMIT_ROWS: usize = 10_000;
+
 /// How the statement is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -99,10 +104,12 @@ impl StatementWriter {
                     }
                     write_head(&mut self.out, header);
                     self.open = Some(header.clone());
+                    self.rows_in_piece = 0;
                 } else {
                     self.out.push(b',');
                 }
                 write_row(&mut self.out, header, row, self.format);
+                self.rows_in_piece += 1;
             }
             Layout::Chunked(rows) => {
                 if let Some(pending) = self.pending.take() {
@@ -134,6 +141,9 @@ impl StatementWriter {
             return;
         }
         match self.layout {
+            Layout::Whole if self.rows_in_piece > INFLUXDB_EMIT_ROWS => {
+                self.out.extend_from_slice(b"],\"partial\":true}");
+            }
             Layout::Whole => self.out.extend_from_slice(b"]}"),
             Layout::Chunked(_) => {
                 self.piece.extend_from_slice(b"]}");
