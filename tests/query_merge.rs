@@ -189,8 +189,11 @@ fn setup() -> Fixture {
     // missing a different third, with strings InfluxDB escapes its own way (`<`, `&`, `>`).
     let (mut n0, mut n1, mut all) = (String::new(), String::new(), String::new());
     for i in 0..BIG_ROWS {
+        // Floats over 80 orders of magnitude (Go's plain and exponent notations), strings with
+        // what JSON encoders escape differently.
+        let f = ((i * 7919) % 100_003) as f64 / 997.0 * 10f64.powi((i % 80) as i32 - 40);
         let line = format!(
-            "big,index=c1,host=h{} v={}.25,s=\"a<{i}&>\" {}\n",
+            "big,index=c1,host=h{} v={}.25,f={f:e},s=\"a<{i}&> \\\\ \\\" é\u{2028}\" {}\n",
             i % 3,
             i % 1000,
             BASE + i * 1_000_000

@@ -43,6 +43,16 @@ impl Row {
         })
     }
 
+    /// A row already written as JSON (`[time,...]`), its time cell ending at `time_end`.
+    pub fn from_parts(bytes: Bytes, time: i64, time_end: usize, timed: bool) -> Row {
+        Row {
+            bytes,
+            time,
+            time_end: u32::try_from(time_end).unwrap_or(u32::MAX),
+            timed,
+        }
+    }
+
     /// Nanoseconds since the epoch; `i64::MIN` when the time cell is not an integer.
     pub fn time(&self) -> i64 {
         self.time

@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 pub mod chunk;
+pub mod msgpack;
 pub mod raw;
 pub mod show;
 pub mod stream;

@@ -156,6 +156,7 @@ impl Executor<'_> {
             epoch: self.params.epoch.as_deref(),
             params: self.params.params.as_deref(),
             chunk_size: chunk_size.as_deref(),
+            accept: None,
         };
         let started = Instant::now();
         let reply = replica.client.query_lines(&request, self.rid).await;
@@ -531,6 +532,7 @@ pub(super) async fn ask_replica(
         epoch: Some("ns"),
         params: context.params.as_deref(),
         chunk_size: Some(REPLICA_CHUNK_ROWS),
+        accept: None,
     };
     let started = Instant::now();
     let outcome = read_answer(&replica, &request, &context).await;

@@ -24,6 +24,7 @@ use crate::backend::client::{QueryReply, QueryRequest};
 use crate::influxql::ast::Select;
 use crate::influxql::merge::Window;
 use crate::influxql::merge::chunk::{Chunk, parse_chunk};
+use crate::influxql::merge::msgpack::{Framer, parse_msgpack_chunk};
 use crate::influxql::merge::stream::{Progress, RawMerge};
 use crate::influxql::merge::writer::{Layout, StatementWriter};
 use crate::influxql::render::render_select;
@@ -38,6 +39,9 @@ use super::params::DEFAULT_CHUNK_ROWS;
 
 /// Rows per chunk asked of the replicas.
 const REPLICA_CHUNK_ROWS: &str = "10000";
+/// What replicas are asked to answer in: MessagePack, cheaper for InfluxDB to write than JSON
+/// (see `influxql::merge::msgpack`); a replica that ignores it answers JSON, read as well.
+const REPLICA_ACCEPT: &str = "application/x-msgpack";
 /// Parsed chunks waiting per replica: enough to overlap reading and merging, few enough to
 /// bound memory.
 const FEED_DEPTH: usize = 2;
@@ -471,6 +475,62 @@ impl Frames {
     }
 }
 
+/// One document of a replica's answer, JSON or MessagePack (told apart by its first byte: a
+/// JSON answer starts with `{`, a MessagePack one with a map marker).
+fn read_document(document: &bytes::Bytes) -> Result<Chunk, String> {
+    if document.first() == Some(&b'{') {
+        parse_chunk(document)
+    } else {
+        parse_msgpack_chunk(document)
+    }
+}
+
+/// Cuts a chunked answer into its documents as its bytes arrive: lines for JSON, whole objects
+/// for MessagePack.
+#[derive(Default)]
+struct Documents {
+    buffer: bytes::BytesMut,
+    /// How far the buffer was searched for a newline (JSON).
+    searched: usize,
+    framer: Framer,
+    /// The answer's bytes all arrived.
+    ended: bool,
+}
+
+impl Documents {
+    fn next(&mut self) -> Result<Option<Result<bytes::Bytes, String>>, String> {
+        let blank = self
+            .buffer
+            .iter()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
+        if blank > 0 && self.searched == 0 {
+            let _ = self.buffer.split_to(blank);
+        }
+        let Some(&first) = self.buffer.first() else {
+            return Ok(None);
+        };
+        if first == b'{' {
+            if let Some(at) = memchr::memchr(b'\n', &self.buffer[self.searched..]) {
+                let line = self.buffer.split_to(self.searched + at + 1).freeze();
+                self.searched = 0;
+                return Ok(Some(Ok(line.slice(..line.len() - 1))));
+            }
+            self.searched = self.buffer.len();
+            if self.ended {
+                self.searched = 0;
+                return Ok(Some(Ok(self.buffer.split().freeze())));
+            }
+            return Ok(None);
+        }
+        match self.framer.advance(&self.buffer)? {
+            Some(len) => Ok(Some(Ok(self.buffer.split_to(len).freeze()))),
+            None if self.ended => Err("the MessagePack answer ends inside an object".to_owned()),
+            None => Ok(None),
+        }
+    }
+}
+
 /// One replica's answer, read chunk by chunk.
 struct Reader {
     database: Option<String>,
@@ -502,6 +562,7 @@ impl Reader {
             epoch: Some("ns"),
             params: self.params.as_deref(),
             chunk_size: Some(REPLICA_CHUNK_ROWS),
+            accept: Some(REPLICA_ACCEPT),
         };
         let reply = match replica.client.query_lines(&request, &self.rid).await {
             Ok(reply) => reply,
@@ -512,7 +573,7 @@ impl Reader {
         };
         let mut lines = match reply {
             QueryReply::Answer(answer) => {
-                let chunk = parse_chunk(&answer.body).unwrap_or_else(|error| Chunk {
+                let chunk = read_document(&answer.body).unwrap_or_else(|error| Chunk {
                     error: Some(format!(
                         "unreadable answer from replica {}: {error}",
                         replica.id
@@ -525,17 +586,27 @@ impl Reader {
             }
             QueryReply::Lines(lines) => lines,
         };
+        let mut documents = Documents::default();
         let mut rows: u64 = 0;
         loop {
-            let line = match lines.next_line().await {
-                Ok(Some(line)) => line,
-                Ok(None) => break,
-                Err(error) => {
-                    tracing::info!(group = %self.group, replica = %replica.id, %error, request_id = %self.rid, "replica answer cut off");
-                    return false;
-                }
+            let document = match documents.next() {
+                Ok(Some(document)) => Some(document),
+                Ok(None) if documents.ended => break,
+                Ok(None) => None,
+                Err(error) => Some(Err(error)),
             };
-            let chunk = match parse_chunk(&line) {
+            let Some(document) = document else {
+                match lines.next_chunk().await {
+                    Ok(Some(bytes)) => documents.buffer.extend_from_slice(&bytes),
+                    Ok(None) => documents.ended = true,
+                    Err(error) => {
+                        tracing::info!(group = %self.group, replica = %replica.id, %error, request_id = %self.rid, "replica answer cut off");
+                        return false;
+                    }
+                }
+                continue;
+            };
+            let chunk = match document.and_then(|d| read_document(&d)) {
                 Ok(chunk) => chunk,
                 Err(error) => Chunk {
                     error: Some(format!(
