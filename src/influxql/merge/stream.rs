@@ -75,6 +75,9 @@ pub struct RawMerge {
     series_seen: u64,
     /// Rows written to the writer.
     written: u64,
+    runs: Vec<(usize, usize)>,
+    taken: Vec<Row>,
+    matched: Vec<bool>,
 }
 
 impl RawMerge {
@@ -85,6 +88,9 @@ impl RawMerge {
             current: None,
             series_seen: 0,
             written: 0,
+            runs: Vec::new(),
+            taken: Vec::new(),
+            matched: Vec::new(),
         }
     }
 
@@ -145,7 +151,7 @@ impl RawMerge {
             let mut best: Option<i64> = None;
             for source in &self.sources {
                 if let Some(head) = source.head()
-                    && head.header.same_key(&header)
+                    && (Arc::ptr_eq(&head.header, &header) || head.header.same_key(&header))
                     && let Some(row) = head.rows.front()
                     && best.is_none_or(|t| self.before(row.time(), t))
                 {
@@ -158,10 +164,14 @@ impl RawMerge {
             };
             // Each contributor's rows at that time; a run that may go on in a chunk not yet
             // received must be read first.
-            let mut runs: Vec<(usize, usize)> = Vec::new();
+            // Buffers reused from row to row (this runs once per merged row).
+            let mut runs = std::mem::take(&mut self.runs);
+            let mut taken = std::mem::take(&mut self.taken);
+            let mut matched = std::mem::take(&mut self.matched);
+            runs.clear();
             for (i, source) in self.sources.iter().enumerate() {
                 let Some(head) = source.head() else { continue };
-                if !head.header.same_key(&header) {
+                if !Arc::ptr_eq(&head.header, &header) && !head.header.same_key(&header) {
                     continue;
                 }
                 let run = head.rows.iter().take_while(|r| r.time() == time).count();
@@ -169,51 +179,52 @@ impl RawMerge {
                     continue;
                 }
                 if run == head.rows.len() && source.segments.len() == 1 && !source.finished {
+                    self.runs = runs;
+                    self.taken = taken;
+                    self.matched = matched;
                     return Ok(Progress::Need(i));
                 }
                 runs.push((i, run));
             }
             // The longest run first (the first replica on ties), as it is.
-            runs.sort_by_key(|&(i, run)| (std::cmp::Reverse(run), i));
-            let mut taken: Vec<Row> = Vec::new();
+            if runs.len() > 1 {
+                runs.sort_by_key(|&(i, run)| (std::cmp::Reverse(run), i));
+            }
+            taken.clear();
             for (k, &(i, run)) in runs.iter().enumerate() {
-                let source = &mut self.sources[i];
-                let Some(head) = source.segments.front_mut() else {
+                let Some(head) = self.sources[i].segments.front_mut() else {
                     continue;
                 };
-                let remap = head.header.columns != header.columns;
-                let segment_header = head.header.clone();
-                let rows: Vec<Row> = head.rows.drain(..run).collect();
-                let rows = if remap {
-                    rows.iter()
-                        .map(|r| remap_row(r, &segment_header.columns, &header.columns))
-                        .collect::<Result<Vec<_>, _>>()?
-                } else {
-                    rows
-                };
-                if k == 0 {
-                    taken = rows;
-                    continue;
-                }
-                // Multiset difference: each row already taken matches one of these.
-                let mut matched = vec![false; taken.len()];
-                for row in rows {
-                    let twin = taken
-                        .iter()
-                        .enumerate()
-                        .position(|(j, t)| !matched[j] && t.cells() == row.cells());
+                let remap =
+                    !Arc::ptr_eq(&head.header, &header) && head.header.columns != header.columns;
+                let first_new = taken.len();
+                matched.clear();
+                matched.resize(first_new, false);
+                for row in head.rows.drain(..run) {
+                    let row = if remap {
+                        remap_row(&row, &head.header.columns, &header.columns)?
+                    } else {
+                        row
+                    };
+                    if k == 0 {
+                        taken.push(row);
+                        continue;
+                    }
+                    // Multiset difference: each row already taken matches one of these.
+                    let twin =
+                        (0..first_new).find(|&j| !matched[j] && taken[j].cells() == row.cells());
                     match twin {
                         Some(j) => matched[j] = true,
-                        None => {
-                            taken.push(row);
-                            matched.push(true);
-                        }
+                        None => taken.push(row),
                     }
                 }
             }
-            for row in taken {
+            self.runs = runs;
+            self.matched = matched;
+            for row in taken.drain(..) {
                 self.emit(out, &header, &row);
             }
+            self.taken = taken;
         }
     }
 
