@@ -1,8 +1,9 @@
 //! Raw `SELECT` merge: the union of every answer's series (replicas of one group and all
 //! groups alike), rows deduplicated and sorted by time, then OFFSET/LIMIT per series and
 //! SOFFSET/SLIMIT over series. Replicas are asked for LIMIT+OFFSET rows without OFFSET (see
-//! [`replica_select`]) so the merge is exact. It never drops a row one replica has and another
-//! lacks.
+//! [`replica_select`]) so the merge is exact. The merge itself is the streaming one
+//! ([`super::stream`]); [`merge_raw`] and [`merge_chunks`] run it over whole answers. It never
+//! drops a row one replica has and another lacks.
 
 use std::collections::BTreeMap;
 
