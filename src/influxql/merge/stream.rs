@@ -78,6 +78,9 @@ pub struct RawMerge {
     runs: Vec<(usize, usize)>,
     taken: Vec<Row>,
     matched: Vec<bool>,
+    /// Most rows written; one more ends the merge (`over_cap`).
+    cap: u64,
+    over_cap: bool,
 }
 
 impl RawMerge {
@@ -91,7 +94,20 @@ impl RawMerge {
             runs: Vec::new(),
             taken: Vec::new(),
             matched: Vec::new(),
+            cap: u64::MAX,
+            over_cap: false,
         }
+    }
+
+    /// Writes at most `cap` rows: the merge ends when one more would be written.
+    pub fn with_row_cap(mut self, cap: u64) -> Self {
+        self.cap = cap;
+        self
+    }
+
+    /// Whether the merge ended because more than the cap would have been written.
+    pub fn over_cap(&self) -> bool {
+        self.over_cap
     }
 
     /// Rows written so far (after the window).
@@ -135,6 +151,9 @@ impl RawMerge {
     /// Merges and writes what can be decided with the rows received so far.
     pub fn drain(&mut self, out: &mut StatementWriter) -> Result<Progress, String> {
         loop {
+            if self.over_cap {
+                return Ok(Progress::Done);
+            }
             for (i, source) in self.sources.iter_mut().enumerate() {
                 if !source.settle() {
                     return Ok(Progress::Need(i));
@@ -310,6 +329,10 @@ impl RawMerge {
         {
             return;
         }
+        if self.written >= self.cap {
+            self.over_cap = true;
+            return;
+        }
         self.written += 1;
         out.row(header, row);
     }
@@ -483,6 +506,25 @@ mod tests {
                 (1, false, false)
             ]
         );
+    }
+
+    #[test]
+    fn the_row_cap_stops_the_merge_and_a_late_error_ends_the_statement() {
+        let rows = series("a", (0..5).map(|t| vec![json!(t), json!(t)]).collect());
+        let chunk = super::super::chunk::parse_chunk(&documents(&[rows], &[])[0]).unwrap();
+        let mut merge = RawMerge::new(1, Window::default()).with_row_cap(3);
+        let mut writer = StatementWriter::new(0, TimeFormat::Epoch(1), Layout::Whole);
+        merge.push(0, chunk);
+        merge.finish(0);
+        assert_eq!(merge.drain(&mut writer).unwrap(), Progress::Done);
+        assert!(merge.over_cap());
+        assert_eq!(merge.written(), 3);
+        // Streaming had begun: the error goes after the rows already sent.
+        writer.finish(Some("too many rows"));
+        let text = String::from_utf8(writer.take()).unwrap();
+        let result: StatementResult = serde_json::from_str(&text).unwrap();
+        assert_eq!(result.series[0].values.len(), 3);
+        assert_eq!(result.error.as_deref(), Some("too many rows"));
     }
 
     proptest! {

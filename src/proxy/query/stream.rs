@@ -136,7 +136,7 @@ impl Executor<'_> {
             }
         }
         RawRun {
-            merge: RawMerge::new(feeds.len(), window),
+            merge: RawMerge::new(feeds.len(), window).with_row_cap(self.max_rows),
             feeds,
             groups: groups.to_vec(),
             writer: StatementWriter::new(statement_id, format, layout),
@@ -327,7 +327,7 @@ impl RawRun {
                 self.warn_unreachable();
             }
             let progress = self.merge.drain(&mut self.writer);
-            if self.merge.written() > self.max_rows {
+            if self.merge.over_cap() {
                 self.too_many_rows = true;
                 self.done = true;
                 break;
