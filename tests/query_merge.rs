@@ -209,6 +209,15 @@ fn setup() -> Fixture {
     write_direct(&cluster, 0, &n0);
     write_direct(&cluster, 1, &n1);
     write_direct(&cluster, 3, &all);
+    // Two series with equal values at the same times: without GROUP BY, two equal rows.
+    let twins = format!(
+        "twin,index=c1,host=a v=1 {BASE}\ntwin,index=c1,host=b v=1 {BASE}\ntwin,index=c1,host=a v=2 {}\n",
+        BASE + 1
+    );
+    let twins_lagging = format!("twin,index=c1,host=b v=1 {BASE}\n");
+    write_direct(&cluster, 0, &twins);
+    write_direct(&cluster, 1, &twins_lagging);
+    write_direct(&cluster, 3, &twins);
     Fixture { cluster, api }
 }
 
@@ -258,6 +267,9 @@ fn query_answers_equal_one_complete_influxd() {
             "SELECT max(value) FROM cpu WHERE {RANGE} GROUP BY time(10m) fill(none) ORDER BY time DESC LIMIT 3 OFFSET 1"
         ),
         &format!("SELECT sum(value) FROM cpu WHERE {RANGE} GROUP BY time(15m), region SLIMIT 1"),
+        &format!(
+            "SELECT max(value) FROM cpu WHERE {RANGE} GROUP BY time(30m), host ORDER BY time DESC"
+        ),
         "SELECT max(value) FROM cpu",
         "SELECT min(n) FROM cpu GROUP BY region",
         "SELECT first(value) FROM cpu",
@@ -323,6 +335,8 @@ fn query_answers_equal_one_complete_influxd() {
     }
     f.same_q("SELECT v, s FROM big GROUP BY host ORDER BY time DESC LIMIT 12000 OFFSET 3");
     f.same_q("SELECT * FROM big GROUP BY * SLIMIT 2 SOFFSET 1");
+    f.same_q("SELECT v FROM twin");
+    f.same_q("SELECT v FROM twin ORDER BY time DESC");
 
     // Several statements, epochs, chunked answers, bound parameters, POST forms.
     f.same_q("SELECT * FROM gappy; SELECT count(value) FROM cpu; SHOW MEASUREMENTS");
