@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 
 use crate::backend::client::{QueryReply, QueryRequest};
+use crate::config::Dialect;
 use crate::influxql::ast::Select;
 use crate::influxql::merge::Window;
 use crate::influxql::merge::chunk::{Chunk, parse_chunk};
@@ -39,8 +40,9 @@ use super::params::DEFAULT_CHUNK_ROWS;
 
 /// Rows per chunk asked of the replicas.
 const REPLICA_CHUNK_ROWS: &str = "10000";
-/// What replicas are asked to answer in: MessagePack, cheaper for InfluxDB to write than JSON
-/// (see `influxql::merge::msgpack`); a replica that ignores it answers JSON, read as well.
+/// What InfluxDB 1.x replicas are asked to answer in: MessagePack, cheaper for InfluxDB to write
+/// than JSON (see `influxql::merge::msgpack`); a replica that ignores it answers JSON, read as
+/// well; v2 backends are asked for JSON.
 const REPLICA_ACCEPT: &str = "application/x-msgpack";
 /// Parsed chunks waiting per replica: enough to overlap reading and merging, few enough to
 /// bound memory.
@@ -562,7 +564,9 @@ impl Reader {
             epoch: Some("ns"),
             params: self.params.as_deref(),
             chunk_size: Some(REPLICA_CHUNK_ROWS),
-            accept: Some(REPLICA_ACCEPT),
+            // InfluxDB 1.x is known to answer it (1.4+); a v2 backend's compatibility API gets
+            // the JSON it certainly serves.
+            accept: (replica.client.endpoint().dialect == Dialect::V1).then_some(REPLICA_ACCEPT),
         };
         let reply = match replica.client.query_lines(&request, &self.rid).await {
             Ok(reply) => reply,
