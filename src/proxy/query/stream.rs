@@ -638,3 +638,75 @@ impl Reader {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every document of `stream` when its bytes arrive cut at `cuts`.
+    fn cut_into_documents(stream: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+        let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
+        bounds.extend([0, stream.len()]);
+        bounds.sort_unstable();
+        bounds.dedup();
+        let mut documents = Documents::default();
+        let mut out = Vec::new();
+        for pair in bounds.windows(2) {
+            documents
+                .buffer
+                .extend_from_slice(&stream[pair[0]..pair[1]]);
+            while let Some(document) = documents.next().unwrap() {
+                out.push(document.unwrap().to_vec());
+            }
+        }
+        documents.ended = true;
+        while let Some(document) = documents.next().unwrap() {
+            out.push(document.unwrap().to_vec());
+        }
+        out
+    }
+
+    /// `{"results":[{"statement_id":N}]}` as MessagePack.
+    fn msgpack_document(n: u8, padding: usize) -> Vec<u8> {
+        let mut doc = vec![0x82, 0xa7];
+        doc.extend_from_slice(b"results");
+        doc.extend_from_slice(&[0x91, 0x81, 0xac]);
+        doc.extend_from_slice(b"statement_id");
+        doc.push(n & 0x7f);
+        doc.push(0xa3);
+        doc.extend_from_slice(b"pad");
+        doc.push(0xd9);
+        doc.push(padding as u8);
+        doc.extend(std::iter::repeat_n(b'\n', padding));
+        doc
+    }
+
+    proptest! {
+        /// However the bytes of a chunked answer arrive, the same documents come out.
+        #[test]
+        fn documents_do_not_depend_on_how_bytes_arrive(
+            sizes in proptest::collection::vec(0usize..200, 1..6),
+            cuts in proptest::collection::vec(0usize..2000, 0..12),
+        ) {
+            let json: Vec<Vec<u8>> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| format!("{{\"results\":[{{\"statement_id\":{i},\"x\":\"{}\"}}]}}", "y".repeat(*n)).into_bytes())
+                .collect();
+            let mut stream = json.join(&b'\n');
+            stream.push(b'\n');
+            prop_assert_eq!(cut_into_documents(&stream, &cuts), json.clone());
+            // The last document without its newline still comes out.
+            stream.pop();
+            prop_assert_eq!(cut_into_documents(&stream, &cuts), json);
+            let msgpack: Vec<Vec<u8>> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| msgpack_document(i as u8, *n))
+                .collect();
+            let stream = msgpack.concat();
+            prop_assert_eq!(cut_into_documents(&stream, &cuts), msgpack);
+        }
+    }
+}
