@@ -20,6 +20,8 @@ use support::api::MonitorApi;
 use support::{HttpResponse, InfluxCluster, http_get, http_request, query_string};
 
 const BASE: i64 = 1_700_000_000_000_000_000;
+/// Rows of the `big` measurement (streamed through the proxy, not held whole).
+const BIG_ROWS: i64 = 30_000;
 const RANGE: &str = "time >= '2023-11-14T22:00:00Z' AND time < '2023-11-15T00:00:00Z'";
 
 fn config(cluster: &InfluxCluster) -> String {
@@ -88,9 +90,31 @@ impl Fixture {
     fn same(&self, params: &[(&str, &str)]) -> String {
         let proxy = self.get(self.api.port(), params);
         let oracle = self.get(self.oracle(), params);
+        let (left, right) = (proxy.text(), oracle.text());
+        if proxy.status == oracle.status && left != right && left.len() + right.len() > 4000 {
+            // Long answers: show where they part, not two megabytes.
+            let at = left
+                .bytes()
+                .zip(right.bytes())
+                .position(|(a, b)| a != b)
+                .unwrap_or(left.len().min(right.len()));
+            let around = |text: &str| {
+                let from = at.saturating_sub(200);
+                text.get(from..(at + 200).min(text.len()))
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            panic!(
+                "proxy and the complete influxd differ for {params:?} at byte {at} (lengths {} / {}):\nproxy:  {}\ninfluxd: {}",
+                left.len(),
+                right.len(),
+                around(&left),
+                around(&right)
+            );
+        }
         assert_eq!(
-            (proxy.status, proxy.text()),
-            (oracle.status, oracle.text()),
+            (proxy.status, left),
+            (oracle.status, right),
             "proxy (left) and the complete influxd (right) differ for {params:?}"
         );
         assert!(
@@ -161,6 +185,39 @@ fn setup() -> Fixture {
     for body in [&only_n0, &only_n1, &g2] {
         write_direct(&cluster, 3, body);
     }
+    // A raw answer longer than what the proxy holds before streaming (1 MiB), each replica
+    // missing a different third, with strings InfluxDB escapes its own way (`<`, `&`, `>`).
+    let (mut n0, mut n1, mut all) = (String::new(), String::new(), String::new());
+    for i in 0..BIG_ROWS {
+        // Floats over 80 orders of magnitude (Go's plain and exponent notations), strings with
+        // what JSON encoders escape differently.
+        let f = ((i * 7919) % 100_003) as f64 / 997.0 * 10f64.powi((i % 80) as i32 - 40);
+        let line = format!(
+            "big,index=c1,host=h{} v={}.25,f={f:e},s=\"a<{i}&> \\\\ \\\" é\u{2028}\" {}\n",
+            i % 3,
+            i % 1000,
+            BASE + i * 1_000_000
+        );
+        if i % 3 != 0 {
+            n0.push_str(&line);
+        }
+        if i % 3 != 1 {
+            n1.push_str(&line);
+        }
+        all.push_str(&line);
+    }
+    write_direct(&cluster, 0, &n0);
+    write_direct(&cluster, 1, &n1);
+    write_direct(&cluster, 3, &all);
+    // Two series with equal values at the same times: without GROUP BY, two equal rows.
+    let twins = format!(
+        "twin,index=c1,host=a v=1 {BASE}\ntwin,index=c1,host=b v=1 {BASE}\ntwin,index=c1,host=a v=2 {}\n",
+        BASE + 1
+    );
+    let twins_lagging = format!("twin,index=c1,host=b v=1 {BASE}\n");
+    write_direct(&cluster, 0, &twins);
+    write_direct(&cluster, 1, &twins_lagging);
+    write_direct(&cluster, 3, &twins);
     Fixture { cluster, api }
 }
 
@@ -210,6 +267,9 @@ fn query_answers_equal_one_complete_influxd() {
             "SELECT max(value) FROM cpu WHERE {RANGE} GROUP BY time(10m) fill(none) ORDER BY time DESC LIMIT 3 OFFSET 1"
         ),
         &format!("SELECT sum(value) FROM cpu WHERE {RANGE} GROUP BY time(15m), region SLIMIT 1"),
+        &format!(
+            "SELECT max(value) FROM cpu WHERE {RANGE} GROUP BY time(30m), host ORDER BY time DESC"
+        ),
         "SELECT max(value) FROM cpu",
         "SELECT min(n) FROM cpu GROUP BY region",
         "SELECT first(value) FROM cpu",
@@ -251,6 +311,32 @@ fn query_answers_equal_one_complete_influxd() {
     ] {
         f.same_q(q);
     }
+
+    // One raw statement over two replicas: merged as the chunks arrive; longer than 1 MiB, it
+    // streams to the client (whole or chunked, every epoch, windows, several series).
+    f.same(&[
+        ("db", "q"),
+        ("chunked", "true"),
+        ("chunk_size", "2"),
+        ("q", "SELECT * FROM gappy"),
+    ]);
+    for (epoch, chunked) in [("", "false"), ("ms", "false"), ("ns", "true"), ("", "true")] {
+        let text = f.same(&[
+            ("db", "q"),
+            ("epoch", epoch),
+            ("chunked", chunked),
+            ("chunk_size", "7000"),
+            ("q", "SELECT * FROM big"),
+        ]);
+        assert!(
+            text.len() > 1 << 20,
+            "the big answer must be long enough to stream"
+        );
+    }
+    f.same_q("SELECT v, s FROM big GROUP BY host ORDER BY time DESC LIMIT 12000 OFFSET 3");
+    f.same_q("SELECT * FROM big GROUP BY * SLIMIT 2 SOFFSET 1");
+    f.same_q("SELECT v FROM twin");
+    f.same_q("SELECT v FROM twin ORDER BY time DESC");
 
     // Several statements, epochs, chunked answers, bound parameters, POST forms.
     f.same_q("SELECT * FROM gappy; SELECT count(value) FROM cpu; SHOW MEASUREMENTS");

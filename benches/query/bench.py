@@ -3,20 +3,24 @@
 directly to one influxd and through monitor-api, in one run; one markdown table on stdout and in
 target/bench-query.md.
 
-    benches/query/run.sh [--port-base P] [--api-bin PATH] [--runs N] [--out FILE] [--keep]
+    benches/query/run.sh [--port-base P] [--rpc-offset N] [--api-bin PATH]
+                         [--baseline-bin PATH] [--runs N] [--out FILE] [--keep]
 
 Setup: two influxd (n0, n1) in a temp dir (under /dev/shm when it exists), both loaded directly
 with the same data: 1,000,000 `cpu` points (10 hosts x 100,000, 60 ms apart) and 20,000
 `tracelog` lines (2,000 traces of 10 lines). Two monitor-api processes in front:
   RF=1: group g1 `replicated: true` over n0 alone (one replica asked: the proxy's own cost);
   RF=2: group g1 = n0 + n1 (a raw SELECT asks both and merges the union; aggregates ask one).
-"direct" is n0 itself. Every request uses a fresh TCP connection and `epoch=ms` (what Grafana
+"direct" is n0 itself. With --baseline-bin, a third monitor-api (another build, e.g. the previous
+commit's) serves the RF=2 configuration too, as "RF=2 base", interleaved with the others: its
+ratio to "RF=2" compares two builds within one run. Every request uses a fresh TCP connection and `epoch=ms` (what Grafana
 sends), no compression. Targets are interleaved (direct, RF=1, RF=2, direct, ...) so background
 noise spreads over all three. Reported: median and p90 latency per query and target, the proxy's
 overhead on the median, rows returned (checked equal across targets), the RF=2 proxy's peak RSS
 (VmHWM) before and after serving the 1,000,000-row answer, and the machine's load average.
 
-Ports: 127.0.0.1, from --port-base (default 19120) upwards. Everything it starts is stopped at
+Ports: 127.0.0.1, from --port-base (default 19120) upwards; influxd's RPC ports are the HTTP
+ports + --rpc-offset (default 1000). Everything it starts is stopped at
 exit (by PID), also on Ctrl-C; the temp dir is removed unless --keep.
 """
 
@@ -53,13 +57,13 @@ def port_free(port):
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
-def pick_ports(base, count):
+def pick_ports(base, count, rpc_offset=None):
     ports = []
     port = base
     while len(ports) < count:
         if port > base + 90:
             raise SystemExit(f"bench-query: no {count} free ports from {base}")
-        if port_free(port) and port_free(port + 1000):
+        if port_free(port) and (rpc_offset is None or port_free(port + rpc_offset)):
             ports.append(port)
         port += 1
     return ports
@@ -161,6 +165,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port-base", type=int, default=19120)
     parser.add_argument("--api-bin", default=os.path.join(REPO, "target/release/monitor-api"))
+    parser.add_argument("--baseline-bin", default=None)
+    parser.add_argument("--rpc-offset", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--out", default=os.path.join(REPO, "target/bench-query.md"))
     parser.add_argument("--keep", action="store_true")
@@ -170,8 +176,8 @@ def main():
 
     base = "/dev/shm" if os.path.isdir("/dev/shm") else None
     workdir = tempfile.mkdtemp(prefix="bench-query-", dir=base)
-    influx_ports = pick_ports(args.port_base, 2)
-    api_ports = pick_ports(max(influx_ports) + 1, 2)
+    influx_ports = pick_ports(args.port_base, 2, args.rpc_offset)
+    api_ports = pick_ports(max(influx_ports) + 1, 3 if args.baseline_bin else 2)
     cluster = os.path.join(REPO, "integration/influxd-cluster.sh")
     apis = []
 
@@ -189,16 +195,21 @@ def main():
     try:
         subprocess.run(
             [cluster, "start", "--dir", os.path.join(workdir, "influxd"), "--ports",
-             ",".join(map(str, influx_ports)), "--owner-pid", str(os.getpid())],
+             ",".join(map(str, influx_ports)), "--rpc-ports",
+             ",".join(str(p + args.rpc_offset) for p in influx_ports), "--owner-pid", str(os.getpid())],
             check=True, stdout=subprocess.DEVNULL)
         urls = [f"http://127.0.0.1:{p}" for p in influx_ports]
         configs = {
             "RF=1": f'groups:\n  g1:\n    replicated: true\n    replicas:\n      - url: "{urls[0]}"\n',
             "RF=2": f'groups:\n  g1:\n    replicas:\n      - url: "{urls[0]}"\n      - url: "{urls[1]}"\n',
         }
+        binaries = {"RF=1": args.api_bin, "RF=2": args.api_bin}
+        if args.baseline_bin:
+            configs["RF=2 base"] = configs["RF=2"]
+            binaries["RF=2 base"] = args.baseline_bin
         targets = {"direct": influx_ports[0]}
         for (name, groups), port in zip(configs.items(), api_ports):
-            data_dir = os.path.join(workdir, f"api-{name}")
+            data_dir = os.path.join(workdir, f"api-{name}".replace(" ", "-"))
             os.makedirs(data_dir)
             path = os.path.join(data_dir, "config.yaml")
             with open(path, "w") as f:
@@ -207,7 +218,7 @@ def main():
                         'log:\n  level: "warn"\n'
                         f"{groups}indexes:\n  c1: g1\n")
             log_file = open(os.path.join(data_dir, "api.log"), "w")
-            apis.append(subprocess.Popen([args.api_bin, "--config", path], stdout=log_file,
+            apis.append(subprocess.Popen([binaries[name], "--config", path], stdout=log_file,
                                          stderr=subprocess.STDOUT))
             targets[name] = port
         for name, port in targets.items():
@@ -255,7 +266,7 @@ def main():
             table.append((title, runs, rows["direct"], timings))
             log(f"{title}: done")
 
-        rss_before = vm_hwm_kib(apis[1].pid)
+        rss_before = {name: vm_hwm_kib(proc.pid) for name, proc in zip(configs, apis)}
         million_timings = {name: [] for name in targets}
         million_rows = {}
         for _ in range(3):
@@ -263,8 +274,7 @@ def main():
                 elapsed, n = query(port, million)
                 million_timings[name].append(elapsed)
                 million_rows[name] = n
-        rss_after = vm_hwm_kib(apis[1].pid)
-        rss_rf1 = vm_hwm_kib(apis[0].pid)
+        rss_after = {name: vm_hwm_kib(proc.pid) for name, proc in zip(configs, apis)}
         if len(set(million_rows.values())) != 1:
             raise RuntimeError(f"1M rows: row counts differ: {million_rows}")
         table.append(("raw SELECT, 1,000,000 rows", 3, million_rows["direct"], million_timings))
@@ -276,18 +286,22 @@ def main():
                 return statistics.median(values) * 1000
             return values[min(len(values) - 1, int(len(values) * q / 100))] * 1000
 
-        out = ["| query | runs | rows | direct p50 / p90 (ms) | RF=1 proxy p50 / p90 (ms) | RF=2 proxy p50 / p90 (ms) | overhead RF=1 / RF=2 (p50) |",
-               "|---|---|---|---|---|---|---|"]
+        proxies = list(configs)
+        out = ["| query | runs | rows | " + " | ".join(f"{n} p50 / p90 (ms)" for n in ["direct"] + proxies)
+               + " | overhead " + " / ".join(proxies) + " (p50)"
+               + (" | RF=2 / RF=2 base (p50) |" if args.baseline_bin else " |"),
+               "|---|---|---|" + "---|" * (len(proxies) + 2) + ("---|" if args.baseline_bin else "")]
         for title, runs, rows, timings in table:
             d50 = ms(timings["direct"], 50)
-            cells = []
-            for name in ["direct", "RF=1", "RF=2"]:
-                cells.append(f"{ms(timings[name], 50):.1f} / {ms(timings[name], 90):.1f}")
-            over = " / ".join(f"{(ms(timings[n], 50) / d50 - 1) * 100:+.0f}%" for n in ["RF=1", "RF=2"])
-            out.append(f"| {title} | {runs} | {rows:,} | {' | '.join(cells)} | {over} |")
+            cells = [f"{ms(timings[n], 50):.1f} / {ms(timings[n], 90):.1f}" for n in ["direct"] + proxies]
+            over = " / ".join(f"{(ms(timings[n], 50) / d50 - 1) * 100:+.0f}%" for n in proxies)
+            line = f"| {title} | {runs} | {rows:,} | {' | '.join(cells)} | {over} |"
+            if args.baseline_bin:
+                line += f" {ms(timings['RF=2'], 50) / ms(timings['RF=2 base'], 50):.2f} |"
+            out.append(line)
         out.append("")
-        out.append(f"RF=2 proxy peak RSS (VmHWM): {rss_before / 1024:.0f} MiB before the 1,000,000-row answers, "
-                   f"{rss_after / 1024:.0f} MiB after (RF=1 proxy: {rss_rf1 / 1024:.0f} MiB).")
+        out.append("Peak RSS (VmHWM) before / after the 1,000,000-row answers: " + "; ".join(
+            f"{n} {rss_before[n] / 1024:.0f} / {rss_after[n] / 1024:.0f} MiB" for n in proxies) + ".")
         out.append(f"Load average (1 min) at start / end of the measured part: {load_before} / {load_after}; "
                    f"machine: {os.cpu_count()} cores.")
         text = "\n".join(out)

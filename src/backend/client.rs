@@ -56,6 +56,8 @@ pub struct QueryRequest<'a> {
     pub params: Option<&'a str>,
     /// Ask the replica for a chunked answer of this many rows per chunk.
     pub chunk_size: Option<&'a str>,
+    /// `Accept` header (`application/x-msgpack`: InfluxDB's MessagePack answers); absent: JSON.
+    pub accept: Option<&'a str>,
 }
 
 /// A replica's answer to `/query`: status (2xx or 4xx) and body as received.
@@ -403,6 +405,7 @@ impl BackendClient {
         request_id: &str,
     ) -> Result<reqwest::Response, BackendError> {
         let url = format!("{}/query", self.endpoint.url.trim_end_matches('/'));
+        let request_accept = request.accept;
         let mut form: Vec<(&str, &str)> = vec![("q", request.statement)];
         if let Some(db) = request.database {
             form.push(("db", db));
@@ -425,12 +428,15 @@ impl BackendClient {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
-        let request = self
+        let mut request = self
             .http
             .post(url)
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header("X-Request-Id", request_id)
             .body(body);
+        if let Some(accept) = request_accept {
+            request = request.header(reqwest::header::ACCEPT, accept);
+        }
         let response = self
             .authorize(request)
             .send()

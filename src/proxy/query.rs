@@ -9,7 +9,9 @@
 //! - anything else: only when the map has one group with one backend, else a 400.
 //!
 //! Replicas are always asked for nanosecond epochs in chunks, read as they arrive and cut off at
-//! `query.max_rows`; times are converted to the client's `epoch` at the end. A group that no
+//! `query.max_rows`; times are converted to the client's `epoch` at the end. A request that is
+//! one raw `SELECT` needing a merge is merged while the replicas answer (`query::stream`, replicas
+//! asked in MessagePack) and, past 1 MiB, streamed to the client in bounded memory. A group that no
 //! replica of answered makes the answer partial: an `X-Monitor-Partial` header and a warning in
 //! the statement's `messages`. It must never pass a partial answer off as complete, nor merge
 //! what it cannot merge exactly.
@@ -19,6 +21,7 @@ pub mod ddl;
 mod fanout;
 mod params;
 mod plan;
+mod stream;
 
 use std::sync::Arc;
 
@@ -181,6 +184,20 @@ pub async fn handle(
     {
         state.metrics.query.count_statement(plan.kind(), "ok");
         return response;
+    }
+    if let [
+        Plan::Raw {
+            select,
+            window,
+            groups,
+            ..
+        },
+    ] = plans.as_slice()
+        && !params.pretty
+    {
+        return executor
+            .respond_raw(select, *window, groups, &headers)
+            .await;
     }
     let mut results = Vec::with_capacity(plans.len());
     let mut partial = false;

@@ -366,6 +366,10 @@ impl AggregatePlan {
                 partial: false,
             });
         }
+        // InfluxDB orders series by name and tags, descending with ORDER BY time DESC.
+        if self.window.descending {
+            merged.reverse();
+        }
         StatementResult {
             statement_id: 0,
             series: apply_window(merged, &self.window),

@@ -3,8 +3,12 @@
 //! none of them ever returns an answer it cannot prove equal to one complete InfluxDB's.
 
 pub mod aggregate;
+pub mod chunk;
+pub mod msgpack;
 pub mod raw;
 pub mod show;
+pub mod stream;
+pub mod writer;
 
 pub use aggregate::{AggregatePlan, Unmergeable};
 pub use raw::{Window, merge_raw, replica_select};

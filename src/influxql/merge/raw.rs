@@ -1,15 +1,19 @@
 //! Raw `SELECT` merge: the union of every answer's series (replicas of one group and all
 //! groups alike), rows deduplicated and sorted by time, then OFFSET/LIMIT per series and
 //! SOFFSET/SLIMIT over series. Replicas are asked for LIMIT+OFFSET rows without OFFSET (see
-//! [`replica_select`]) so the merge is exact. It never drops a row one replica has and another
-//! lacks.
+//! [`replica_select`]) so the merge is exact. The merge itself is the streaming one
+//! ([`super::stream`]); [`merge_raw`] and [`merge_chunks`] run it over whole answers. It never
+//! drops a row one replica has and another lacks.
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use bytes::Bytes;
 
+use super::chunk::parse_chunk;
+use super::stream::{Progress, RawMerge};
+use super::writer::{Layout, StatementWriter};
 use crate::influxql::ast::Select;
-use crate::influxql::result::{Series, SeriesKey, StatementResult};
+use crate::influxql::result::{QueryResponse, Series, SeriesKey, StatementResult, TimeFormat};
 
 /// The statement replicas get for a raw merge: `LIMIT l OFFSET o` becomes `LIMIT l+o` (each
 /// replica's first l+o rows contain the merged first l+o rows), likewise SLIMIT/SOFFSET.
@@ -59,114 +63,6 @@ pub fn collect_series(answers: Vec<StatementResult>) -> BTreeMap<SeriesKey, Vec<
     by_key
 }
 
-fn time_of(row: &[Value]) -> i64 {
-    row.first().and_then(Value::as_i64).unwrap_or(i64::MIN)
-}
-
-/// Aligns contributors whose columns differ (a replica that lacks a field answers `SELECT *`
-/// without its column): `time` first, then the union of the others sorted, as InfluxDB orders
-/// wildcard columns.
-fn unify_columns(parts: &mut [Series]) -> Vec<String> {
-    let first = parts.first().map(|s| s.columns.clone()).unwrap_or_default();
-    if parts.iter().all(|s| s.columns == first) {
-        return first;
-    }
-    let mut others: Vec<String> = parts
-        .iter()
-        .flat_map(|s| s.columns.iter().skip(1).cloned())
-        .collect();
-    others.sort();
-    others.dedup();
-    let mut columns = vec!["time".to_owned()];
-    columns.extend(others);
-    for part in parts.iter_mut() {
-        if part.columns == columns {
-            continue;
-        }
-        let positions: Vec<Option<usize>> = columns
-            .iter()
-            .map(|c| part.columns.iter().position(|p| p == c))
-            .collect();
-        for row in &mut part.values {
-            let old = std::mem::take(row);
-            *row = positions
-                .iter()
-                .map(|p| p.and_then(|i| old.get(i).cloned()).unwrap_or(Value::Null))
-                .collect();
-        }
-        part.columns = columns.clone();
-    }
-    columns
-}
-
-/// Merges one series' contributors: rows in time order (largest contributor first on ties, so
-/// its order of same-time rows is kept) with duplicates (same time, same values) dropped. Each
-/// contributor is already in time order (InfluxDB answers so), so this is a k-way merge that
-/// moves rows instead of copying them and never holds a concatenation of all contributors.
-fn merge_rows(mut parts: Vec<Series>, descending: bool) -> Series {
-    let columns = unify_columns(&mut parts);
-    parts.sort_by_key(|p| std::cmp::Reverse(p.values.len()));
-    let in_order = |rows: &[Vec<Value>]| {
-        rows.windows(2).all(|pair| {
-            let (a, b) = (time_of(&pair[0]), time_of(&pair[1]));
-            if descending { a >= b } else { a <= b }
-        })
-    };
-    if !parts.iter().all(|p| in_order(&p.values)) {
-        // Not expected from InfluxDB; sort each contributor (stable) rather than mis-merge.
-        for part in &mut parts {
-            if descending {
-                part.values
-                    .sort_by_key(|row| std::cmp::Reverse(time_of(row)));
-            } else {
-                part.values.sort_by_key(|row| time_of(row));
-            }
-        }
-    }
-    let mut iter = parts.into_iter();
-    let Some(mut merged) = iter.next() else {
-        return Series::default();
-    };
-    merged.columns = columns;
-    merged.partial = false;
-    let extra: Vec<Series> = iter.filter(|s| !s.values.is_empty()).collect();
-    if extra.is_empty() {
-        return merged;
-    }
-    let mut sources: Vec<std::iter::Peekable<std::vec::IntoIter<Vec<Value>>>> =
-        std::iter::once(std::mem::take(&mut merged.values))
-            .chain(extra.into_iter().map(|s| s.values))
-            .map(|rows| rows.into_iter().peekable())
-            .collect();
-    let mut out: Vec<Vec<Value>> = Vec::with_capacity(sources[0].len());
-    let mut run_start = 0;
-    loop {
-        let mut best: Option<(usize, i64)> = None;
-        for (i, source) in sources.iter_mut().enumerate() {
-            let Some(row) = source.peek() else { continue };
-            let time = time_of(row);
-            let better = match best {
-                None => true,
-                Some((_, t)) if descending => time > t,
-                Some((_, t)) => time < t,
-            };
-            if better {
-                best = Some((i, time));
-            }
-        }
-        let Some((i, time)) = best else { break };
-        let Some(row) = sources[i].next() else { break };
-        if out.last().is_none_or(|last| time_of(last) != time) {
-            run_start = out.len();
-        }
-        if !out[run_start..].contains(&row) {
-            out.push(row);
-        }
-    }
-    merged.values = out;
-    merged
-}
-
 /// Applies OFFSET/LIMIT to rows and SOFFSET/SLIMIT to series.
 pub fn apply_window(series: Vec<Series>, window: &Window) -> Vec<Series> {
     let skip = window.soffset.unwrap_or(0) as usize;
@@ -189,33 +85,71 @@ pub fn apply_window(series: Vec<Series>, window: &Window) -> Vec<Series> {
         .collect()
 }
 
-/// The raw merge of `answers` (each a successful statement result), as one statement result.
+/// The raw merge of whole `answers` (each a successful statement result), as one statement
+/// result: each answer fed as a single chunk to the streaming merge ([`super::stream`]), so it
+/// is the same merge the query path runs on chunks as they arrive.
 pub fn merge_raw(answers: Vec<StatementResult>, window: &Window) -> StatementResult {
-    let mut messages = Vec::new();
-    for answer in &answers {
-        for message in &answer.messages {
-            if !messages.contains(message) {
-                messages.push(message.clone());
-            }
+    let chunks: Vec<Vec<Bytes>> = answers.iter().map(|a| vec![answer_document(a)]).collect();
+    match merge_chunks(&chunks, window) {
+        Ok(result) => result,
+        Err(error) => StatementResult::error(0, error),
+    }
+}
+
+/// `{"results":[answer]}`, as a replica would send it.
+pub fn answer_document(answer: &StatementResult) -> Bytes {
+    let document = QueryResponse {
+        results: vec![answer.clone()],
+        error: None,
+    };
+    Bytes::from(serde_json::to_vec(&document).unwrap_or_default())
+}
+
+/// The merge of replicas' answers given as their documents (chunks), as one statement result
+/// with nanosecond times.
+pub fn merge_chunks(replicas: &[Vec<Bytes>], window: &Window) -> Result<StatementResult, String> {
+    let bytes = merge_chunks_to_json(replicas, window, Layout::Whole, TimeFormat::Epoch(1))?;
+    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+}
+
+/// The merge of replicas' answers (their documents) written as the statement's JSON.
+pub fn merge_chunks_to_json(
+    replicas: &[Vec<Bytes>],
+    window: &Window,
+    layout: Layout,
+    format: TimeFormat,
+) -> Result<Vec<u8>, String> {
+    let mut merge = RawMerge::new(replicas.len(), *window);
+    let mut writer = StatementWriter::new(0, format, layout);
+    let mut next = vec![0usize; replicas.len()];
+    loop {
+        match merge.drain(&mut writer)? {
+            Progress::Done => break,
+            Progress::Need(i) => match replicas[i].get(next[i]) {
+                Some(document) => {
+                    next[i] += 1;
+                    let mut chunk = parse_chunk(document)?;
+                    for message in std::mem::take(&mut chunk.messages) {
+                        writer.add_message(message);
+                    }
+                    merge.push(i, chunk);
+                }
+                None => merge.finish(i),
+            },
         }
     }
-    let merged: Vec<Series> = collect_series(answers)
-        .into_values()
-        .map(|parts| merge_rows(parts, window.descending))
-        .collect();
-    StatementResult {
-        statement_id: 0,
-        series: apply_window(merged, window),
-        messages,
-        partial: false,
-        error: None,
-    }
+    writer.finish(None);
+    Ok(writer.take())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    fn time_of(row: &[Value]) -> i64 {
+        row.first().and_then(Value::as_i64).unwrap_or(i64::MIN)
+    }
 
     fn series(rows: Vec<Vec<Value>>) -> Series {
         Series {
@@ -263,13 +197,16 @@ mod tests {
 
     #[test]
     fn window_after_merge() {
+        // ORDER BY time DESC: replicas answer newest first.
         let a = answer(
             (0..5)
+                .rev()
                 .map(|t| vec![json!(t * 2), json!("a"), json!(t)])
                 .collect(),
         );
         let b = answer(
             (0..5)
+                .rev()
                 .map(|t| vec![json!(t * 2 + 1), json!("a"), json!(t)])
                 .collect(),
         );

@@ -130,6 +130,11 @@ pub(super) fn respond(
     if let Err(error) = serialized {
         return influx_error(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string(), rid);
     }
+    respond_bytes(body, partial, accepts_gzip(request_headers), rid)
+}
+
+/// A complete JSON answer body, gzip-compressed when `gzip`.
+pub(super) fn respond_bytes(body: Vec<u8>, partial: bool, gzip: bool, rid: &str) -> Response {
     let mut headers = common_headers(rid);
     headers.insert(
         header::CONTENT_TYPE,
@@ -138,7 +143,7 @@ pub(super) fn respond(
     if partial {
         headers.insert("x-monitor-partial", HeaderValue::from_static("true"));
     }
-    if accepts_gzip(request_headers) {
+    if gzip {
         let mut encoder = flate2::write::GzEncoder::new(
             Vec::with_capacity(body.len() / 4),
             flate2::Compression::fast(),

@@ -77,12 +77,7 @@ impl Executor<'_> {
                 window,
                 groups,
                 ..
-            } => {
-                let collected = self
-                    .fan_out_all(groups, |db| render_select(select, db))
-                    .await;
-                self.finish(collected, |results| merge::merge_raw(results, window))
-            }
+            } => self.execute_raw(select, *window, groups).await,
             Plan::AggregateOne { select, group } => {
                 let collected = self
                     .fan_out_one(std::slice::from_ref(group), |db| render_select(select, db))
@@ -161,6 +156,7 @@ impl Executor<'_> {
             epoch: self.params.epoch.as_deref(),
             params: self.params.params.as_deref(),
             chunk_size: chunk_size.as_deref(),
+            accept: None,
         };
         let started = Instant::now();
         let reply = replica.client.query_lines(&request, self.rid).await;
@@ -536,6 +532,7 @@ pub(super) async fn ask_replica(
         epoch: Some("ns"),
         params: context.params.as_deref(),
         chunk_size: Some(REPLICA_CHUNK_ROWS),
+        accept: None,
     };
     let started = Instant::now();
     let outcome = read_answer(&replica, &request, &context).await;
@@ -632,7 +629,9 @@ pub(super) fn parse_whole_answer(body: &[u8]) -> Result<StatementResult, String>
 }
 
 /// A response body fed by a channel (the task streaming a replica's answer).
-pub(super) struct ChannelBody(tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>);
+pub(super) struct ChannelBody(
+    pub(super) tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
+);
 
 impl http_body::Body for ChannelBody {
     type Data = bytes::Bytes;
