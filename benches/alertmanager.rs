@@ -272,7 +272,10 @@ async fn start_binary(sink: &str) -> (Process, String, tempfile::TempDir) {
         ),
     )
     .unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_monitor-alert-manager"))
+    // ALERT_MANAGER_BIN lets a saved older build be run side by side with this one.
+    let binary = std::env::var_os("ALERT_MANAGER_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_monitor-alert-manager").into());
+    let child = std::process::Command::new(binary)
         .arg("--config")
         .arg(&path)
         .stderr(std::process::Stdio::null())

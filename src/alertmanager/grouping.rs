@@ -24,6 +24,9 @@ pub struct PendingAlert {
 /// A group waiting for its `group_wait`, as persisted (keyed by `key`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
+    /// Unique among the groups ever opened by one store (format 2 matches alerts to it).
+    #[serde(default)]
+    pub seq: u64,
     pub key: String,
     pub receiver: String,
     pub labels: BTreeMap<String, String>,
@@ -92,10 +95,12 @@ impl Group {
         labels: &BTreeMap<String, String>,
         now_ms: u64,
         request_id: Option<String>,
+        seq: u64,
     ) -> Self {
         let (key, group_labels) = group_key(route, labels);
         let wait_ms = super::occurrences::duration_ms(route.group_wait);
         Self {
+            seq,
             key,
             receiver: route.receiver.clone(),
             labels: group_labels,
@@ -235,7 +240,7 @@ mod tests {
     #[test]
     fn a_group_becomes_one_notification_with_a_stable_id() {
         let make = || {
-            let mut group = Group::open(&route(0), &alert("h1").labels, 1_000, None);
+            let mut group = Group::open(&route(0), &alert("h1").labels, 1_000, None, 1);
             group.add(&alert("h1"), 1, 1_000);
             group.add(&alert("h2"), 2, 500);
             group
