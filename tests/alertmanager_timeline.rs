@@ -4,17 +4,17 @@
 //!
 //! Host liveness comes from a real `monitor-api` (one for the whole file): a host is made Active
 //! by writing lines for it through monitor-api's write path, which feeds its host registry, and
-//! turns inactive once it stops for `host_active_window`. Its shard is a loopback port nothing
-//! listens on: the write path accepts lines durably before forwarding them, and the registry is
-//! all these timelines need. Durations are milliseconds so each timeline runs in seconds. Waits
-//! are bounded polls for outcomes, never timing assertions.
+//! turns inactive once it stops for `host_active_window`. Its replicas are loopback ports nothing
+//! listens on: the lines are written with `consistency=any` (acknowledged once durable in the
+//! proxy's log), and the registry is all these timelines need. Durations are milliseconds so
+//! each timeline runs in seconds. Waits are bounded polls for outcomes, never timing assertions.
 
 mod alertmanager_support;
 mod support;
 
+use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use alertmanager_support::{
@@ -30,10 +30,15 @@ const LIMIT: Duration = Duration::from_secs(15);
 fn monitor_api() -> &'static MonitorApi {
     static API: OnceLock<MonitorApi> = OnceLock::new();
     API.get_or_init(|| {
-        let shard = format!("http://127.0.0.1:{}", support::free_port(None));
+        let replicas = (0..2)
+            .map(|i| {
+                let url = format!("http://127.0.0.1:{}", support::free_port(None));
+                (format!("r{i}"), url)
+            })
+            .collect();
         MonitorApi::start(&format!(
             "{}indexes:\n  mail: g1\n  c1: g1\nopen_access: true\nhost_active_window: \"1s\"\n{FAST_TIMINGS}",
-            groups_yaml(&[("g1", vec![("r0".to_owned(), shard)])])
+            groups_yaml(&[("g1", replicas)])
         ))
     })
 }
@@ -41,7 +46,7 @@ fn monitor_api() -> &'static MonitorApi {
 /// One line for `host` through monitor-api's write path: the host reports.
 fn report(index: &str, host: &str) {
     let line = format!("cpu,index={index},host={host} usage=1\n");
-    let response = monitor_api().write("telegraf", &[], line.as_bytes());
+    let response = monitor_api().write("telegraf", &[("consistency", "any")], line.as_bytes());
     assert_eq!(response.status, 204, "{}", response.text());
 }
 
@@ -236,7 +241,10 @@ fn no_success_while_the_host_is_inactive_then_one_when_it_reports_again() {
     let inactive = support::wait_for(LIMIT, || {
         (registry_active("c1", "h2") == Some(false)).then_some(())
     });
-    assert!(inactive.is_some(), "h2 never became inactive in monitor-api");
+    assert!(
+        inactive.is_some(),
+        "h2 never became inactive in monitor-api"
+    );
     let b = json!([alert("DiskFull", "c1", "h2", "critical")]);
     rig.am.post_alerts(&b);
     assert_eq!(summary(&rig.am.post_alerts(&b), "due"), 1);

@@ -39,8 +39,8 @@ use super::metrics::{AlertMetrics, ReceiverLabels, StatusLabels};
 use super::notify::{Notification, NotificationStatus};
 use super::occurrences::{OccurrenceRule, Sighting, Sightings, duration_ms};
 use super::records::{
-    FingerprintRecord, PendingRef, decode_fingerprint, decode_group_header, encode_fingerprint,
-    encode_group_header,
+    AlertContent, FingerprintRecord, PendingRef, decode_content, decode_fingerprint,
+    decode_group_header, encode_content, encode_fingerprint, encode_group_header,
 };
 use super::routing::{Route, Router};
 use super::store::{Batch, LegacyTable, META_NEXT_GROUP_SEQ, Store, StoreError, Table};
@@ -90,7 +90,8 @@ pub enum AlertState {
 /// One alert fingerprint as last seen, persisted (its sightings feed Occurrences).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertRecord {
-    pub alert: Alert,
+    #[serde(with = "super::alert::shared")]
+    pub alert: Arc<Alert>,
     pub first_seen_ms: u64,
     pub last_seen_ms: u64,
     /// The sender's end (v2 `endsAt`), if given.
@@ -159,6 +160,9 @@ struct State {
     next_group_seq: u64,
     /// The "last seen" of each alert as last written to the store.
     persisted_seen: HashMap<String, u64>,
+    /// Alerts whose content in memory is newer than their content record (changed by a
+    /// sighting that was not written): the next write of their state writes it too.
+    content_dirty: HashSet<String>,
 }
 
 impl State {
@@ -205,38 +209,49 @@ impl State {
     }
 }
 
-/// Stages the one record of a fingerprint (or its deletion when nothing is left of it).
+/// Stages the state record of a fingerprint, and its content record when `content` (or both
+/// deletions when nothing is left of it).
 fn put_fingerprint(
     batch: &mut Batch,
     fingerprint: &str,
     record: Option<&AlertRecord>,
     issued: Option<&IssuedAlert>,
     pending: &[PendingRef],
+    content: bool,
 ) {
     if record.is_none() && issued.is_none() && pending.is_empty() {
         batch.delete(Table::Fingerprints, fingerprint);
+        batch.delete(Table::Contents, fingerprint);
         return;
     }
-    let mut bytes = Vec::with_capacity(384);
+    let mut bytes = Vec::with_capacity(64);
     encode_fingerprint(&mut bytes, record, issued, pending);
     batch.put_bytes(Table::Fingerprints, fingerprint, bytes);
+    let alert = record.map(|r| &*r.alert).or(issued.map(|i| &*i.alert));
+    if content && let Some(alert) = alert {
+        let mut bytes = Vec::with_capacity(320);
+        encode_content(&mut bytes, alert, issued.map(|i| &*i.alert));
+        batch.put_bytes(Table::Contents, fingerprint, bytes);
+    }
 }
 
 /// A sighting that changes nothing but "last seen" (and the alert's content and sightings),
 /// applied to memory after the batch committed.
 struct Touch {
-    alert: Alert,
+    alert: Arc<Alert>,
     ends_at_ms: Option<u64>,
     /// The Occurrences rule to record the sighting under (None: an ignored alert, not sighted).
     sighted: Option<OccurrenceRule>,
 }
 
+/// Returns whether the alert's content changed.
 fn apply_touch(
     record: &mut AlertRecord,
     issued: Option<&mut IssuedAlert>,
     touch: Touch,
     now: u64,
-) {
+) -> bool {
+    let mut changed = false;
     record.last_seen_ms = now;
     record.ends_at_ms = touch.ends_at_ms;
     if let Some(rule) = touch.sighted {
@@ -245,13 +260,16 @@ fn apply_touch(
     if let Some(issued) = issued {
         issued.last_seen_ms = now;
         issued.success_withheld_since_ms = None;
-        if issued.alert != touch.alert {
-            issued.alert.clone_from(&touch.alert);
+        if *issued.alert != *touch.alert {
+            issued.alert = Arc::clone(&touch.alert);
+            changed = true;
         }
     }
-    if record.alert != touch.alert {
+    if *record.alert != *touch.alert {
         record.alert = touch.alert;
+        changed = true;
     }
+    changed
 }
 
 /// A host a Success depends on.
@@ -287,11 +305,21 @@ pub struct Pipeline {
 /// them (a reference to a flushed group is stale and dropped).
 fn load_state(store: &Store, state: &mut State) -> Result<(), PipelineError> {
     let mut max_seq = 0;
-    for (key, group) in store.load_with(Table::GroupHeaders, decode_group_header)? {
+    for (key, group) in
+        store.load_with(Table::GroupHeaders, |_, bytes| decode_group_header(bytes))?
+    {
         max_seq = max_seq.max(group.seq);
         state.groups.insert(key, group);
     }
-    for (fingerprint, stored) in store.load_with(Table::Fingerprints, decode_fingerprint)? {
+    let contents: HashMap<String, AlertContent> = store
+        .load_with(Table::Contents, |_, bytes| decode_content(bytes))?
+        .into_iter()
+        .collect();
+    let records = store.load_with(Table::Fingerprints, |fingerprint, bytes| {
+        decode_fingerprint(fingerprint, bytes, contents.get(fingerprint))
+    })?;
+    drop(contents);
+    for (fingerprint, stored) in records {
         let FingerprintRecord {
             record,
             issued,
@@ -309,7 +337,7 @@ fn load_state(store: &Store, state: &mut State) -> Result<(), PipelineError> {
                 group.alerts.insert(
                     fingerprint.clone(),
                     PendingAlert {
-                        alert: alert.clone(),
+                        alert: Arc::clone(alert),
                         delivery: reference.delivery,
                         starts_at_ms: reference.starts_at_ms,
                     },
@@ -369,6 +397,7 @@ fn migrate_format_1(store: &mut Store, state: &mut State) -> Result<(), Pipeline
             state.alerts.get(fingerprint),
             state.issued.get(fingerprint),
             &state.pending_refs(fingerprint),
+            true,
         );
     }
     for group in state.groups.values() {
@@ -470,8 +499,10 @@ impl Pipeline {
         let mut joined: Vec<(String, PendingAlert)> = Vec::new();
         let mut new_refs: HashMap<String, Vec<PendingRef>> = HashMap::new();
         let mut next_group_seq = state.next_group_seq;
-        // Fingerprints whose records changed more than their "last seen" in this batch.
+        // Fingerprints whose records changed more than their "last seen" in this batch, and
+        // those of them whose alert content changed too.
         let mut material: HashSet<String> = HashSet::new();
+        let mut content_changed: HashSet<String> = HashSet::new();
         for Incoming {
             mut alert,
             ends_at_ms,
@@ -486,6 +517,8 @@ impl Pipeline {
             }
             let fingerprint = alert.computed_fingerprint();
             alert.fingerprint.clone_from(&fingerprint);
+            // One copy shared by the alert record, the issued entry and the groups.
+            let alert = Arc::new(alert);
             let first_in_batch =
                 !alerts.contains_key(&fingerprint) && !touches.contains_key(&fingerprint);
             if first_in_batch
@@ -517,25 +550,31 @@ impl Pipeline {
                     Some(record) => {
                         let mut record = record.clone();
                         // An earlier sighting of this batch that changed nothing: it counts.
-                        if let Some(touch) = touches.remove(&fingerprint) {
-                            apply_touch(&mut record, issued_entry.as_mut(), touch, now);
+                        if let Some(touch) = touches.remove(&fingerprint)
+                            && apply_touch(&mut record, issued_entry.as_mut(), touch, now)
+                        {
+                            content_changed.insert(fingerprint.clone());
                         }
                         record
                     }
-                    None => AlertRecord {
-                        alert: alert.clone(),
-                        first_seen_ms: now,
-                        last_seen_ms: now,
-                        ends_at_ms: None,
-                        sightings: Sightings::default(),
-                        state: AlertState::Unrouted,
-                        receivers: Vec::new(),
-                    },
+                    None => {
+                        content_changed.insert(fingerprint.clone());
+                        AlertRecord {
+                            alert: Arc::clone(&alert),
+                            first_seen_ms: now,
+                            last_seen_ms: now,
+                            ends_at_ms: None,
+                            sightings: Sightings::default(),
+                            state: AlertState::Unrouted,
+                            receivers: Vec::new(),
+                        }
+                    }
                 },
             };
             let previous_state = record.state.clone();
-            if record.alert != alert {
-                record.alert.clone_from(&alert);
+            if *record.alert != *alert {
+                record.alert = Arc::clone(&alert);
+                content_changed.insert(fingerprint.clone());
             }
             record.ends_at_ms = ends_at_ms;
             let was_withheld = issued_entry
@@ -554,8 +593,9 @@ impl Pipeline {
                 // Still firing (even if ignored or below Occurrences): not a recovery.
                 existing.last_seen_ms = now;
                 existing.success_withheld_since_ms = None;
-                if existing.alert != alert {
-                    existing.alert.clone_from(&alert);
+                if *existing.alert != *alert {
+                    existing.alert = Arc::clone(&alert);
+                    content_changed.insert(fingerprint.clone());
                 }
             }
             let ignored_by = state.ignores.matching(&alert.labels, now);
@@ -624,7 +664,7 @@ impl Pipeline {
                     for route in &routes {
                         let (key, _) = super::grouping::group_key(route, &alert.labels);
                         let pending = PendingAlert {
-                            alert: alert.clone(),
+                            alert: Arc::clone(&alert),
                             delivery,
                             starts_at_ms,
                         };
@@ -672,12 +712,15 @@ impl Pipeline {
                 refs.retain(|r| !added.iter().any(|a| a.group_key == r.group_key));
                 refs.extend(added.iter().cloned());
             }
+            let content =
+                content_changed.contains(fingerprint) || state.content_dirty.contains(fingerprint);
             put_fingerprint(
                 &mut batch,
                 fingerprint,
                 alerts.get(fingerprint),
                 issued_now,
                 &refs,
+                content,
             );
         }
         for (key, group) in &opened {
@@ -696,16 +739,20 @@ impl Pipeline {
                     .persisted_seen
                     .insert(fingerprint.clone(), record.last_seen_ms);
             }
+            state.content_dirty.remove(fingerprint);
         }
         {
             let State {
                 alerts: known,
                 issued: known_issued,
+                content_dirty,
                 ..
             } = &mut *state;
             for (fingerprint, touch) in touches {
-                if let Some(record) = known.get_mut(&fingerprint) {
-                    apply_touch(record, known_issued.get_mut(&fingerprint), touch, now);
+                if let Some(record) = known.get_mut(&fingerprint)
+                    && apply_touch(record, known_issued.get_mut(&fingerprint), touch, now)
+                {
+                    content_dirty.insert(fingerprint);
                 }
             }
         }
@@ -725,7 +772,9 @@ impl Pipeline {
         for (key, pending) in joined {
             state.join(&pending.alert.fingerprint, &key);
             if let Some(group) = state.groups.get_mut(&key) {
-                group.alerts.insert(pending.alert.fingerprint.clone(), pending);
+                group
+                    .alerts
+                    .insert(pending.alert.fingerprint.clone(), pending);
             }
         }
         state.next_group_seq = next_group_seq;
@@ -781,7 +830,9 @@ impl Pipeline {
             AlertState::Suppressed { until_ms } => {
                 let issued = issued?;
                 if now >= *until_ms
-                    || issued.last_delivered_ms.saturating_add(self.settings.reissue_ms)
+                    || issued
+                        .last_delivered_ms
+                        .saturating_add(self.settings.reissue_ms)
                         != *until_ms
                     || !state.ignores.matching(&alert.labels, now).is_empty()
                 {
@@ -874,6 +925,7 @@ impl Pipeline {
                 state.alerts.get(fingerprint),
                 None,
                 &refs,
+                false,
             );
         }
         let txn = self.store.begin()?;
@@ -980,7 +1032,7 @@ impl Pipeline {
                         .cloned()
                         .collect();
                     over.push((
-                        issued.alert.clone(),
+                        Alert::clone(&issued.alert),
                         issued.first_delivered_ms,
                         issued.deliveries,
                         routes,
@@ -1005,6 +1057,7 @@ impl Pipeline {
                 state.alerts.get(fingerprint),
                 Some(marked),
                 &state.pending_refs(fingerprint),
+                false,
             );
         }
         let mut records = Vec::new();
@@ -1022,6 +1075,7 @@ impl Pipeline {
                 record.as_ref(),
                 None,
                 &state.pending_refs(fingerprint),
+                false,
             );
             records.extend(record);
         }
@@ -1085,6 +1139,7 @@ impl Pipeline {
         let mut batch = Batch::default();
         for fp in &stale_alerts {
             batch.delete(Table::Fingerprints, fp);
+            batch.delete(Table::Contents, fp);
         }
         for id in &stale_rules {
             batch.delete(Table::Ignores, id);
@@ -1093,6 +1148,7 @@ impl Pipeline {
         for fp in &stale_alerts {
             state.alerts.remove(fp);
             state.persisted_seen.remove(fp);
+            state.content_dirty.remove(fp);
         }
         for id in &stale_rules {
             state.ignores.remove(id);
@@ -1184,6 +1240,7 @@ impl Pipeline {
             state.alerts.get(fingerprint),
             None,
             &state.pending_refs(fingerprint),
+            false,
         );
         self.store.commit(batch)?;
         let removed = state

@@ -326,10 +326,14 @@ fn last_seen_alone_is_persisted_at_most_once_per_resolution() {
     // success_duration 5 s: "last seen" alone is written at most every 250 ms.
     let h = harness();
     let on_disk = |h: &Harness| {
-        let stored = h
-            .pipeline
-            .store
-            .load_with(Table::Fingerprints, decode_fingerprint)
+        let store = &h.pipeline.store;
+        let contents = store
+            .load_with(Table::Contents, |_, b| decode_content(b))
+            .unwrap();
+        let stored = store
+            .load_with(Table::Fingerprints, |fp, b| {
+                decode_fingerprint(fp, b, contents.first().map(|(_, c)| c))
+            })
             .unwrap();
         stored[0].1.issued.as_ref().unwrap().last_seen_ms - 1_000_000_000
     };
@@ -448,7 +452,11 @@ fn a_format_1_state_file_is_migrated_once() {
         .chain(groups.iter().map(|g| {
             let mut json = serde_json::to_value(g).unwrap();
             json.as_object_mut().unwrap().remove("seq");
-            ("am_groups", g.key.clone(), serde_json::to_vec(&json).unwrap())
+            (
+                "am_groups",
+                g.key.clone(),
+                serde_json::to_vec(&json).unwrap(),
+            )
         })) {
             let definition: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new(name);
             let mut table = txn.open_table(definition).unwrap();
@@ -477,5 +485,10 @@ fn a_format_1_state_file_is_migrated_once() {
         .unwrap()
         .map(|t| redb::TableHandle::name(&t).to_owned())
         .collect();
-    assert!(!names.iter().any(|n| n == "am_alerts" || n == "am_issued" || n == "am_groups"), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n == "am_alerts" || n == "am_issued" || n == "am_groups"),
+        "{names:?}"
+    );
 }

@@ -7,6 +7,7 @@
 //! layout here means a new store format number and a migration in the store.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::alert::Alert;
 use super::grouping::Group;
@@ -162,11 +163,19 @@ impl<'a> Reader<'a> {
     }
 
     fn opt_u64(&mut self) -> Result<Option<u64>, DecodeError> {
-        Ok(if self.flag()? { Some(self.u64()?) } else { None })
+        Ok(if self.flag()? {
+            Some(self.u64()?)
+        } else {
+            None
+        })
     }
 
     fn opt_str(&mut self) -> Result<Option<String>, DecodeError> {
-        Ok(if self.flag()? { Some(self.str()?) } else { None })
+        Ok(if self.flag()? {
+            Some(self.str()?)
+        } else {
+            None
+        })
     }
 
     fn map(&mut self) -> Result<BTreeMap<String, String>, DecodeError> {
@@ -266,20 +275,51 @@ fn read_state(r: &mut Reader<'_>) -> Result<AlertState, DecodeError> {
             seen: r.u32()?,
             needed: r.u32()?,
         },
-        2 => AlertState::Due {
-            delivery: r.u32()?,
-        },
-        3 => AlertState::Suppressed {
-            until_ms: r.u64()?,
-        },
+        2 => AlertState::Due { delivery: r.u32()? },
+        3 => AlertState::Suppressed { until_ms: r.u64()? },
         4 => AlertState::Unrouted,
         5 => AlertState::Resolved,
         _ => return Err(DecodeError("unknown alert state")),
     })
 }
 
-/// Encodes the record of one fingerprint. The issued alert's copy of the alert is written only
-/// when it differs from the alert record's (it rarely does).
+/// The alert content of a fingerprint: the alert as last persisted and, when its IssuedAlerts
+/// entry holds a different sighting, that one too. Kept apart from the small state record
+/// because it changes far less often than the state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertContent {
+    pub alert: Arc<Alert>,
+    pub issued_alert: Option<Arc<Alert>>,
+}
+
+/// Encodes the content record of a fingerprint (`alert` is the alert record's, else the
+/// issued alert's).
+pub fn encode_content(out: &mut Vec<u8>, alert: &Alert, issued_alert: Option<&Alert>) {
+    let mut w = Writer(out);
+    write_alert(&mut w, alert);
+    let differs = issued_alert.filter(|issued| *issued != alert);
+    w.flag(differs.is_some());
+    if let Some(issued) = differs {
+        write_alert(&mut w, issued);
+    }
+}
+
+pub fn decode_content(bytes: &[u8]) -> Result<AlertContent, DecodeError> {
+    let mut r = Reader(bytes);
+    let alert = Arc::new(read_alert(&mut r)?);
+    let issued_alert = if r.flag()? {
+        Some(Arc::new(read_alert(&mut r)?))
+    } else {
+        None
+    };
+    r.finish()?;
+    Ok(AlertContent {
+        alert,
+        issued_alert,
+    })
+}
+
+/// Encodes the state record of one fingerprint: everything but the alert content.
 pub fn encode_fingerprint(
     out: &mut Vec<u8>,
     record: Option<&AlertRecord>,
@@ -289,7 +329,6 @@ pub fn encode_fingerprint(
     let mut w = Writer(out);
     w.flag(record.is_some());
     if let Some(record) = record {
-        write_alert(&mut w, &record.alert);
         w.u64(record.first_seen_ms);
         w.u64(record.last_seen_ms);
         w.opt_u64(record.ends_at_ms);
@@ -302,17 +341,11 @@ pub fn encode_fingerprint(
     }
     w.flag(issued.is_some());
     if let Some(issued) = issued {
-        w.str(&issued.fingerprint);
         w.u64(issued.first_delivered_ms);
         w.u64(issued.last_delivered_ms);
         w.u64(issued.last_seen_ms);
         w.u32(issued.deliveries);
         w.opt_u64(issued.success_withheld_since_ms);
-        let same_alert = record.is_some_and(|r| r.alert == issued.alert);
-        w.flag(!same_alert);
-        if !same_alert {
-            write_alert(&mut w, &issued.alert);
-        }
     }
     w.len(pending.len());
     for reference in pending {
@@ -323,10 +356,17 @@ pub fn encode_fingerprint(
     }
 }
 
-pub fn decode_fingerprint(bytes: &[u8]) -> Result<FingerprintRecord, DecodeError> {
+/// Decodes the state record of `fingerprint` with its content record.
+pub fn decode_fingerprint(
+    fingerprint: &str,
+    bytes: &[u8],
+    content: Option<&AlertContent>,
+) -> Result<FingerprintRecord, DecodeError> {
     let mut r = Reader(bytes);
     let record = if r.flag()? {
-        let alert = read_alert(&mut r)?;
+        let alert = content
+            .map(|c| Arc::clone(&c.alert))
+            .ok_or(DecodeError("alert record without its content record"))?;
         let first_seen_ms = r.u64()?;
         let last_seen_ms = r.u64()?;
         let ends_at_ms = r.opt_u64()?;
@@ -345,28 +385,17 @@ pub fn decode_fingerprint(bytes: &[u8]) -> Result<FingerprintRecord, DecodeError
         None
     };
     let issued = if r.flag()? {
-        let fingerprint = r.str()?;
-        let first_delivered_ms = r.u64()?;
-        let last_delivered_ms = r.u64()?;
-        let last_seen_ms = r.u64()?;
-        let deliveries = r.u32()?;
-        let success_withheld_since_ms = r.opt_u64()?;
-        let alert = if r.flag()? {
-            read_alert(&mut r)?
-        } else {
-            record
-                .as_ref()
-                .map(|record| record.alert.clone())
-                .ok_or(DecodeError("issued alert without its alert"))?
-        };
+        let alert = content
+            .map(|c| Arc::clone(c.issued_alert.as_ref().unwrap_or(&c.alert)))
+            .ok_or(DecodeError("issued alert without its content record"))?;
         Some(IssuedAlert {
-            fingerprint,
+            fingerprint: fingerprint.to_owned(),
             alert,
-            first_delivered_ms,
-            last_delivered_ms,
-            last_seen_ms,
-            deliveries,
-            success_withheld_since_ms,
+            first_delivered_ms: r.u64()?,
+            last_delivered_ms: r.u64()?,
+            last_seen_ms: r.u64()?,
+            deliveries: r.u32()?,
+            success_withheld_since_ms: r.opt_u64()?,
         })
     } else {
         None
@@ -444,7 +473,7 @@ mod tests {
 
     fn record() -> AlertRecord {
         AlertRecord {
-            alert: alert("mem 93.5"),
+            alert: Arc::new(alert("mem 93.5")),
             first_seen_ms: 1,
             last_seen_ms: 300_000_000_000,
             ends_at_ms: Some(7),
@@ -459,13 +488,30 @@ mod tests {
     fn issued(alert: Alert) -> IssuedAlert {
         IssuedAlert {
             fingerprint: alert.fingerprint.clone(),
-            alert,
+            alert: Arc::new(alert),
             first_delivered_ms: 10,
             last_delivered_ms: 20,
             last_seen_ms: 30,
             deliveries: 2,
             success_withheld_since_ms: Some(40),
         }
+    }
+
+    fn round_trip(
+        record: Option<&AlertRecord>,
+        issued: Option<&IssuedAlert>,
+        pending: &[PendingRef],
+    ) -> Result<FingerprintRecord, DecodeError> {
+        let mut content = Vec::new();
+        let alert = record.map(|r| &*r.alert).or(issued.map(|i| &*i.alert));
+        let content = alert.map(|alert| {
+            encode_content(&mut content, alert, issued.map(|i| &*i.alert));
+            decode_content(&content).unwrap()
+        });
+        let mut bytes = Vec::new();
+        encode_fingerprint(&mut bytes, record, issued, pending);
+        let fingerprint = alert.map_or("", |a| a.fingerprint.as_str());
+        decode_fingerprint(fingerprint, &bytes, content.as_ref())
     }
 
     #[test]
@@ -476,7 +522,7 @@ mod tests {
             delivery: 3,
             starts_at_ms: 12,
         }];
-        let same = issued(record().alert);
+        let same = issued(Alert::clone(&record().alert));
         let other = issued(alert("mem 99"));
         for (record, issued) in [
             (Some(record()), Some(same)),
@@ -485,9 +531,7 @@ mod tests {
             (None, Some(other)),
             (None, None),
         ] {
-            let mut bytes = Vec::new();
-            encode_fingerprint(&mut bytes, record.as_ref(), issued.as_ref(), &pending);
-            let decoded = decode_fingerprint(&bytes).unwrap();
+            let decoded = round_trip(record.as_ref(), issued.as_ref(), &pending).unwrap();
             assert_eq!(decoded.record, record);
             assert_eq!(decoded.issued, issued);
             assert_eq!(decoded.pending, pending);
@@ -497,13 +541,34 @@ mod tests {
     #[test]
     fn every_truncation_and_trailing_byte_is_an_error() {
         let mut bytes = Vec::new();
-        encode_fingerprint(&mut bytes, Some(&record()), Some(&issued(alert("x"))), &[]);
+        let issued = issued(alert("x"));
+        encode_fingerprint(&mut bytes, Some(&record()), Some(&issued), &[]);
+        let mut content_bytes = Vec::new();
+        encode_content(&mut content_bytes, &record().alert, Some(&issued.alert));
+        let content = decode_content(&content_bytes).unwrap();
+        assert_eq!(content.issued_alert.as_ref(), Some(&issued.alert));
         for cut in 0..bytes.len() {
-            assert!(decode_fingerprint(&bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                decode_fingerprint("f", &bytes[..cut], Some(&content)).is_err(),
+                "cut at {cut}"
+            );
         }
+        for cut in 0..content_bytes.len() {
+            assert!(
+                decode_content(&content_bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+        assert!(
+            decode_fingerprint("f", &bytes, None).is_err(),
+            "state without content"
+        );
         bytes.push(0);
-        assert!(decode_fingerprint(&bytes).is_err());
-        assert!(decode_fingerprint(b"{\"alert\": {}}").is_err(), "JSON is not format 2");
+        assert!(decode_fingerprint("f", &bytes, Some(&content)).is_err());
+        assert!(
+            decode_content(b"{\"alert\": {}}").is_err(),
+            "JSON is not format 2"
+        );
     }
 
     #[test]

@@ -3,11 +3,14 @@
 //!
 //! On-disk format 2 (the number is `am_meta["format"]`):
 //! - `am_ignores`: rule id -> the ignore rule as JSON (rare writes, read by operators' tools).
-//! - `am_fingerprints`: fingerprint -> one binary record ([`super::records`]) holding the alert
-//!   as last persisted, its sightings (Occurrences), state and receivers, its IssuedAlerts entry
-//!   if any, and its memberships of waiting groups. One record per alert: a sighting that
-//!   changes state writes one small record, not an alert record plus an issued record plus the
-//!   whole group it joins.
+//! - `am_fingerprints`: fingerprint -> one small binary state record ([`super::records`]): first
+//!   and last seen, sender's end, sightings (Occurrences), state and receivers, its IssuedAlerts
+//!   entry (times, deliveries, Success withheld) if any, and its memberships of waiting groups.
+//!   A sighting that changes state writes this one record, not an alert record plus an issued
+//!   record plus the whole group it joins.
+//! - `am_alert_content`: fingerprint -> the alert itself (labels, annotations, value, time) as
+//!   last persisted, plus the issued entry's copy when that differs. Written when the alert is
+//!   new or its content changed, so state changes do not rewrite labels and annotations.
 //! - `am_group_headers`: group key -> the waiting group without its alerts (sequence number,
 //!   receiver, labels, created, due, request id). A group's alerts are the fingerprint records
 //!   whose pending reference names the key and sequence number; flushing a group deletes its
@@ -37,6 +40,7 @@ pub const FORMAT: u64 = 2;
 pub enum Table {
     Ignores,
     Fingerprints,
+    Contents,
     GroupHeaders,
 }
 
@@ -50,6 +54,7 @@ pub enum LegacyTable {
 
 const IGNORES: TableDefinition<&str, &[u8]> = TableDefinition::new("am_ignores");
 const FINGERPRINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("am_fingerprints");
+const CONTENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("am_alert_content");
 const GROUP_HEADERS: TableDefinition<&str, &[u8]> = TableDefinition::new("am_group_headers");
 const META: TableDefinition<&str, u64> = TableDefinition::new("am_meta");
 const LEGACY_ALERTS: TableDefinition<&str, &[u8]> = TableDefinition::new("am_alerts");
@@ -59,13 +64,19 @@ const LEGACY_GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("am_gro
 pub const META_FORMAT: &str = "format";
 pub const META_NEXT_GROUP_SEQ: &str = "next_group_seq";
 
-const TABLES: [Table; 3] = [Table::Ignores, Table::Fingerprints, Table::GroupHeaders];
+const TABLES: [Table; 4] = [
+    Table::Ignores,
+    Table::Fingerprints,
+    Table::Contents,
+    Table::GroupHeaders,
+];
 
 impl Table {
     fn definition(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
         match self {
             Table::Ignores => IGNORES,
             Table::Fingerprints => FINGERPRINTS,
+            Table::Contents => CONTENTS,
             Table::GroupHeaders => GROUP_HEADERS,
         }
     }
@@ -74,6 +85,7 @@ impl Table {
         match self {
             Table::Ignores => "ignores",
             Table::Fingerprints => "fingerprints",
+            Table::Contents => "alert content",
             Table::GroupHeaders => "group headers",
         }
     }
@@ -321,7 +333,7 @@ impl Store {
     pub fn load_with<T, E: std::fmt::Display>(
         &self,
         table: Table,
-        mut decode: impl FnMut(&[u8]) -> Result<T, E>,
+        mut decode: impl FnMut(&str, &[u8]) -> Result<T, E>,
     ) -> Result<Vec<(String, T)>, StoreError> {
         let txn = self.db.begin_read().map_err(redb_error)?;
         let open = txn.open_table(table.definition()).map_err(redb_error)?;
@@ -329,7 +341,7 @@ impl Store {
         for entry in open.iter().map_err(redb_error)? {
             let (key, value) = entry.map_err(redb_error)?;
             let key = key.value().to_owned();
-            let record = decode(value.value()).map_err(|e| StoreError::Decode {
+            let record = decode(&key, value.value()).map_err(|e| StoreError::Decode {
                 table: table.name(),
                 key: key.clone(),
                 message: e.to_string(),
@@ -357,7 +369,11 @@ impl Store {
         batch.set_meta(META_FORMAT, FORMAT);
         let txn = self.begin()?;
         self.write(&txn, batch)?;
-        for table in [LegacyTable::Alerts, LegacyTable::Issued, LegacyTable::Groups] {
+        for table in [
+            LegacyTable::Alerts,
+            LegacyTable::Issued,
+            LegacyTable::Groups,
+        ] {
             txn.delete_table(table.definition()).map_err(redb_error)?;
         }
         txn.commit().map_err(redb_error)?;
@@ -399,7 +415,7 @@ mod tests {
             vec![("b".to_string(), serde_json::json!({"x": 2}))]
         );
         let bytes = store
-            .load_with(Table::Fingerprints, |b| Ok::<_, String>(b.to_vec()))
+            .load_with(Table::Fingerprints, |_, b| Ok::<_, String>(b.to_vec()))
             .unwrap();
         assert_eq!(bytes, vec![("f".to_string(), vec![1, 2])]);
         assert_eq!(store.meta(META_NEXT_GROUP_SEQ).unwrap(), Some(7));
