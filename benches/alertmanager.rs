@@ -7,7 +7,9 @@
 //! 2. http: the same through `POST /api/v1/alerts` of the release binary, 4 connections.
 //! 3. latency: receipt -> webhook for due alerts, minus `group_wait` (p50/p99/max).
 //!
-//! Run with `cargo bench --bench alertmanager`. Not a test: it asserts nothing.
+//! Run with `cargo bench --bench alertmanager`. Not a test: it asserts nothing. With
+//! `ALERT_MANAGER_BIN=<path>` the http and latency parts run that build of the binary instead
+//! (to interleave an older build with this one on a shared machine).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -272,7 +274,10 @@ async fn start_binary(sink: &str) -> (Process, String, tempfile::TempDir) {
         ),
     )
     .unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_monitor-alert-manager"))
+    // ALERT_MANAGER_BIN lets a saved older build be run side by side with this one.
+    let binary = std::env::var_os("ALERT_MANAGER_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_monitor-alert-manager").into());
+    let child = std::process::Command::new(binary)
         .arg("--config")
         .arg(&path)
         .stderr(std::process::Stdio::null())

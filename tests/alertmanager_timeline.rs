@@ -2,25 +2,101 @@
 //! message on a webhook receiver in the test: Occurrences, ReissueDuration, SuccessDuration with
 //! the host active and inactive, ignore rules until they expire, and bad input.
 //!
-//! Host liveness comes from a stand-in for monitor-api's `GET /api/v1/hosts` (the real endpoint
-//! was not on main yet when these were written); durations are milliseconds so each timeline
-//! runs in seconds. Waits are bounded polls for outcomes, never timing assertions.
+//! Host liveness comes from a real `monitor-api` (one for the whole file): a host is made Active
+//! by writing lines for it through monitor-api's write path, which feeds its host registry, and
+//! turns inactive once it stops for `host_active_window`. Its replicas are loopback ports nothing
+//! listens on: the lines are written with `consistency=any` (acknowledged once durable in the
+//! proxy's log), and the registry is all these timelines need. Durations are milliseconds so
+//! each timeline runs in seconds. Waits are bounded polls for outcomes, never timing assertions.
 
 mod alertmanager_support;
 mod support;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use alertmanager_support::{
-    AlertManager, StandIn, alert, host_registry, notifications, wait_notifications, webhook_sink,
+    AlertManager, StandIn, alert, notifications, wait_notifications, webhook_sink,
 };
 use serde_json::{Value, json};
+use support::api::{FAST_TIMINGS, MonitorApi, groups_yaml};
 
 const LIMIT: Duration = Duration::from_secs(15);
 
-fn config(sink: &StandIn, registry: &StandIn, smtp_port: u16) -> String {
+/// The monitor-api every alert manager of this file asks about hosts (started once; its
+/// watchdog stops it when the test process exits).
+fn monitor_api() -> &'static MonitorApi {
+    static API: OnceLock<MonitorApi> = OnceLock::new();
+    API.get_or_init(|| {
+        let replicas = (0..2)
+            .map(|i| {
+                let url = format!("http://127.0.0.1:{}", support::free_port(None));
+                (format!("r{i}"), url)
+            })
+            .collect();
+        MonitorApi::start(&format!(
+            "{}indexes:\n  mail: g1\n  c1: g1\nopen_access: true\nhost_active_window: \"1s\"\n{FAST_TIMINGS}",
+            groups_yaml(&[("g1", replicas)])
+        ))
+    })
+}
+
+/// One line for `host` through monitor-api's write path: the host reports.
+fn report(index: &str, host: &str) {
+    let line = format!("cpu,index={index},host={host} usage=1\n");
+    let response = monitor_api().write("telegraf", &[("consistency", "any")], line.as_bytes());
+    assert_eq!(response.status, 204, "{}", response.text());
+}
+
+/// What monitor-api's host registry says about `host`: `None` while it does not know it.
+fn registry_active(index: &str, host: &str) -> Option<bool> {
+    let answer = monitor_api()
+        .request(
+            "GET",
+            &format!("/api/v1/hosts?index={index}&host={host}"),
+            &[],
+            b"",
+        )
+        .json();
+    answer["hosts"][0]["active"].as_bool()
+}
+
+/// Keeps a host reporting (a line every 200 ms) until dropped.
+struct Reporting {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Reporting {
+    fn start(index: &'static str, host: &'static str) -> Reporting {
+        report(index, host);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                report(index, host);
+            }
+        });
+        Reporting {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Reporting {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn config(sink: &StandIn, registry: &str, smtp_port: u16) -> String {
     format!(
         r#"
 monitor_api: ["{registry}"]
@@ -40,7 +116,6 @@ routes:
   - {{ receiver: hook }}
 default_receiver: hook
 "#,
-        registry = registry.url(),
         sink = sink.url()
     )
 }
@@ -48,24 +123,14 @@ default_receiver: hook
 struct Rig {
     sink: StandIn,
     smtp: support::SmtpSink,
-    hosts: Arc<Mutex<HashMap<String, bool>>>,
-    _registry: StandIn,
     am: AlertManager,
 }
 
 fn rig() -> Rig {
-    let hosts = Arc::new(Mutex::new(HashMap::new()));
-    let registry = host_registry(Arc::clone(&hosts));
     let sink = webhook_sink();
     let smtp = support::SmtpSink::start();
-    let am = AlertManager::start(&config(&sink, &registry, smtp.port()));
-    Rig {
-        sink,
-        smtp,
-        hosts,
-        _registry: registry,
-        am,
-    }
+    let am = AlertManager::start(&config(&sink, &monitor_api().url(), smtp.port()));
+    Rig { sink, smtp, am }
 }
 
 fn summary(answer: &Value, key: &str) -> u64 {
@@ -77,7 +142,8 @@ fn summary(answer: &Value, key: &str) -> u64 {
 #[test]
 fn occurrences_then_reissue_then_one_success_when_the_host_is_active() {
     let rig = rig();
-    rig.hosts.lock().unwrap().insert("h1".into(), true);
+    // h1 keeps reporting through monitor-api for the whole timeline: Active.
+    let _h1 = Reporting::start("mail", "h1");
     // index "mail": the mail route takes it too (continue), then the default webhook.
     let a = json!([alert("HighMem", "mail", "h1", "warning")]);
 
@@ -170,7 +236,15 @@ fn occurrences_then_reissue_then_one_success_when_the_host_is_active() {
 #[test]
 fn no_success_while_the_host_is_inactive_then_one_when_it_reports_again() {
     let rig = rig();
-    rig.hosts.lock().unwrap().insert("h2".into(), false);
+    // h2 reported once, then went quiet for longer than host_active_window: known, inactive.
+    report("c1", "h2");
+    let inactive = support::wait_for(LIMIT, || {
+        (registry_active("c1", "h2") == Some(false)).then_some(())
+    });
+    assert!(
+        inactive.is_some(),
+        "h2 never became inactive in monitor-api"
+    );
     let b = json!([alert("DiskFull", "c1", "h2", "critical")]);
     rig.am.post_alerts(&b);
     assert_eq!(summary(&rig.am.post_alerts(&b), "due"), 1);
@@ -198,8 +272,8 @@ fn no_success_while_the_host_is_inactive_then_one_when_it_reports_again() {
         1
     );
 
-    // The host reports again: the owed Success goes out.
-    rig.hosts.lock().unwrap().insert("h2".into(), true);
+    // The host reports again through monitor-api: the owed Success goes out.
+    let _h2 = Reporting::start("c1", "h2");
     let got = wait_notifications(&rig.sink, 2, LIMIT);
     assert_eq!(got[1], ("resolved".to_string(), vec!["h2".to_string()]));
 }

@@ -35,6 +35,24 @@ pub struct Alert {
     pub fingerprint: String,
 }
 
+/// Serde for an alert shared between the records that hold it (an `Arc`, so the alert record,
+/// the issued entry and a waiting group hold one copy): the same JSON as a plain [`Alert`].
+pub mod shared {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Alert;
+
+    pub fn serialize<S: Serializer>(alert: &Arc<Alert>, serializer: S) -> Result<S::Ok, S::Error> {
+        alert.as_ref().serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Arc<Alert>, D::Error> {
+        Alert::deserialize(deserializer).map(Arc::new)
+    }
+}
+
 /// xxh3-64 of the labels sorted by name, each name and value followed by a 0xff byte (a byte
 /// that cannot occur in UTF-8, so `a=bc` and `ab=c` differ), as 16 lowercase hex digits.
 pub fn fingerprint(labels: &BTreeMap<String, String>) -> String {

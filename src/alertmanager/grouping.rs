@@ -6,6 +6,7 @@
 //! hold a group longer than its `group_wait` (the ticker wakes at the earliest due time).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +17,8 @@ use super::routing::Route;
 /// One alert waiting in a group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingAlert {
-    pub alert: Alert,
+    #[serde(with = "super::alert::shared")]
+    pub alert: Arc<Alert>,
     pub delivery: u32,
     pub starts_at_ms: u64,
 }
@@ -24,6 +26,9 @@ pub struct PendingAlert {
 /// A group waiting for its `group_wait`, as persisted (keyed by `key`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
+    /// Unique among the groups ever opened by one store (format 2 matches alerts to it).
+    #[serde(default)]
+    pub seq: u64,
     pub key: String,
     pub receiver: String,
     pub labels: BTreeMap<String, String>,
@@ -92,10 +97,12 @@ impl Group {
         labels: &BTreeMap<String, String>,
         now_ms: u64,
         request_id: Option<String>,
+        seq: u64,
     ) -> Self {
         let (key, group_labels) = group_key(route, labels);
         let wait_ms = super::occurrences::duration_ms(route.group_wait);
         Self {
+            seq,
             key,
             receiver: route.receiver.clone(),
             labels: group_labels,
@@ -106,11 +113,11 @@ impl Group {
         }
     }
 
-    pub fn add(&mut self, alert: &Alert, delivery: u32, starts_at_ms: u64) {
+    pub fn add(&mut self, alert: &Arc<Alert>, delivery: u32, starts_at_ms: u64) {
         self.alerts.insert(
             alert.fingerprint.clone(),
             PendingAlert {
-                alert: alert.clone(),
+                alert: Arc::clone(alert),
                 delivery,
                 starts_at_ms,
             },
@@ -123,7 +130,7 @@ impl Group {
             .alerts
             .into_values()
             .map(|pending| NotifiedAlert {
-                alert: pending.alert,
+                alert: Arc::unwrap_or_clone(pending.alert),
                 status: NotificationStatus::Firing,
                 starts_at_ms: pending.starts_at_ms,
                 ends_at_ms: None,
@@ -235,9 +242,9 @@ mod tests {
     #[test]
     fn a_group_becomes_one_notification_with_a_stable_id() {
         let make = || {
-            let mut group = Group::open(&route(0), &alert("h1").labels, 1_000, None);
-            group.add(&alert("h1"), 1, 1_000);
-            group.add(&alert("h2"), 2, 500);
+            let mut group = Group::open(&route(0), &alert("h1").labels, 1_000, None, 1);
+            group.add(&Arc::new(alert("h1")), 1, 1_000);
+            group.add(&Arc::new(alert("h2")), 2, 500);
             group
         };
         let group = make();
@@ -247,7 +254,7 @@ mod tests {
         assert_eq!(first.alerts.len(), 2);
         assert_eq!(first.id, second.id, "same content, same id");
         let mut other = make();
-        other.add(&alert("h1"), 3, 1_000);
+        other.add(&Arc::new(alert("h1")), 3, 1_000);
         assert_ne!(
             other.into_notification(1_100).id,
             first.id,

@@ -6,6 +6,8 @@
 //! It must never decide from anything but its persisted record and the injected clock's time, so
 //! a restart inside ReissueDuration suppresses exactly as the process before it would have.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::alert::Alert;
@@ -15,7 +17,8 @@ use super::alert::Alert;
 pub struct IssuedAlert {
     pub fingerprint: String,
     /// The latest sighting (labels, annotations, value).
-    pub alert: Alert,
+    #[serde(with = "super::alert::shared")]
+    pub alert: Arc<Alert>,
     /// First delivery of this episode.
     pub first_delivered_ms: u64,
     /// Last (re)delivery: the reissue clock starts here.
@@ -41,7 +44,7 @@ pub enum IssueDecision {
 pub fn decide(
     record: &mut Option<IssuedAlert>,
     fingerprint: &str,
-    alert: &Alert,
+    alert: &Arc<Alert>,
     now_ms: u64,
     reissue_ms: u64,
 ) -> IssueDecision {
@@ -49,7 +52,7 @@ pub fn decide(
         None => {
             *record = Some(IssuedAlert {
                 fingerprint: fingerprint.to_owned(),
-                alert: alert.clone(),
+                alert: Arc::clone(alert),
                 first_delivered_ms: now_ms,
                 last_delivered_ms: now_ms,
                 last_seen_ms: now_ms,
@@ -62,7 +65,9 @@ pub fn decide(
             }
         }
         Some(issued) => {
-            issued.alert = alert.clone();
+            if *issued.alert != **alert {
+                issued.alert = Arc::clone(alert);
+            }
             issued.last_seen_ms = issued.last_seen_ms.max(now_ms);
             issued.success_withheld_since_ms = None;
             let until_ms = issued.last_delivered_ms.saturating_add(reissue_ms);
@@ -109,7 +114,7 @@ mod tests {
     #[test]
     fn suppressed_inside_reissue_then_delivered_again() {
         let mut record = None;
-        let a = alert();
+        let a = Arc::new(alert());
         assert_eq!(
             decide(&mut record, "fp", &a, 1_000, 500),
             IssueDecision::Deliver {

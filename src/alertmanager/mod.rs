@@ -6,7 +6,7 @@
 //!
 //! - [`pipeline`]: the stages in order, their state, one redb transaction per request or tick.
 //! - [`ignore`], [`occurrences`], [`issued`], [`grouping`], [`routing`]: one stage each.
-//! - [`store`]: the redb tables. [`liveness`]: monitor-api's host registry, cached.
+//! - [`store`]: the redb tables, [`records`]: their binary records. [`liveness`]: monitor-api's host registry, cached.
 //! - [`ticker`]: group flushes and the SuccessDuration sweep. [`api`], [`api_v2`]: HTTP.
 //! - [`server`]: wires it all together for the binary and the tests.
 
@@ -23,6 +23,7 @@ pub mod notify;
 pub mod occurrences;
 pub mod outbox;
 pub mod pipeline;
+pub mod records;
 pub mod routing;
 pub mod server;
 pub mod store;

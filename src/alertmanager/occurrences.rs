@@ -66,6 +66,16 @@ impl Sightings {
         }
     }
 
+    /// Whether a sighting at `now_ms` would reach the rule, without recording it.
+    pub fn would_reach(&self, now_ms: u64, rule: OccurrenceRule) -> bool {
+        let inside = self
+            .0
+            .iter()
+            .filter(|&&at| now_ms.saturating_sub(at) < rule.window_ms)
+            .count();
+        inside + 1 >= rule.count as usize
+    }
+
     pub fn clear(&mut self) {
         self.0.clear();
     }

@@ -12,7 +12,13 @@
 //! inside ReissueDuration) are written at most once per `seen_resolution` (a twentieth of
 //! SuccessDuration, at most 5 s): a firing fleet re-sending the same alerts costs memory updates,
 //! not a store write per alert. After a crash such an alert's last sighting is at most that much
-//! older than it really was, which can only move a Success that much earlier.
+//! older than it really was, which can only move a Success that much earlier. Such a sighting is
+//! recognised without copying the alert's records (the common case of a firing fleet), and
+//! applied to memory after the batch committed, like every other change.
+//!
+//! Persistence (format in [`super::store`]): one record per fingerprint holds its alert record,
+//! its IssuedAlerts entry and its memberships of waiting groups; a group is a header written
+//! once when it opens. An alert joining a group therefore writes only its own record.
 //!
 //! It must never change memory before the transaction that records the change has committed
 //! (a failed commit leaves state as it was and the request fails; the "last seen" coalescing
@@ -26,14 +32,18 @@ use serde::{Deserialize, Serialize};
 
 use super::alert::Alert;
 use super::clock::Clock;
-use super::grouping::{Group, resolved_notifications};
+use super::grouping::{Group, PendingAlert, resolved_notifications};
 use super::ignore::{IgnoreRule, IgnoreRules, RuleError, validate_rule};
 use super::issued::{IssueDecision, IssuedAlert, decide};
 use super::metrics::{AlertMetrics, ReceiverLabels, StatusLabels};
 use super::notify::{Notification, NotificationStatus};
-use super::occurrences::{Sighting, Sightings, duration_ms};
+use super::occurrences::{OccurrenceRule, Sighting, Sightings, duration_ms};
+use super::records::{
+    AlertContent, FingerprintRecord, PendingRef, decode_content, decode_fingerprint,
+    decode_group_header, encode_content, encode_fingerprint, encode_group_header,
+};
 use super::routing::{Route, Router};
-use super::store::{Batch, Store, StoreError, Table};
+use super::store::{Batch, LegacyTable, META_NEXT_GROUP_SEQ, Store, StoreError, Table};
 use crate::config::alert::AlertManagerConfig;
 
 /// Where notifications go: the durable outbox (or a test double). `enqueue_in` stages inside
@@ -80,7 +90,8 @@ pub enum AlertState {
 /// One alert fingerprint as last seen, persisted (its sightings feed Occurrences).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertRecord {
-    pub alert: Alert,
+    #[serde(with = "super::alert::shared")]
+    pub alert: Arc<Alert>,
     pub first_seen_ms: u64,
     pub last_seen_ms: u64,
     /// The sender's end (v2 `endsAt`), if given.
@@ -142,8 +153,123 @@ struct State {
     alerts: HashMap<String, AlertRecord>,
     issued: HashMap<String, IssuedAlert>,
     groups: BTreeMap<String, Group>,
+    /// The waiting groups each fingerprint is in (the reverse of `Group::alerts`): its record
+    /// carries a reference to each.
+    memberships: HashMap<String, Vec<String>>,
+    /// The sequence number of the next group opened (never reused, see the store format).
+    next_group_seq: u64,
     /// The "last seen" of each alert as last written to the store.
     persisted_seen: HashMap<String, u64>,
+    /// Alerts whose content in memory is newer than their content record (changed by a
+    /// sighting that was not written): the next write of their state writes it too.
+    content_dirty: HashSet<String>,
+}
+
+impl State {
+    /// The group references of `fingerprint` as memory holds them.
+    fn pending_refs(&self, fingerprint: &str) -> Vec<PendingRef> {
+        self.memberships
+            .get(fingerprint)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| {
+                let group = self.groups.get(key)?;
+                let pending = group.alerts.get(fingerprint)?;
+                Some(PendingRef {
+                    group_key: key.clone(),
+                    group_seq: group.seq,
+                    delivery: pending.delivery,
+                    starts_at_ms: pending.starts_at_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// Records that `fingerprint` waits in group `key` (memory only).
+    fn join(&mut self, fingerprint: &str, key: &str) {
+        let keys = self.memberships.entry(fingerprint.to_owned()).or_default();
+        if !keys.iter().any(|k| k == key) {
+            keys.push(key.to_owned());
+        }
+    }
+
+    /// Forgets a flushed group and the memberships pointing at it (memory only).
+    fn remove_group(&mut self, key: &str) {
+        let Some(group) = self.groups.remove(key) else {
+            return;
+        };
+        for fingerprint in group.alerts.keys() {
+            if let Some(keys) = self.memberships.get_mut(fingerprint) {
+                keys.retain(|k| k != key);
+                if keys.is_empty() {
+                    self.memberships.remove(fingerprint);
+                }
+            }
+        }
+    }
+}
+
+/// Stages the state record of a fingerprint, and its content record when `content` (or both
+/// deletions when nothing is left of it).
+fn put_fingerprint(
+    batch: &mut Batch,
+    fingerprint: &str,
+    record: Option<&AlertRecord>,
+    issued: Option<&IssuedAlert>,
+    pending: &[PendingRef],
+    content: bool,
+) {
+    if record.is_none() && issued.is_none() && pending.is_empty() {
+        batch.delete(Table::Fingerprints, fingerprint);
+        batch.delete(Table::Contents, fingerprint);
+        return;
+    }
+    let mut bytes = Vec::with_capacity(64);
+    encode_fingerprint(&mut bytes, record, issued, pending);
+    batch.put_bytes(Table::Fingerprints, fingerprint, bytes);
+    let alert = record.map(|r| &*r.alert).or(issued.map(|i| &*i.alert));
+    if content && let Some(alert) = alert {
+        let mut bytes = Vec::with_capacity(320);
+        encode_content(&mut bytes, alert, issued.map(|i| &*i.alert));
+        batch.put_bytes(Table::Contents, fingerprint, bytes);
+    }
+}
+
+/// A sighting that changes nothing but "last seen" (and the alert's content and sightings),
+/// applied to memory after the batch committed.
+struct Touch {
+    alert: Arc<Alert>,
+    ends_at_ms: Option<u64>,
+    /// The Occurrences rule to record the sighting under (None: an ignored alert, not sighted).
+    sighted: Option<OccurrenceRule>,
+}
+
+/// Returns whether the alert's content changed.
+fn apply_touch(
+    record: &mut AlertRecord,
+    issued: Option<&mut IssuedAlert>,
+    touch: Touch,
+    now: u64,
+) -> bool {
+    let mut changed = false;
+    record.last_seen_ms = now;
+    record.ends_at_ms = touch.ends_at_ms;
+    if let Some(rule) = touch.sighted {
+        record.sightings.sight(now, rule);
+    }
+    if let Some(issued) = issued {
+        issued.last_seen_ms = now;
+        issued.success_withheld_since_ms = None;
+        if *issued.alert != *touch.alert {
+            issued.alert = Arc::clone(&touch.alert);
+            changed = true;
+        }
+    }
+    if *record.alert != *touch.alert {
+        record.alert = touch.alert;
+        changed = true;
+    }
+    changed
 }
 
 /// A host a Success depends on.
@@ -175,10 +301,128 @@ pub struct Pipeline {
     pub group_opened: tokio::sync::Notify,
 }
 
+/// Loads format 2 state: group headers, then the fingerprint records and their references to
+/// them (a reference to a flushed group is stale and dropped).
+fn load_state(store: &Store, state: &mut State) -> Result<(), PipelineError> {
+    let mut max_seq = 0;
+    for (key, group) in
+        store.load_with(Table::GroupHeaders, |_, bytes| decode_group_header(bytes))?
+    {
+        max_seq = max_seq.max(group.seq);
+        state.groups.insert(key, group);
+    }
+    let contents: HashMap<String, AlertContent> = store
+        .load_with(Table::Contents, |_, bytes| decode_content(bytes))?
+        .into_iter()
+        .collect();
+    let records = store.load_with(Table::Fingerprints, |fingerprint, bytes| {
+        decode_fingerprint(fingerprint, bytes, contents.get(fingerprint))
+    })?;
+    drop(contents);
+    for (fingerprint, stored) in records {
+        let FingerprintRecord {
+            record,
+            issued,
+            pending,
+        } = stored;
+        for reference in pending {
+            let alert = record
+                .as_ref()
+                .map(|r| &r.alert)
+                .or(issued.as_ref().map(|i| &i.alert));
+            if let Some(group) = state.groups.get_mut(&reference.group_key)
+                && group.seq == reference.group_seq
+                && let Some(alert) = alert
+            {
+                group.alerts.insert(
+                    fingerprint.clone(),
+                    PendingAlert {
+                        alert: Arc::clone(alert),
+                        delivery: reference.delivery,
+                        starts_at_ms: reference.starts_at_ms,
+                    },
+                );
+                state.join(&fingerprint, &reference.group_key);
+            }
+        }
+        if let Some(record) = record {
+            state
+                .persisted_seen
+                .insert(fingerprint.clone(), record.last_seen_ms);
+            state.alerts.insert(fingerprint.clone(), record);
+        }
+        if let Some(issued) = issued {
+            state.issued.insert(fingerprint, issued);
+        }
+    }
+    state.next_group_seq = store
+        .meta(META_NEXT_GROUP_SEQ)?
+        .unwrap_or(0)
+        .max(max_seq + 1);
+    Ok(())
+}
+
+/// Reads format 1 (JSON alert, issued and group records) and rewrites it as format 2 in one
+/// transaction.
+fn migrate_format_1(store: &mut Store, state: &mut State) -> Result<(), PipelineError> {
+    state.alerts = store
+        .load_legacy::<AlertRecord>(LegacyTable::Alerts)?
+        .into_iter()
+        .collect();
+    state.issued = store
+        .load_legacy::<IssuedAlert>(LegacyTable::Issued)?
+        .into_iter()
+        .collect();
+    for (key, mut group) in store.load_legacy::<Group>(LegacyTable::Groups)? {
+        state.next_group_seq += 1;
+        group.seq = state.next_group_seq;
+        let fingerprints: Vec<String> = group.alerts.keys().cloned().collect();
+        state.groups.insert(key.clone(), group);
+        for fingerprint in fingerprints {
+            state.join(&fingerprint, &key);
+        }
+    }
+    state.next_group_seq += 1;
+    let fingerprints: HashSet<&String> = state
+        .alerts
+        .keys()
+        .chain(state.issued.keys())
+        .chain(state.memberships.keys())
+        .collect();
+    let mut batch = Batch::default();
+    for fingerprint in fingerprints {
+        put_fingerprint(
+            &mut batch,
+            fingerprint,
+            state.alerts.get(fingerprint),
+            state.issued.get(fingerprint),
+            &state.pending_refs(fingerprint),
+            true,
+        );
+    }
+    for group in state.groups.values() {
+        batch.put_bytes(Table::GroupHeaders, &group.key, encode_group_header(group));
+    }
+    batch.set_meta(META_NEXT_GROUP_SEQ, state.next_group_seq);
+    store.finish_migration(batch)?;
+    for (fingerprint, record) in &state.alerts {
+        state
+            .persisted_seen
+            .insert(fingerprint.clone(), record.last_seen_ms);
+    }
+    tracing::info!(
+        alerts = state.alerts.len(),
+        issued = state.issued.len(),
+        groups = state.groups.len(),
+        "state database migrated from format 1 to format 2"
+    );
+    Ok(())
+}
+
 impl Pipeline {
     /// Loads the persisted state.
     pub fn open(
-        store: Store,
+        mut store: Store,
         config: &AlertManagerConfig,
         dispatch: Arc<dyn Dispatch>,
         clock: Arc<dyn Clock>,
@@ -195,15 +439,11 @@ impl Pipeline {
                 }
             }
         }
-        state.alerts = store
-            .load::<AlertRecord>(Table::Alerts)?
-            .into_iter()
-            .collect();
-        state.issued = store
-            .load::<IssuedAlert>(Table::Issued)?
-            .into_iter()
-            .collect();
-        state.groups = store.load::<Group>(Table::Groups)?.into_iter().collect();
+        if store.is_legacy() {
+            migrate_format_1(&mut store, &mut state)?;
+        } else {
+            load_state(&store, &mut state)?;
+        }
         metrics.issued.set(state.issued.len() as i64);
         metrics.ignore_rules.set(state.ignores.len() as i64);
         metrics.groups_waiting.set(state.groups.len() as i64);
@@ -251,10 +491,18 @@ impl Pipeline {
         // Work on copies of the touched records; memory is updated only after the commit.
         let mut alerts: HashMap<String, AlertRecord> = HashMap::new();
         let mut issued: HashMap<String, Option<IssuedAlert>> = HashMap::new();
-        let mut groups: HashMap<String, Group> = HashMap::new();
-        let mut opened_group = false;
-        // Fingerprints whose records changed more than their "last seen" in this batch.
+        // Sightings that change nothing worth writing, by fingerprint (no copy of the records).
+        let mut touches: HashMap<String, Touch> = HashMap::new();
+        // Groups opened by this batch, alerts joining groups that were already waiting, and the
+        // group references each fingerprint gains.
+        let mut opened: HashMap<String, Group> = HashMap::new();
+        let mut joined: Vec<(String, PendingAlert)> = Vec::new();
+        let mut new_refs: HashMap<String, Vec<PendingRef>> = HashMap::new();
+        let mut next_group_seq = state.next_group_seq;
+        // Fingerprints whose records changed more than their "last seen" in this batch, and
+        // those of them whose alert content changed too.
         let mut material: HashSet<String> = HashSet::new();
+        let mut content_changed: HashSet<String> = HashSet::new();
         for Incoming {
             mut alert,
             ends_at_ms,
@@ -269,27 +517,66 @@ impl Pipeline {
             }
             let fingerprint = alert.computed_fingerprint();
             alert.fingerprint.clone_from(&fingerprint);
-            let mut record = match alerts.remove(&fingerprint) {
-                Some(record) => record,
-                None => match state.alerts.get(&fingerprint) {
-                    Some(record) => record.clone(),
-                    None => AlertRecord {
-                        alert: alert.clone(),
-                        first_seen_ms: now,
-                        last_seen_ms: now,
-                        ends_at_ms: None,
-                        sightings: Sightings::default(),
-                        state: AlertState::Unrouted,
-                        receivers: Vec::new(),
+            // One copy shared by the alert record, the issued entry and the groups.
+            let alert = Arc::new(alert);
+            let first_in_batch =
+                !alerts.contains_key(&fingerprint) && !touches.contains_key(&fingerprint);
+            if first_in_batch
+                && let Some(quiet) = self.unchanged_sighting(&state, &alert, ends_at_ms, now)
+            {
+                match quiet {
+                    None => {
+                        summary.ignored += 1;
+                        tracing::debug!(fingerprint = %fingerprint, "alert ignored");
+                    }
+                    Some(_) => summary.suppressed += 1,
+                }
+                touches.insert(
+                    fingerprint,
+                    Touch {
+                        alert,
+                        ends_at_ms,
+                        sighted: quiet,
                     },
-                },
-            };
-            let previous_state = record.state.clone();
-            record.alert = alert.clone();
-            record.ends_at_ms = ends_at_ms;
+                );
+                continue;
+            }
             let issued_entry = issued
                 .entry(fingerprint.clone())
                 .or_insert_with(|| state.issued.get(&fingerprint).cloned());
+            let mut record = match alerts.remove(&fingerprint) {
+                Some(record) => record,
+                None => match state.alerts.get(&fingerprint) {
+                    Some(record) => {
+                        let mut record = record.clone();
+                        // An earlier sighting of this batch that changed nothing: it counts.
+                        if let Some(touch) = touches.remove(&fingerprint)
+                            && apply_touch(&mut record, issued_entry.as_mut(), touch, now)
+                        {
+                            content_changed.insert(fingerprint.clone());
+                        }
+                        record
+                    }
+                    None => {
+                        content_changed.insert(fingerprint.clone());
+                        AlertRecord {
+                            alert: Arc::clone(&alert),
+                            first_seen_ms: now,
+                            last_seen_ms: now,
+                            ends_at_ms: None,
+                            sightings: Sightings::default(),
+                            state: AlertState::Unrouted,
+                            receivers: Vec::new(),
+                        }
+                    }
+                },
+            };
+            let previous_state = record.state.clone();
+            if *record.alert != *alert {
+                record.alert = Arc::clone(&alert);
+                content_changed.insert(fingerprint.clone());
+            }
+            record.ends_at_ms = ends_at_ms;
             let was_withheld = issued_entry
                 .as_ref()
                 .is_some_and(|i| i.success_withheld_since_ms.is_some());
@@ -306,7 +593,10 @@ impl Pipeline {
                 // Still firing (even if ignored or below Occurrences): not a recovery.
                 existing.last_seen_ms = now;
                 existing.success_withheld_since_ms = None;
-                existing.alert = alert.clone();
+                if *existing.alert != *alert {
+                    existing.alert = Arc::clone(&alert);
+                    content_changed.insert(fingerprint.clone());
+                }
             }
             let ignored_by = state.ignores.matching(&alert.labels, now);
             if !ignored_by.is_empty() {
@@ -323,7 +613,13 @@ impl Pipeline {
                 continue;
             }
             let routes = self.router.routes_for(&alert.labels);
-            record.receivers = routes.iter().map(|r| r.receiver.clone()).collect();
+            if !routes
+                .iter()
+                .map(|r| &r.receiver)
+                .eq(record.receivers.iter())
+            {
+                record.receivers = routes.iter().map(|r| r.receiver.clone()).collect();
+            }
             if routes.is_empty() {
                 summary.unrouted += 1;
                 tracing::warn!(fingerprint = %fingerprint, "no route takes the alert and there is no default_receiver");
@@ -367,18 +663,38 @@ impl Pipeline {
                     record.state = AlertState::Due { delivery };
                     for route in &routes {
                         let (key, _) = super::grouping::group_key(route, &alert.labels);
-                        let group = groups.entry(key.clone()).or_insert_with(|| {
-                            state.groups.get(&key).cloned().unwrap_or_else(|| {
-                                opened_group = true;
-                                Group::open(
-                                    route,
-                                    &alert.labels,
-                                    now,
-                                    request_id.map(str::to_owned),
-                                )
-                            })
+                        let pending = PendingAlert {
+                            alert: Arc::clone(&alert),
+                            delivery,
+                            starts_at_ms,
+                        };
+                        let group_seq = if let Some(group) = opened.get_mut(&key) {
+                            group.alerts.insert(fingerprint.clone(), pending);
+                            group.seq
+                        } else if let Some(group) = state.groups.get(&key) {
+                            joined.push((key.clone(), pending));
+                            group.seq
+                        } else {
+                            let mut group = Group::open(
+                                route,
+                                &alert.labels,
+                                now,
+                                request_id.map(str::to_owned),
+                                next_group_seq,
+                            );
+                            next_group_seq += 1;
+                            group.alerts.insert(fingerprint.clone(), pending);
+                            opened.insert(key.clone(), group);
+                            next_group_seq - 1
+                        };
+                        let refs = new_refs.entry(fingerprint.clone()).or_default();
+                        refs.retain(|r| r.group_key != key);
+                        refs.push(PendingRef {
+                            group_key: key,
+                            group_seq,
+                            delivery,
+                            starts_at_ms,
                         });
-                        group.add(&alert, delivery, starts_at_ms);
                     }
                 }
             }
@@ -386,21 +702,32 @@ impl Pipeline {
         }
 
         let mut batch = Batch::default();
-        for (fingerprint, record) in &alerts {
-            if material.contains(fingerprint) {
-                batch.put(Table::Alerts, fingerprint, record)?;
+        for fingerprint in &material {
+            let issued_now = match issued.get(fingerprint) {
+                Some(entry) => entry.as_ref(),
+                None => state.issued.get(fingerprint),
+            };
+            let mut refs = state.pending_refs(fingerprint);
+            if let Some(added) = new_refs.get(fingerprint) {
+                refs.retain(|r| !added.iter().any(|a| a.group_key == r.group_key));
+                refs.extend(added.iter().cloned());
             }
+            let content =
+                content_changed.contains(fingerprint) || state.content_dirty.contains(fingerprint);
+            put_fingerprint(
+                &mut batch,
+                fingerprint,
+                alerts.get(fingerprint),
+                issued_now,
+                &refs,
+                content,
+            );
         }
-        for (fingerprint, record) in &issued {
-            if let Some(record) = record
-                && material.contains(fingerprint)
-                && state.issued.get(fingerprint) != Some(record)
-            {
-                batch.put(Table::Issued, fingerprint, record)?;
-            }
+        for (key, group) in &opened {
+            batch.put_bytes(Table::GroupHeaders, key, encode_group_header(group));
         }
-        for (key, group) in &groups {
-            batch.put(Table::Groups, key, group)?;
+        if next_group_seq != state.next_group_seq {
+            batch.set_meta(META_NEXT_GROUP_SEQ, next_group_seq);
         }
         if let Err(error) = self.store.commit(batch) {
             self.metrics.store_errors.inc();
@@ -412,6 +739,22 @@ impl Pipeline {
                     .persisted_seen
                     .insert(fingerprint.clone(), record.last_seen_ms);
             }
+            state.content_dirty.remove(fingerprint);
+        }
+        {
+            let State {
+                alerts: known,
+                issued: known_issued,
+                content_dirty,
+                ..
+            } = &mut *state;
+            for (fingerprint, touch) in touches {
+                if let Some(record) = known.get_mut(&fingerprint)
+                    && apply_touch(record, known_issued.get_mut(&fingerprint), touch, now)
+                {
+                    content_dirty.insert(fingerprint);
+                }
+            }
         }
         state.alerts.extend(alerts);
         for (fingerprint, record) in issued {
@@ -419,7 +762,22 @@ impl Pipeline {
                 state.issued.insert(fingerprint, record);
             }
         }
-        state.groups.extend(groups);
+        let opened_group = !opened.is_empty();
+        for (key, group) in opened {
+            for fingerprint in group.alerts.keys() {
+                state.join(fingerprint, &key);
+            }
+            state.groups.insert(key, group);
+        }
+        for (key, pending) in joined {
+            state.join(&pending.alert.fingerprint, &key);
+            if let Some(group) = state.groups.get_mut(&key) {
+                group
+                    .alerts
+                    .insert(pending.alert.fingerprint.clone(), pending);
+            }
+        }
+        state.next_group_seq = next_group_seq;
         self.metrics.issued.set(state.issued.len() as i64);
         self.metrics.groups_waiting.set(state.groups.len() as i64);
         drop(state);
@@ -440,6 +798,63 @@ impl Pipeline {
             self.group_opened.notify_one();
         }
         Ok(summary)
+    }
+
+    /// Recognises a sighting that would change nothing but "last seen" (and the alert's content
+    /// and sightings) and need not be written: the alert is still ignored by the same rules, or
+    /// still suppressed inside ReissueDuration on the same receivers, its Success is not
+    /// withheld, and its "last seen" on disk is recent. `Some(None)`: still ignored;
+    /// `Some(Some(rule))`: still suppressed, sighted under `rule`. Reads only, so no copy.
+    fn unchanged_sighting(
+        &self,
+        state: &State,
+        alert: &Alert,
+        ends_at_ms: Option<u64>,
+        now: u64,
+    ) -> Option<Option<OccurrenceRule>> {
+        if ends_at_ms.is_some_and(|end| end <= now) {
+            return None;
+        }
+        let fingerprint = alert.fingerprint.as_str();
+        let record = state.alerts.get(fingerprint)?;
+        let issued = state.issued.get(fingerprint);
+        if issued.is_some_and(|i| i.success_withheld_since_ms.is_some())
+            || !self.seen_recently_persisted(state, fingerprint, now)
+        {
+            return None;
+        }
+        match &record.state {
+            AlertState::Ignored { by } => {
+                (state.ignores.matching(&alert.labels, now) == *by).then_some(None)
+            }
+            AlertState::Suppressed { until_ms } => {
+                let issued = issued?;
+                if now >= *until_ms
+                    || issued
+                        .last_delivered_ms
+                        .saturating_add(self.settings.reissue_ms)
+                        != *until_ms
+                    || !state.ignores.matching(&alert.labels, now).is_empty()
+                {
+                    return None;
+                }
+                let routes = self.router.routes_for(&alert.labels);
+                if routes.is_empty()
+                    || !routes
+                        .iter()
+                        .map(|r| &r.receiver)
+                        .eq(record.receivers.iter())
+                {
+                    return None;
+                }
+                let rule = self.router.occurrences_for(&routes);
+                record
+                    .sightings
+                    .would_reach(now, rule)
+                    .then_some(Some(rule))
+            }
+            _ => None,
+        }
     }
 
     /// Whether this alert's "last seen" on disk is recent enough not to rewrite it for a
@@ -473,7 +888,7 @@ impl Pipeline {
         let mut notifications = Vec::new();
         let mut unissue: Vec<String> = Vec::new();
         for key in &due {
-            batch.delete(Table::Groups, key);
+            batch.delete(Table::GroupHeaders, key);
             let Some(mut group) = state.groups.get(key).cloned() else {
                 continue;
             };
@@ -497,8 +912,21 @@ impl Pipeline {
             }
             notifications.push(group.into_notification(now));
         }
+        // Taken off IssuedAlerts: rewritten without the issued entry and the flushed groups.
         for fingerprint in &unissue {
-            batch.delete(Table::Issued, fingerprint);
+            let refs: Vec<PendingRef> = state
+                .pending_refs(fingerprint)
+                .into_iter()
+                .filter(|r| !due.contains(&r.group_key))
+                .collect();
+            put_fingerprint(
+                &mut batch,
+                fingerprint,
+                state.alerts.get(fingerprint),
+                None,
+                &refs,
+                false,
+            );
         }
         let txn = self.store.begin()?;
         self.store.write(&txn, batch)?;
@@ -512,7 +940,7 @@ impl Pipeline {
             return Err(super::store::commit_error(error).into());
         }
         for key in &due {
-            state.groups.remove(key);
+            state.remove_group(key);
         }
         for fingerprint in &unissue {
             state.issued.remove(fingerprint);
@@ -603,9 +1031,8 @@ impl Pipeline {
                         .into_iter()
                         .cloned()
                         .collect();
-                    batch.delete(Table::Issued, &issued.fingerprint);
                     over.push((
-                        issued.alert.clone(),
+                        Alert::clone(&issued.alert),
                         issued.first_delivered_ms,
                         issued.deliveries,
                         routes,
@@ -614,24 +1041,43 @@ impl Pipeline {
                 Some(_) if issued.success_withheld_since_ms.is_none() => {
                     let mut marked = issued.clone();
                     marked.success_withheld_since_ms = Some(now);
-                    batch.put(Table::Issued, &marked.fingerprint, &marked)?;
                     withheld.push(marked);
                 }
                 _ => {}
             }
         }
-        if batch.is_empty() {
+        if over.is_empty() && withheld.is_empty() {
             return Ok(0);
+        }
+        for marked in &withheld {
+            let fingerprint = &marked.fingerprint;
+            put_fingerprint(
+                &mut batch,
+                fingerprint,
+                state.alerts.get(fingerprint),
+                Some(marked),
+                &state.pending_refs(fingerprint),
+                false,
+            );
         }
         let mut records = Vec::new();
         for (alert, _, _, _) in &over {
-            if let Some(record) = state.alerts.get(&alert.fingerprint) {
+            let fingerprint = &alert.fingerprint;
+            let record = state.alerts.get(fingerprint).map(|record| {
                 let mut record = record.clone();
                 record.sightings.clear();
                 record.state = AlertState::Resolved;
-                batch.put(Table::Alerts, &alert.fingerprint, &record)?;
-                records.push(record);
-            }
+                record
+            });
+            put_fingerprint(
+                &mut batch,
+                fingerprint,
+                record.as_ref(),
+                None,
+                &state.pending_refs(fingerprint),
+                false,
+            );
+            records.extend(record);
         }
         let notifications = resolved_notifications(&over, now);
         let txn = self.store.begin()?;
@@ -692,7 +1138,8 @@ impl Pipeline {
         }
         let mut batch = Batch::default();
         for fp in &stale_alerts {
-            batch.delete(Table::Alerts, fp);
+            batch.delete(Table::Fingerprints, fp);
+            batch.delete(Table::Contents, fp);
         }
         for id in &stale_rules {
             batch.delete(Table::Ignores, id);
@@ -701,6 +1148,7 @@ impl Pipeline {
         for fp in &stale_alerts {
             state.alerts.remove(fp);
             state.persisted_seen.remove(fp);
+            state.content_dirty.remove(fp);
         }
         for id in &stale_rules {
             state.ignores.remove(id);
@@ -786,7 +1234,14 @@ impl Pipeline {
             )));
         }
         let mut batch = Batch::default();
-        batch.delete(Table::Issued, fingerprint);
+        put_fingerprint(
+            &mut batch,
+            fingerprint,
+            state.alerts.get(fingerprint),
+            None,
+            &state.pending_refs(fingerprint),
+            false,
+        );
         self.store.commit(batch)?;
         let removed = state
             .issued

@@ -326,8 +326,16 @@ fn last_seen_alone_is_persisted_at_most_once_per_resolution() {
     // success_duration 5 s: "last seen" alone is written at most every 250 ms.
     let h = harness();
     let on_disk = |h: &Harness| {
-        let issued: Vec<(String, IssuedAlert)> = h.pipeline.store.load(Table::Issued).unwrap();
-        issued[0].1.last_seen_ms - 1_000_000_000
+        let store = &h.pipeline.store;
+        let contents = store
+            .load_with(Table::Contents, |_, b| decode_content(b))
+            .unwrap();
+        let stored = store
+            .load_with(Table::Fingerprints, |fp, b| {
+                decode_fingerprint(fp, b, contents.first().map(|(_, c)| c))
+            })
+            .unwrap();
+        stored[0].1.issued.as_ref().unwrap().last_seen_ms - 1_000_000_000
     };
     let in_memory = |h: &Harness| h.pipeline.issued()[0].last_seen_ms - 1_000_000_000;
     h.at(0);
@@ -352,4 +360,135 @@ fn last_seen_alone_is_persisted_at_most_once_per_resolution() {
     h.at(500);
     h.see(alert("Disk", "h10", "critical"));
     assert_eq!((on_disk(&h), in_memory(&h)), (400, 500));
+}
+
+#[test]
+fn a_group_joined_over_several_batches_and_a_restart_is_delivered_once_whole() {
+    let h = harness();
+    h.at(0);
+    // Two hosts of one alertname share the hook group; each joins in its own batch.
+    h.see(alert("Swap", "h20", "warning"));
+    h.see(alert("Swap", "h20", "warning"));
+    h.at(10);
+    h.see(alert("Swap", "h21", "warning"));
+    h.see(alert("Swap", "h21", "warning"));
+    let Harness {
+        _dir,
+        path,
+        clock,
+        sent,
+        pipeline,
+    } = h;
+    drop(pipeline);
+    let h = Harness {
+        pipeline: open(&path, clock.clone(), sent.clone()),
+        _dir,
+        path,
+        clock,
+        sent,
+    };
+    assert_eq!(h.pipeline.groups().len(), 1);
+    h.at(20);
+    h.see(alert("Swap", "h22", "warning"));
+    assert_eq!(h.see(alert("Swap", "h22", "warning")).due, 1);
+    h.at(200);
+    let sent = h.flush();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let mut hosts: Vec<&str> = sent[0]
+        .alerts
+        .iter()
+        .map(|a| a.alert.labels["host"].as_str())
+        .collect();
+    hosts.sort_unstable();
+    assert_eq!(hosts, ["h20", "h21", "h22"]);
+    // The flushed group's references are stale: a restart does not resurrect it.
+    let Harness {
+        _dir,
+        path,
+        clock,
+        sent,
+        pipeline,
+    } = h;
+    drop(pipeline);
+    let h = Harness {
+        pipeline: open(&path, clock.clone(), sent.clone()),
+        _dir,
+        path,
+        clock,
+        sent,
+    };
+    assert!(h.pipeline.groups().is_empty());
+    h.at(400);
+    assert!(h.flush().is_empty(), "exactly once");
+    assert_eq!(h.pipeline.issued().len(), 3);
+}
+
+#[test]
+fn a_format_1_state_file_is_migrated_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state");
+    let h = harness();
+    h.at(0);
+    h.see(alert("Disk", "h30", "critical"));
+    let alert_record = h.pipeline.alerts()[0].clone();
+    let issued = h.pipeline.issued()[0].clone();
+    let mut groups = h.pipeline.groups();
+    groups.sort_by(|a, b| a.key.cmp(&b.key));
+    // Write them as format 1 did: JSON in am_alerts, am_issued, am_groups, no am_meta.
+    std::fs::create_dir_all(&path).unwrap();
+    {
+        let db = redb::Database::create(path.join("state.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        for (name, key, value) in std::iter::once((
+            "am_alerts",
+            alert_record.alert.fingerprint.clone(),
+            serde_json::to_vec(&alert_record).unwrap(),
+        ))
+        .chain(std::iter::once((
+            "am_issued",
+            issued.fingerprint.clone(),
+            serde_json::to_vec(&issued).unwrap(),
+        )))
+        .chain(groups.iter().map(|g| {
+            let mut json = serde_json::to_value(g).unwrap();
+            json.as_object_mut().unwrap().remove("seq");
+            (
+                "am_groups",
+                g.key.clone(),
+                serde_json::to_vec(&json).unwrap(),
+            )
+        })) {
+            let definition: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new(name);
+            let mut table = txn.open_table(definition).unwrap();
+            table.insert(key.as_str(), value.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let clock = h.clock.clone();
+    let sent = Arc::new(Recorder::default());
+    for _ in 0..2 {
+        let migrated = open(&path, clock.clone(), sent.clone());
+        assert_eq!(migrated.alerts(), vec![alert_record.clone()]);
+        assert_eq!(migrated.issued(), vec![issued.clone()]);
+        let mut loaded = migrated.groups();
+        loaded.sort_by(|a, b| a.key.cmp(&b.key));
+        assert_eq!(loaded.len(), 2, "the pager and hook groups");
+        for (loaded, original) in loaded.iter().zip(&groups) {
+            assert_eq!(loaded.alerts, original.alerts);
+            assert_eq!(loaded.due_ms, original.due_ms);
+        }
+    }
+    let db = redb::Database::open(path.join("state.redb")).unwrap();
+    let txn = db.begin_read().unwrap();
+    let names: Vec<String> = txn
+        .list_tables()
+        .unwrap()
+        .map(|t| redb::TableHandle::name(&t).to_owned())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n == "am_alerts" || n == "am_issued" || n == "am_groups"),
+        "{names:?}"
+    );
 }
