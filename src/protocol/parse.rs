@@ -689,17 +689,32 @@ fn parse_i64(tok: &[u8]) -> Result<i64, IntError> {
     if digits.is_empty() {
         return Err(IntError::Syntax);
     }
-    // Up to 18 digits cannot overflow: no per-digit overflow checks on the common path.
-    if digits.len() <= 18 {
+    // Up to 18 digits cannot overflow: no per-digit overflow checks on the common path. A 19th
+    // digit (every nanosecond timestamp has 19) takes one checked step in u64.
+    if digits.len() <= 19 {
+        let (head, last) = digits.split_at(digits.len().min(18));
         let mut v: i64 = 0;
-        for &d in digits {
+        for &d in head {
             let d = d.wrapping_sub(b'0');
             if d > 9 {
                 return Err(IntError::Syntax);
             }
             v = v * 10 + i64::from(d);
         }
-        return Ok(if neg { -v } else { v });
+        let Some(&d) = last.first() else {
+            return Ok(if neg { -v } else { v });
+        };
+        let d = d.wrapping_sub(b'0');
+        if d > 9 {
+            return Err(IntError::Syntax);
+        }
+        let magnitude = v as u64 * 10 + u64::from(d);
+        return match (neg, i64::try_from(magnitude)) {
+            (false, Ok(v)) => Ok(v),
+            (true, Ok(v)) => Ok(-v),
+            (true, Err(_)) if magnitude == i64::MIN.unsigned_abs() => Ok(i64::MIN),
+            _ => Err(IntError::Range),
+        };
     }
     let mut v: i64 = 0;
     for &d in digits {
@@ -1372,6 +1387,14 @@ mod tests {
     fn integer_paths() {
         assert_eq!(parse_i64(b"-9223372036854775808"), Ok(i64::MIN));
         assert_eq!(parse_i64(b"9223372036854775808"), Err(IntError::Range));
+        assert_eq!(parse_i64(b"9223372036854775807"), Ok(i64::MAX));
+        assert_eq!(parse_i64(b"-9223372036854775809"), Err(IntError::Range));
+        assert_eq!(parse_i64(b"9999999999999999999"), Err(IntError::Range));
+        assert_eq!(parse_i64(b"1700000000000000001"), Ok(1_700_000_000_000_000_001));
+        assert_eq!(parse_i64(b"-1700000000000000001"), Ok(-1_700_000_000_000_000_001));
+        assert_eq!(parse_i64(b"0000000000000000042"), Ok(42));
+        assert_eq!(parse_i64(b"170000000000000000x"), Err(IntError::Syntax));
+        assert_eq!(parse_i64(b"99999999999999999999"), Err(IntError::Range));
         assert_eq!(
             parse_i64(b"999999999999999999"),
             Ok(999_999_999_999_999_999)
