@@ -1390,8 +1390,14 @@ mod tests {
         assert_eq!(parse_i64(b"9223372036854775807"), Ok(i64::MAX));
         assert_eq!(parse_i64(b"-9223372036854775809"), Err(IntError::Range));
         assert_eq!(parse_i64(b"9999999999999999999"), Err(IntError::Range));
-        assert_eq!(parse_i64(b"1700000000000000001"), Ok(1_700_000_000_000_000_001));
-        assert_eq!(parse_i64(b"-1700000000000000001"), Ok(-1_700_000_000_000_000_001));
+        assert_eq!(
+            parse_i64(b"1700000000000000001"),
+            Ok(1_700_000_000_000_000_001)
+        );
+        assert_eq!(
+            parse_i64(b"-1700000000000000001"),
+            Ok(-1_700_000_000_000_000_001)
+        );
         assert_eq!(parse_i64(b"0000000000000000042"), Ok(42));
         assert_eq!(parse_i64(b"170000000000000000x"), Err(IntError::Syntax));
         assert_eq!(parse_i64(b"99999999999999999999"), Err(IntError::Range));

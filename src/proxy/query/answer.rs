@@ -133,8 +133,9 @@ pub(super) fn respond(
     respond_bytes(body, partial, accepts_gzip(request_headers), rid)
 }
 
-/// A complete JSON answer body, gzip-compressed when `gzip`.
-pub(super) fn respond_bytes(body: Vec<u8>, partial: bool, gzip: bool, rid: &str) -> Response {
+/// The headers of a JSON answer: request id, content type, and `X-Monitor-Partial` when a group
+/// could not answer.
+pub(super) fn json_headers(rid: &str, partial: bool) -> HeaderMap {
     let mut headers = common_headers(rid);
     headers.insert(
         header::CONTENT_TYPE,
@@ -143,6 +144,12 @@ pub(super) fn respond_bytes(body: Vec<u8>, partial: bool, gzip: bool, rid: &str)
     if partial {
         headers.insert("x-monitor-partial", HeaderValue::from_static("true"));
     }
+    headers
+}
+
+/// A complete JSON answer body, gzip-compressed when `gzip`.
+pub(super) fn respond_bytes(body: Vec<u8>, partial: bool, gzip: bool, rid: &str) -> Response {
+    let mut headers = json_headers(rid, partial);
     if gzip {
         let mut encoder = flate2::write::GzEncoder::new(
             Vec::with_capacity(body.len() / 4),

@@ -33,8 +33,7 @@ use crate::influxql::result::{Message, StatementResult, TimeFormat};
 use crate::replication::pipeline::ReadReplica;
 use crate::telemetry::metrics::ApiMetrics;
 
-use super::super::response::common_headers;
-use super::answer::accepts_gzip;
+use super::answer::{accepts_gzip, json_headers};
 use super::fanout::{ChannelBody, Executor, observe, too_many_rows};
 use super::params::DEFAULT_CHUNK_ROWS;
 
@@ -243,14 +242,7 @@ impl Executor<'_> {
             }
             frames.finish(&sender).await;
         });
-        let mut headers = common_headers(self.rid);
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        if partial {
-            headers.insert("x-monitor-partial", HeaderValue::from_static("true"));
-        }
+        let mut headers = json_headers(self.rid, partial);
         if gzip {
             headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
