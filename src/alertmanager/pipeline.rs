@@ -25,7 +25,9 @@
 //! above is the one bounded exception), and never deliver an alert that an active ignore rule
 //! matches.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -150,19 +152,19 @@ impl Settings {
 #[derive(Default)]
 struct State {
     ignores: IgnoreRules,
-    alerts: HashMap<String, AlertRecord>,
-    issued: HashMap<String, IssuedAlert>,
+    alerts: FxHashMap<String, AlertRecord>,
+    issued: FxHashMap<String, IssuedAlert>,
     groups: BTreeMap<String, Group>,
     /// The waiting groups each fingerprint is in (the reverse of `Group::alerts`): its record
     /// carries a reference to each.
-    memberships: HashMap<String, Vec<String>>,
+    memberships: FxHashMap<String, Vec<String>>,
     /// The sequence number of the next group opened (never reused, see the store format).
     next_group_seq: u64,
     /// The "last seen" of each alert as last written to the store.
-    persisted_seen: HashMap<String, u64>,
+    persisted_seen: FxHashMap<String, u64>,
     /// Alerts whose content in memory is newer than their content record (changed by a
     /// sighting that was not written): the next write of their state writes it too.
-    content_dirty: HashSet<String>,
+    content_dirty: FxHashSet<String>,
 }
 
 impl State {
@@ -311,7 +313,7 @@ fn load_state(store: &Store, state: &mut State) -> Result<(), PipelineError> {
         max_seq = max_seq.max(group.seq);
         state.groups.insert(key, group);
     }
-    let contents: HashMap<String, AlertContent> = store
+    let contents: FxHashMap<String, AlertContent> = store
         .load_with(Table::Contents, |_, bytes| decode_content(bytes))?
         .into_iter()
         .collect();
@@ -383,7 +385,7 @@ fn migrate_format_1(store: &mut Store, state: &mut State) -> Result<(), Pipeline
         }
     }
     state.next_group_seq += 1;
-    let fingerprints: HashSet<&String> = state
+    let fingerprints: FxHashSet<&String> = state
         .alerts
         .keys()
         .chain(state.issued.keys())
@@ -489,20 +491,20 @@ impl Pipeline {
         let now = self.clock.now_ms();
         let mut summary = IngestSummary::default();
         // Work on copies of the touched records; memory is updated only after the commit.
-        let mut alerts: HashMap<String, AlertRecord> = HashMap::new();
-        let mut issued: HashMap<String, Option<IssuedAlert>> = HashMap::new();
+        let mut alerts: FxHashMap<String, AlertRecord> = FxHashMap::default();
+        let mut issued: FxHashMap<String, Option<IssuedAlert>> = FxHashMap::default();
         // Sightings that change nothing worth writing, by fingerprint (no copy of the records).
-        let mut touches: HashMap<String, Touch> = HashMap::new();
+        let mut touches: FxHashMap<String, Touch> = FxHashMap::default();
         // Groups opened by this batch, alerts joining groups that were already waiting, and the
         // group references each fingerprint gains.
-        let mut opened: HashMap<String, Group> = HashMap::new();
+        let mut opened: FxHashMap<String, Group> = FxHashMap::default();
         let mut joined: Vec<(String, PendingAlert)> = Vec::new();
-        let mut new_refs: HashMap<String, Vec<PendingRef>> = HashMap::new();
+        let mut new_refs: FxHashMap<String, Vec<PendingRef>> = FxHashMap::default();
         let mut next_group_seq = state.next_group_seq;
         // Fingerprints whose records changed more than their "last seen" in this batch, and
         // those of them whose alert content changed too.
-        let mut material: HashSet<String> = HashSet::new();
-        let mut content_changed: HashSet<String> = HashSet::new();
+        let mut material: FxHashSet<String> = FxHashSet::default();
+        let mut content_changed: FxHashSet<String> = FxHashSet::default();
         for Incoming {
             mut alert,
             ends_at_ms,
