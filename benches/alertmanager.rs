@@ -296,7 +296,7 @@ async fn start_binary(sink: &str) -> (Process, String, tempfile::TempDir) {
 
 async fn bench_http(url: &str) {
     let client = reqwest::Client::new();
-    let now = monitor::alertmanager::time::format_ms(SystemClock.now_ms());
+    let now = monitor::calendar::rfc3339_ms(SystemClock.now_ms());
     for rule in rules(0).into_iter().take(RULES) {
         let matchers: Vec<String> = rule.matchers.iter().map(|m| m.text()).collect();
         client

@@ -33,9 +33,32 @@ pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
+/// Milliseconds since the Unix epoch as RFC 3339 in UTC with milliseconds
+/// (`2026-11-21T12:00:00.000Z`): the form of every timestamp the alert APIs, notifications, rules
+/// and the hosts API write.
+pub fn rfc3339_ms(ms: u64) -> String {
+    let seconds = ms / 1000;
+    let second_of_day = seconds % 86_400;
+    let (year, month, day) = civil_from_days((seconds / 86_400) as i64);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60,
+        ms % 1000
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_utc_with_millis() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(1_795_262_400_123), "2026-11-21T12:00:00.123Z");
+        assert_eq!(rfc3339_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
 
     #[test]
     fn round_trips_and_known_dates() {

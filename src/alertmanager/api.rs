@@ -24,7 +24,8 @@ use super::alert::Alert;
 use super::ignore::{IgnoreRule, MatcherSpec, RuleError};
 use super::issued::IssuedAlert;
 use super::pipeline::{AlertRecord, Incoming, Pipeline, PipelineError};
-use super::time::{format_ms, parse_rfc3339_ms};
+use super::time::parse_rfc3339_ms;
+use crate::calendar::rfc3339_ms;
 use crate::config::alert::{AlertManagerConfig, Matcher};
 use crate::telemetry::RequestId;
 
@@ -265,8 +266,8 @@ fn alert_view<'a>(record: &'a AlertRecord, issued: bool) -> AlertView<'a> {
         annotations: &record.alert.annotations,
         value: record.alert.value,
         at: &record.alert.at,
-        first_seen: format_ms(record.first_seen_ms),
-        last_seen: format_ms(record.last_seen_ms),
+        first_seen: rfc3339_ms(record.first_seen_ms),
+        last_seen: rfc3339_ms(record.last_seen_ms),
         state: &record.state,
         receivers: &record.receivers,
         issued,
@@ -314,12 +315,12 @@ pub fn rule_view(rule: &IgnoreRule, now_ms: u64) -> Value {
     json!({
         "id": rule.id,
         "matchers": rule.matchers.iter().map(MatcherSpec::text).collect::<Vec<_>>(),
-        "starts_at": format_ms(rule.starts_at_ms),
-        "ends_at": rule.ends_at_ms.map(format_ms),
+        "starts_at": rfc3339_ms(rule.starts_at_ms),
+        "ends_at": rule.ends_at_ms.map(rfc3339_ms),
         "author": rule.author,
         "comment": rule.comment,
-        "created_at": format_ms(rule.created_at_ms),
-        "updated_at": format_ms(rule.updated_at_ms),
+        "created_at": rfc3339_ms(rule.created_at_ms),
+        "updated_at": rfc3339_ms(rule.updated_at_ms),
         "state": rule.state(now_ms).as_str(),
     })
 }
@@ -452,13 +453,13 @@ fn issued_view(issued: &IssuedAlert, reissue_ms: u64, success_ms: u64) -> Value 
         "name": issued.alert.name,
         "labels": issued.alert.labels,
         "annotations": issued.alert.annotations,
-        "first_delivered": format_ms(issued.first_delivered_ms),
-        "last_delivered": format_ms(issued.last_delivered_ms),
-        "last_seen": format_ms(issued.last_seen_ms),
+        "first_delivered": rfc3339_ms(issued.first_delivered_ms),
+        "last_delivered": rfc3339_ms(issued.last_delivered_ms),
+        "last_seen": rfc3339_ms(issued.last_seen_ms),
         "deliveries": issued.deliveries,
-        "reissue_after": format_ms(issued.last_delivered_ms.saturating_add(reissue_ms)),
-        "success_after": format_ms(issued.last_seen_ms.saturating_add(success_ms)),
-        "success_withheld_since": issued.success_withheld_since_ms.map(format_ms),
+        "reissue_after": rfc3339_ms(issued.last_delivered_ms.saturating_add(reissue_ms)),
+        "success_after": rfc3339_ms(issued.last_seen_ms.saturating_add(success_ms)),
+        "success_withheld_since": issued.success_withheld_since_ms.map(rfc3339_ms),
     })
 }
 
@@ -523,7 +524,7 @@ async fn health(State(state): State<AppState>) -> Response {
     let owed: u64 = snapshot.channels.iter().map(|c| c.owed).sum();
     axum::Json(json!({
         "status": "ok",
-        "started_at": format_ms(state.started_ms),
+        "started_at": rfc3339_ms(state.started_ms),
         "issued": pipeline.issued().len(),
         "ignore_rules": pipeline.ignores().len(),
         "groups_waiting": pipeline.groups().len(),

@@ -23,7 +23,8 @@ use super::api::{ApiError, AppState, CurrentRequest, blocking, new_rule_id, pars
 use super::grouping::group_key;
 use super::ignore::{IgnoreRule, MatcherSpec};
 use super::pipeline::{AlertState, Incoming};
-use super::time::{format_ms, parse_rfc3339_ms};
+use super::time::parse_rfc3339_ms;
+use crate::calendar::rfc3339_ms;
 use crate::config::alert::{MatchOp, Matcher};
 
 const FOREVER_MS: u64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
@@ -105,7 +106,7 @@ async fn post_alerts(
             host: label("host"),
             source: label("source"),
             severity: label("severity"),
-            at: format_ms(starts_at.unwrap_or(now)),
+            at: rfc3339_ms(starts_at.unwrap_or(now)),
             labels: alert.labels,
             annotations: alert.annotations,
             value: None,
@@ -238,9 +239,9 @@ fn gettable_alerts(state: &AppState, params: &Params) -> Result<Vec<Listed>, Api
             "annotations": record.alert.annotations,
             "receivers": receivers.iter().map(|name| json!({ "name": name })).collect::<Vec<_>>(),
             "fingerprint": record.alert.fingerprint,
-            "startsAt": format_ms(starts_at),
-            "updatedAt": format_ms(record.last_seen_ms),
-            "endsAt": format_ms(ends_at),
+            "startsAt": rfc3339_ms(starts_at),
+            "updatedAt": rfc3339_ms(record.last_seen_ms),
+            "endsAt": rfc3339_ms(ends_at),
             "status": { "state": state_name, "silencedBy": silenced_by, "inhibitedBy": [] },
         });
         out.push(Listed {
@@ -331,10 +332,10 @@ fn gettable_silence(rule: &IgnoreRule, now_ms: u64) -> Value {
     json!({
         "id": rule.id,
         "status": { "state": rule.state(now_ms).as_str() },
-        "updatedAt": format_ms(rule.updated_at_ms),
+        "updatedAt": rfc3339_ms(rule.updated_at_ms),
         "matchers": matchers,
-        "startsAt": format_ms(rule.starts_at_ms),
-        "endsAt": format_ms(rule.ends_at_ms.unwrap_or(FOREVER_MS)),
+        "startsAt": rfc3339_ms(rule.starts_at_ms),
+        "endsAt": rfc3339_ms(rule.ends_at_ms.unwrap_or(FOREVER_MS)),
         "createdBy": rule.author,
         "comment": rule.comment,
     })
@@ -457,7 +458,7 @@ async fn status(State(state): State<AppState>) -> Response {
             "goVersion": "none (Rust)",
         },
         "config": { "original": state.config_text.as_str() },
-        "uptime": format_ms(state.started_ms),
+        "uptime": rfc3339_ms(state.started_ms),
     }))
     .into_response()
 }

@@ -1,24 +1,10 @@
-//! RFC 3339 timestamps of the alert APIs (`2026-11-21T12:00:00.000Z`) to and from milliseconds
-//! since the Unix epoch, without a calendar dependency.
+//! Reading the RFC 3339 timestamps clients send to the alert APIs (`Z` or an offset, any
+//! fraction) as milliseconds since the Unix epoch; writing them is `calendar::rfc3339_ms`.
 //!
 //! It must never panic on client text: every malformed timestamp is an `Err`, and times before
 //! the epoch are refused rather than wrapped.
 
-use crate::calendar::{civil_from_days, days_from_civil};
-
-/// Milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
-pub fn format_ms(ms: u64) -> String {
-    let days = (ms / 86_400_000) as i64;
-    let in_day = ms % 86_400_000;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000
-    )
-}
+use crate::calendar::days_from_civil;
 
 /// Parses RFC 3339 (`Z` or a `±HH:MM` offset, any number of fraction digits) into milliseconds
 /// since the epoch. Go's zero time (`0001-01-01T00:00:00Z`, what Alertmanager clients send for
@@ -101,7 +87,7 @@ mod tests {
     #[test]
     fn round_trips_and_offsets() {
         let ms = parse_rfc3339_ms("2026-11-21T12:00:00.000Z").unwrap();
-        assert_eq!(format_ms(ms), "2026-11-21T12:00:00.000Z");
+        assert_eq!(crate::calendar::rfc3339_ms(ms), "2026-11-21T12:00:00.000Z");
         assert_eq!(parse_rfc3339_ms("2026-11-21T13:00:00+01:00").unwrap(), ms);
         assert_eq!(
             parse_rfc3339_ms("2026-11-21T12:00:00.123456789Z").unwrap(),
@@ -111,10 +97,10 @@ mod tests {
             parse_rfc3339_ms("2026-11-21T12:00:00.5Z").unwrap(),
             ms + 500
         );
-        assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(crate::calendar::rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(
             parse_rfc3339_ms("2000-02-29T00:00:00Z")
-                .map(format_ms)
+                .map(crate::calendar::rfc3339_ms)
                 .unwrap(),
             "2000-02-29T00:00:00.000Z"
         );

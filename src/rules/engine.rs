@@ -23,8 +23,8 @@ use crate::protocol::{FieldValue, Kind, Line};
 
 use super::config::{Op, RuleConfig, RuleKind, RulesFile};
 use super::template::{Template, Var, Vars};
-use super::time::rfc3339_ms;
 use super::window::{Budget, SeriesWindow, horizon_minutes};
+use crate::calendar::rfc3339_ms;
 
 const NANOS_PER_MINUTE: i64 = 60_000_000_000;
 /// `msg` is cut to this many bytes in generated summaries.

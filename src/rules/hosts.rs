@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::time::rfc3339_ms;
+use crate::calendar::rfc3339_ms;
 
 /// One row of `GET /api/v1/hosts`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

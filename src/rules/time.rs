@@ -1,25 +1,10 @@
-//! RFC 3339 timestamps with milliseconds in UTC (`2026-11-21T12:00:00.000Z`), the form the alert
-//! wire shape and the hosts API use. Pure arithmetic on the proleptic Gregorian calendar (no
+//! Reading back RFC 3339 timestamps with milliseconds in UTC (`2026-11-21T12:00:00.000Z`), the
+//! form `calendar::rfc3339_ms` writes for the alert wire shape and the hosts API. Pure arithmetic on the proleptic Gregorian calendar (no
 //! time zone database): it must never depend on the local time zone.
 
-use crate::calendar::{civil_from_days, days_from_civil};
+use crate::calendar::days_from_civil;
 
-/// Formats milliseconds since the Unix epoch.
-pub fn rfc3339_ms(ms: u64) -> String {
-    let secs = (ms / 1000) as i64;
-    let millis = ms % 1000;
-    let days = secs.div_euclid(86_400);
-    let of_day = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        of_day / 3600,
-        (of_day / 60) % 60,
-        of_day % 60
-    )
-}
-
-/// Parses what [`rfc3339_ms`] writes (also without milliseconds); None for anything else.
+/// Parses what [`crate::calendar::rfc3339_ms`] writes (also without milliseconds); None for anything else.
 pub fn parse_rfc3339_ms(text: &str) -> Option<u64> {
     let bytes = text.as_bytes();
     if bytes.len() < 20 || !text.ends_with('Z') {
@@ -52,6 +37,7 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calendar::rfc3339_ms;
 
     #[test]
     fn formats_and_parses_back() {

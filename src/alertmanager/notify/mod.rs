@@ -5,8 +5,6 @@
 //! Nothing here decides whether an alert should be delivered (that is the pipeline's job); it
 //! must never drop a notification it was given without counting it and recording why.
 
-use crate::calendar::civil_from_days;
-
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -205,37 +203,4 @@ pub fn channel_kinds(receiver: &crate::config::alert::ReceiverConfig) -> Vec<Cha
         kinds.push(ChannelKind::Chat);
     }
     kinds
-}
-
-/// `2026-11-21T12:00:00.000Z` from milliseconds since the epoch (UTC, proleptic Gregorian).
-pub fn format_rfc3339_ms(ms: u64) -> String {
-    let seconds = ms / 1000;
-    let millis = ms % 1000;
-    let days = (seconds / 86_400) as i64;
-    let second_of_day = seconds % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        second_of_day / 3600,
-        second_of_day / 60 % 60,
-        second_of_day % 60
-    )
-}
-
-#[cfg(test)]
-mod time_tests {
-    use super::format_rfc3339_ms;
-
-    #[test]
-    fn formats_utc_with_millis() {
-        assert_eq!(format_rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            format_rfc3339_ms(1_795_262_400_123),
-            "2026-11-21T12:00:00.123Z"
-        );
-        assert_eq!(
-            format_rfc3339_ms(951_782_400_000),
-            "2000-02-29T00:00:00.000Z"
-        );
-    }
 }

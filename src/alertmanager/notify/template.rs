@@ -22,7 +22,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{Notification, NotificationStatus, NotifiedAlert, format_rfc3339_ms};
+use super::{Notification, NotificationStatus, NotifiedAlert};
+use crate::calendar::rfc3339_ms;
 
 /// Default email subject: `[FIRING:2] HighMem cluster1` / `[RESOLVED] HighMem cluster1`.
 pub const DEFAULT_SUBJECT: &str =
@@ -505,8 +506,8 @@ fn evaluate(
         Var::Value => alert_field(&|a| a.alert.value.map(format_value).unwrap_or_default()),
         Var::At => alert_field(&|a| a.alert.at.clone()),
         Var::Fingerprint => alert_field(&|a| a.alert.fingerprint.clone()),
-        Var::StartsAt => alert_field(&|a| format_rfc3339_ms(a.starts_at_ms)),
-        Var::EndsAt => alert_field(&|a| a.ends_at_ms.map(format_rfc3339_ms).unwrap_or_default()),
+        Var::StartsAt => alert_field(&|a| rfc3339_ms(a.starts_at_ms)),
+        Var::EndsAt => alert_field(&|a| a.ends_at_ms.map(rfc3339_ms).unwrap_or_default()),
         Var::Delivery => alert_field(&|a| a.delivery.to_string()),
         Var::Map(MapName::GroupLabels) => notification
             .group_labels

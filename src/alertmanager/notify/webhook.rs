@@ -11,9 +11,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::template::common;
-use super::{
-    DeliveryError, Notification, NotificationStatus, NotifierBuildError, format_rfc3339_ms,
-};
+use super::{DeliveryError, Notification, NotificationStatus, NotifierBuildError};
+use crate::calendar::rfc3339_ms;
 use crate::config::alert::WebhookConfig;
 
 /// Alertmanager's `endsAt` for an alert that has not ended.
@@ -69,10 +68,10 @@ impl<'a> WebhookPayload<'a> {
                     status: notified.status,
                     labels: &notified.alert.labels,
                     annotations: &notified.alert.annotations,
-                    starts_at: format_rfc3339_ms(notified.starts_at_ms),
+                    starts_at: rfc3339_ms(notified.starts_at_ms),
                     ends_at: notified
                         .ends_at_ms
-                        .map_or_else(|| ZERO_TIME.to_owned(), format_rfc3339_ms),
+                        .map_or_else(|| ZERO_TIME.to_owned(), rfc3339_ms),
                     generator_url: "",
                     fingerprint: &notified.alert.fingerprint,
                 })
