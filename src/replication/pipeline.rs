@@ -156,6 +156,14 @@ impl GroupRuntime {
     }
 }
 
+/// The replicas worth asking for a union: those the health checks see up, or all of them when
+/// none is (the health view may be stale). Asking one seen down while another is up would only
+/// add its timeout to the answer.
+pub fn replicas_worth_asking(replicas: Vec<ReadReplica>) -> Vec<ReadReplica> {
+    let any_up = replicas.iter().any(|r| r.up);
+    replicas.into_iter().filter(|r| r.up || !any_up).collect()
+}
+
 /// One replica as the read path sees it: how to ask it and whether its answer alone is
 /// complete.
 #[derive(Debug, Clone)]

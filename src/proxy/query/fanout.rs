@@ -17,7 +17,7 @@ use crate::influxql::ast::Ddl;
 use crate::influxql::merge::{self};
 use crate::influxql::render::{render_ddl, render_select, render_show};
 use crate::influxql::result::{Message, QueryResponse, Series, StatementResult};
-use crate::replication::pipeline::ReadReplica;
+use crate::replication::pipeline::{ReadReplica, replicas_worth_asking};
 use crate::telemetry::metrics::ReplicaLabels;
 
 use super::super::response::common_headers;
@@ -68,6 +68,24 @@ impl Executor<'_> {
             .group(group)
             .map(|g| g.read_replicas())
             .unwrap_or_default()
+    }
+
+    /// The replicas a union (raw SELECT, SHOW) asks.
+    pub(super) fn union_replicas(&self, group: &str) -> Vec<ReadReplica> {
+        replicas_worth_asking(self.replicas(group))
+    }
+
+    /// What asking `replica` of `group` needs besides the statement.
+    pub(super) fn ask_context(&self, replica: &ReadReplica, group: &str) -> AskContext {
+        AskContext {
+            database: self.database_for(replica),
+            retention_policy: self.params.rp.clone(),
+            params: self.params.params.clone(),
+            rid: self.rid.to_owned(),
+            max_rows: self.max_rows,
+            metrics: self.state.metrics.clone(),
+            group: group.to_owned(),
+        }
     }
 
     pub(super) async fn execute(&self, plan: &Plan) -> StatementResult {
@@ -283,20 +301,10 @@ impl Executor<'_> {
     ) -> Collected {
         let mut tasks = JoinSet::new();
         for group in groups {
-            let replicas = self.replicas(group);
-            let any_up = replicas.iter().any(|r| r.up);
-            for replica in replicas.into_iter().filter(|r| r.up || !any_up) {
+            for replica in self.union_replicas(group) {
                 let map_db = |db: &str| replica.config.backend_database(db).to_owned();
                 let statement = render(&map_db);
-                let context = AskContext {
-                    database: self.database_for(&replica),
-                    retention_policy: self.params.rp.clone(),
-                    params: self.params.params.clone(),
-                    rid: self.rid.to_owned(),
-                    max_rows: self.max_rows,
-                    metrics: self.state.metrics.clone(),
-                    group: group.clone(),
-                };
+                let context = self.ask_context(&replica, group);
                 let group = group.clone();
                 tasks.spawn(async move {
                     let answer = ask_replica(context, replica, statement).await;
@@ -511,13 +519,13 @@ pub(super) fn collect(collected: &mut Collected, result: StatementResult) {
 
 /// Everything one backend call needs, owned so it can run in its own task.
 pub(super) struct AskContext {
-    database: Option<String>,
-    retention_policy: Option<String>,
+    pub(super) database: Option<String>,
+    pub(super) retention_policy: Option<String>,
     pub(super) params: Option<String>,
     pub(super) rid: String,
     pub(super) max_rows: u64,
-    metrics: Arc<crate::telemetry::metrics::ApiMetrics>,
-    group: String,
+    pub(super) metrics: Arc<crate::telemetry::metrics::ApiMetrics>,
+    pub(super) group: String,
 }
 
 pub(super) async fn ask_replica(

@@ -12,7 +12,6 @@
 //! the statement. It must never pass a partial answer off as complete: both are always said.
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -31,10 +30,9 @@ use crate::influxql::merge::writer::{Layout, StatementWriter};
 use crate::influxql::render::render_select;
 use crate::influxql::result::{Message, StatementResult, TimeFormat};
 use crate::replication::pipeline::ReadReplica;
-use crate::telemetry::metrics::ApiMetrics;
 
 use super::answer::{accepts_gzip, json_headers};
-use super::fanout::{ChannelBody, Executor, observe, too_many_rows};
+use super::fanout::{AskContext, ChannelBody, Executor, observe, too_many_rows};
 use super::params::DEFAULT_CHUNK_ROWS;
 
 /// Rows per chunk asked of the replicas.
@@ -107,22 +105,14 @@ impl Executor<'_> {
     ) -> RawRun {
         let mut feeds = Vec::new();
         for group in groups {
-            let replicas = self.replicas(group);
-            let any_up = replicas.iter().any(|r| r.up);
-            for replica in replicas.into_iter().filter(|r| r.up || !any_up) {
+            for replica in self.union_replicas(group) {
                 let statement = {
                     let map_db = |db: &str| replica.config.backend_database(db).to_owned();
                     render_select(select, &map_db)
                 };
                 let (sender, events) = mpsc::channel(FEED_DEPTH);
                 let reader = Reader {
-                    database: self.database_for(&replica),
-                    retention_policy: self.params.rp.clone(),
-                    params: self.params.params.clone(),
-                    rid: self.rid.to_owned(),
-                    max_rows: self.max_rows,
-                    metrics: self.state.metrics.clone(),
-                    group: group.clone(),
+                    context: self.ask_context(&replica, group),
                     statement,
                 };
                 tokio::spawn(reader.run(replica, sender));
@@ -527,13 +517,7 @@ impl Documents {
 
 /// One replica's answer, read chunk by chunk.
 struct Reader {
-    database: Option<String>,
-    retention_policy: Option<String>,
-    params: Option<String>,
-    rid: String,
-    max_rows: u64,
-    metrics: Arc<ApiMetrics>,
-    group: String,
+    context: AskContext,
     statement: String,
 }
 
@@ -541,7 +525,13 @@ impl Reader {
     async fn run(self, replica: ReadReplica, events: mpsc::Sender<Event>) {
         let started = Instant::now();
         let ok = self.read(&replica, &events).await;
-        observe(&self.metrics, &self.group, &replica.id, started, ok);
+        observe(
+            &self.context.metrics,
+            &self.context.group,
+            &replica.id,
+            started,
+            ok,
+        );
         if !ok {
             let _ = events.send(Event::Failed).await;
         }
@@ -551,19 +541,23 @@ impl Reader {
     async fn read(&self, replica: &ReadReplica, events: &mpsc::Sender<Event>) -> bool {
         let request = QueryRequest {
             statement: &self.statement,
-            database: self.database.as_deref(),
-            retention_policy: self.retention_policy.as_deref(),
+            database: self.context.database.as_deref(),
+            retention_policy: self.context.retention_policy.as_deref(),
             epoch: Some("ns"),
-            params: self.params.as_deref(),
+            params: self.context.params.as_deref(),
             chunk_size: Some(REPLICA_CHUNK_ROWS),
             // InfluxDB 1.x is known to answer it (1.4+); a v2 backend's compatibility API gets
             // the JSON it certainly serves.
             accept: (replica.client.endpoint().dialect == Dialect::V1).then_some(REPLICA_ACCEPT),
         };
-        let reply = match replica.client.query_lines(&request, &self.rid).await {
+        let reply = match replica
+            .client
+            .query_lines(&request, &self.context.rid)
+            .await
+        {
             Ok(reply) => reply,
             Err(error) => {
-                tracing::info!(group = %self.group, replica = %replica.id, %error, request_id = %self.rid, "replica did not answer a query");
+                tracing::info!(group = %self.context.group, replica = %replica.id, %error, request_id = %self.context.rid, "replica did not answer a query");
                 return false;
             }
         };
@@ -596,7 +590,7 @@ impl Reader {
                     Ok(Some(bytes)) => documents.buffer.extend_from_slice(&bytes),
                     Ok(None) => documents.ended = true,
                     Err(error) => {
-                        tracing::info!(group = %self.group, replica = %replica.id, %error, request_id = %self.rid, "replica answer cut off");
+                        tracing::info!(group = %self.context.group, replica = %replica.id, %error, request_id = %self.context.rid, "replica answer cut off");
                         return false;
                     }
                 }
@@ -618,7 +612,7 @@ impl Reader {
                 // The merge is over (the client left, or the row limit): stop reading.
                 return true;
             }
-            if rows > self.max_rows {
+            if rows > self.context.max_rows {
                 let _ = events.send(Event::TooManyRows).await;
                 return true;
             }

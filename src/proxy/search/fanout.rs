@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::backend::client::QueryRequest;
 use crate::protocol::point::OwnedFieldValue;
-use crate::replication::pipeline::ReadReplica;
+use crate::replication::pipeline::{ReadReplica, replicas_worth_asking};
 
 /// One point as a backend stored it.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,10 +130,7 @@ async fn ask_group(request: GroupRequest, database: &str, request_id: &str) -> G
         replicas,
         statement,
     } = request;
-    // Replicas the health checks see down are skipped while another is up: asking them would
-    // only add their timeout. With none up the health view may be stale, so all are tried.
-    let any_up = replicas.iter().any(|r| r.up);
-    let chosen: Vec<ReadReplica> = replicas.into_iter().filter(|r| r.up || !any_up).collect();
+    let chosen = replicas_worth_asking(replicas);
     let mut answer = GroupAnswer {
         group,
         answers: Vec::new(),
