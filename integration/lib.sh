@@ -54,3 +54,56 @@ stop_watchdog() {
     fi
     rm -f "$1/watchdog.pid"
 }
+
+# service_main NAME STEM DEFAULT_BINARY DEFAULT_LISTEN PROBE_PATH SCRIPT CMD [options]: the
+# `start|stop` of one of our own binaries for `make run` (options: --dir DIR --config FILE
+# [--binary PATH] [--wait S]). PID in DIR/STEM.pid, log in DIR/STEM.log; `start` reads `listen:`
+# from the config and waits until PROBE_PATH answers there, showing the log's tail if it never does.
+service_main() {
+    local name=$1 stem=$2 binary=$3 default_listen=$4 probe=$5 script=$6
+    shift 6
+    local usage="usage: $script start --dir DIR --config FILE [--binary PATH] [--wait S] | stop --dir DIR"
+    local cmd=${1:-}
+    shift || true
+    local dir="" config="" wait_s=30
+    while [[ $# -gt 0 ]]; do
+        case "$1" in
+            --dir) dir=$2; shift 2 ;;
+            --config) config=$2; shift 2 ;;
+            --binary) binary=$2; shift 2 ;;
+            --wait) wait_s=$2; shift 2 ;;
+            *) echo "$usage" >&2; return 2 ;;
+        esac
+    done
+    [[ -n "$dir" ]] || { echo "$usage" >&2; return 2; }
+    local pid_file="$dir/$stem.pid" log_file="$dir/$stem.log" listen
+    case "$cmd" in
+        start)
+            [[ -n "$config" ]] || { echo "$usage" >&2; return 2; }
+            mkdir -p "$dir"
+            if is_running "$pid_file"; then echo "$name already running (pid $(<"$pid_file"))"; return 0; fi
+            listen=$(sed -n 's/^listen:[[:space:]]*"\{0,1\}\([^"#[:space:]]*\)"\{0,1\}.*/\1/p' "$config" | head -1)
+            listen=${listen:-$default_listen}
+            nohup "$binary" --config "$config" >>"$log_file" 2>&1 &
+            echo $! >"$pid_file"
+            for _ in $(seq 1 $((wait_s * 10))); do
+                if curl -fsS -o /dev/null "http://$listen$probe" 2>/dev/null; then
+                    echo "$name up on http://$listen (pid $(<"$pid_file"))"; return 0
+                fi
+                is_running "$pid_file" || break
+                sleep 0.1
+            done
+            echo "$name did not come up on http://$listen; last lines of $log_file:" >&2
+            tail -n 20 "$log_file" >&2 || true
+            return 1
+            ;;
+        stop)
+            if is_running "$pid_file"; then
+                stop_pid "$(<"$pid_file")" 10
+                echo "$name stopped"
+            fi
+            rm -f "$pid_file"
+            ;;
+        *) echo "$usage" >&2; return 2 ;;
+    esac
+}
