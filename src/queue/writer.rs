@@ -39,9 +39,6 @@ pub(crate) struct Staging {
     pub disk_bytes: u64,
     /// Set forever by the first failed write: nothing after it can be acknowledged.
     pub failed: Option<QueueError>,
-    /// When non-zero, the writer ends every group commit on a multiple of this many bytes of
-    /// the segment file (a padding frame): what its direct I/O needs.
-    pub align_to: u64,
     pub closing: bool,
 }
 
@@ -121,11 +118,6 @@ impl Writer {
             open_direct(&active_path)
         } else {
             None
-        };
-        lock(&shared.staging).align_to = if active_direct.is_some() {
-            DIRECT_BLOCK
-        } else {
-            0
         };
         Ok(Writer {
             shared,
@@ -217,12 +209,13 @@ impl Writer {
                 }
             }
         }
-        if staging.align_to > 0
+        // Only a writer that writes direct pads: a commit must end on a block to go direct.
+        if self.active_direct.is_some()
             && !staging.buf.is_empty()
             && staging.buf.len() as u64 >= self.shared.config.direct_io_min_bytes
         {
             let filled = staging.end() - staging.active_base;
-            let padding = frame::padding_to(filled, staging.align_to);
+            let padding = frame::padding_to(filled, DIRECT_BLOCK);
             if padding > 0 {
                 frame::encode_padding_into(&mut staging.buf, padding, frame::now_unix_ms());
                 staging.disk_bytes += padding;
@@ -346,7 +339,6 @@ impl Writer {
                 Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
                     tracing::warn!(path = %self.active_path.display(), %error, "O_DIRECT write refused; the log writes buffered from now on");
                     self.active_direct = None;
-                    lock(&self.shared.staging).align_to = 0;
                 }
                 Err(error) => return Err(QueueError::io(&self.active_path, error)),
             }
