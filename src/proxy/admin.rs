@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::shard::{ShardMapDoc, extract_token};
+use crate::shard::ShardMapDoc;
 use crate::telemetry::RequestId;
 
 use super::response::{INFLUXDB_VERSION, influx_error, json, no_content};
@@ -104,15 +104,9 @@ fn check_admin(
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
         Box::new(influx_error(status, &message, rid))
     };
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let token = extract_token(authorization, params.get("p").map(String::as_str))
-        .map_err(|e| refuse(e.http_status(), e.to_string()))?;
     state
-        .access
-        .snapshot()
-        .check_admin(token.as_deref())
+        .identify(headers, params.get("p").map(String::as_str))
+        .and_then(|principal| principal.check_admin())
         .map_err(|e| refuse(e.http_status(), e.to_string()))
 }
 

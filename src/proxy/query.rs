@@ -32,7 +32,6 @@ use axum::response::Response;
 
 use crate::influxql::parse_query;
 use crate::influxql::result::{Message, TimeFormat, convert_times};
-use crate::shard::extract_token;
 use crate::telemetry::RequestId;
 
 use super::body::{BodyLimits, read_body};
@@ -141,15 +140,7 @@ pub async fn handle(
             return influx_error(StatusCode::BAD_REQUEST, &error.to_string(), rid);
         }
     };
-    let access = state.access.snapshot();
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let token = match extract_token(authorization, params.password.as_deref()) {
-        Ok(token) => token,
-        Err(error) => return refuse(&Refusal::access(&error), rid),
-    };
-    let principal = match access.authenticate(token.as_deref()) {
+    let principal = match state.identify(&headers, params.password.as_deref()) {
         Ok(principal) => principal,
         Err(error) => return refuse(&Refusal::access(&error), rid),
     };
@@ -160,7 +151,6 @@ pub async fn handle(
         params: &params,
         bound: bound.as_ref(),
         principal: &principal,
-        admin: || access.check_admin(token.as_deref()),
     };
     let mut plans = Vec::with_capacity(statements.len());
     for statement in statements {

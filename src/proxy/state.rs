@@ -8,7 +8,9 @@ use std::sync::Arc;
 use crate::config::{ApiConfig, load_api_config};
 use crate::protocol::Classifier;
 use crate::replication::pipeline::Pipeline;
-use crate::shard::{Access, ReloadOutcome, ShardMapStore, Shared};
+use axum::http::{HeaderMap, header};
+
+use crate::shard::{Access, AccessError, Principal, ReloadOutcome, ShardMapStore, Shared};
 use crate::telemetry::metrics::ApiMetrics;
 
 pub struct AppState {
@@ -27,6 +29,20 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Who is asking, from the request's `Authorization` header or its `p` (password)
+    /// parameter, against the access table of this moment. Every endpoint that checks access
+    /// starts here.
+    pub fn identify(
+        &self,
+        headers: &HeaderMap,
+        password: Option<&str>,
+    ) -> Result<Principal, AccessError> {
+        let authorization = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        self.access.snapshot().identify(authorization, password)
+    }
+
     /// Re-reads the config file and applies what can change at run time: the shard map
     /// (unless changed through the API since; see `ShardMapStore`), tokens and limits.
     pub fn reload(&self) -> Result<String, String> {

@@ -21,7 +21,7 @@ use crate::config::api::ConsistencyError;
 use crate::protocol::Precision;
 use crate::queue::QueueError;
 use crate::replication::batcher::{LineError, SplitContext, SplitError, split_by_group_observed};
-use crate::shard::{AccessError, extract_token};
+use crate::shard::AccessError;
 use crate::telemetry::RequestId;
 use crate::telemetry::metrics::{LineKind, RejectReason, RequestLabels};
 
@@ -174,15 +174,7 @@ async fn write(
     // One snapshot of what a reload may change, kept to the end of the request.
     let config = state.config.snapshot();
     // Authenticate before reading the body: an unauthorised client cannot make us buffer.
-    let access = state.access.snapshot();
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let token = match extract_token(authorization, params.password.as_deref()) {
-        Ok(token) => token,
-        Err(error) => return access_error(&error, request_id),
-    };
-    let principal = match access.authenticate(token.as_deref()) {
+    let principal = match state.identify(headers, params.password.as_deref()) {
         Ok(principal) => principal,
         Err(error) => return access_error(&error, request_id),
     };

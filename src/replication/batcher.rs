@@ -22,7 +22,7 @@ use super::envelope::{BatchHeader, EnvelopeError, set_line_count};
 /// Everything the split needs besides the body.
 pub struct SplitContext<'a> {
     pub map: &'a ShardMap,
-    pub principal: Principal<'a>,
+    pub principal: Principal,
     pub classifier: &'a Classifier,
     /// The precision the client wrote its timestamps in.
     pub precision: Precision,

@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use base64::Engine;
 use regex::bytes::RegexSet;
@@ -137,16 +138,17 @@ impl Grants {
     }
 }
 
-/// Who a request is, once authenticated.
-#[derive(Debug, Clone, Copy)]
-pub enum Principal<'a> {
+/// Who a request is, once authenticated. Owned (the grants are shared), so a request keeps it
+/// without holding on to the access table it came from.
+#[derive(Debug, Clone)]
+pub enum Principal {
     /// Open access: everything is allowed.
     Open,
     /// A configured token.
-    Token(&'a Grants),
+    Token(Arc<Grants>),
 }
 
-impl Principal<'_> {
+impl Principal {
     /// Checks one action on one index.
     pub fn check(&self, action: Action, index: &[u8]) -> Result<(), AccessError> {
         let allowed = match self {
@@ -166,6 +168,23 @@ impl Principal<'_> {
         }
     }
 
+    /// May it use the admin API (shard map, reload)?
+    pub fn check_admin(&self) -> Result<(), AccessError> {
+        match self {
+            Principal::Open => Ok(()),
+            Principal::Token(grants) if grants.admin => Ok(()),
+            Principal::Token(_) => Err(AccessError::NotAdmin),
+        }
+    }
+
+    /// May it read every index (a query or search that names none)?
+    pub fn reads_everything(&self) -> bool {
+        match self {
+            Principal::Open => true,
+            Principal::Token(grants) => grants.read.any,
+        }
+    }
+
     /// The token label for logs (`open` in open mode, `token` for an unnamed token).
     pub fn label(&self) -> &str {
         match self {
@@ -178,7 +197,7 @@ impl Principal<'_> {
 /// The access table built from the config's `tokens`. Open when no token is configured.
 #[derive(Debug)]
 pub struct Access {
-    tokens: HashMap<String, Grants>,
+    tokens: HashMap<String, Arc<Grants>>,
 }
 
 impl Access {
@@ -201,7 +220,10 @@ impl Access {
             };
             if token.token.is_empty() {
                 problems.push(&path.key("token"), "must not be empty");
-            } else if table.insert(token.token.clone(), grants).is_some() {
+            } else if table
+                .insert(token.token.clone(), Arc::new(grants))
+                .is_some()
+            {
                 problems.push(&path.key("token"), "duplicate token");
             }
         }
@@ -222,15 +244,26 @@ impl Access {
     }
 
     /// Identifies the caller from the token it sent (see [`extract_token`]).
-    pub fn authenticate(&self, token: Option<&str>) -> Result<Principal<'_>, AccessError> {
+    pub fn authenticate(&self, token: Option<&str>) -> Result<Principal, AccessError> {
         if self.is_open() {
             return Ok(Principal::Open);
         }
         let token = token.ok_or(AccessError::MissingToken)?;
         self.tokens
             .get(token)
-            .map(Principal::Token)
+            .map(|grants| Principal::Token(Arc::clone(grants)))
             .ok_or(AccessError::UnknownToken)
+    }
+
+    /// Identifies a request from its credentials as clients send them: the `Authorization`
+    /// header's value if any, else the `p` (password) parameter. See [`extract_token`].
+    pub fn identify(
+        &self,
+        authorization: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<Principal, AccessError> {
+        let token = extract_token(authorization, password)?;
+        self.authenticate(token.as_deref())
     }
 
     /// May this token write `index`?
@@ -245,11 +278,7 @@ impl Access {
 
     /// May this token use the admin API (shard map, reload)?
     pub fn check_admin(&self, token: Option<&str>) -> Result<(), AccessError> {
-        match self.authenticate(token)? {
-            Principal::Open => Ok(()),
-            Principal::Token(grants) if grants.admin => Ok(()),
-            Principal::Token(_) => Err(AccessError::NotAdmin),
-        }
+        self.authenticate(token)?.check_admin()
     }
 }
 

@@ -34,7 +34,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::config::ApiConfig;
-use crate::shard::{Access, AccessError, ShardMap, extract_token};
+use crate::shard::{AccessError, Action, Principal, ShardMap};
 use crate::telemetry::RequestId;
 
 use super::response::{common_headers, influx_error};
@@ -102,8 +102,7 @@ fn mark_partial(response: &mut Response, partial_groups: &[String]) {
 
 /// Who is asking, for the per-line read check.
 struct Reader {
-    access: Arc<Access>,
-    token: Option<String>,
+    principal: Principal,
 }
 
 impl Reader {
@@ -112,36 +111,24 @@ impl Reader {
         headers: &HeaderMap,
         params: &HashMap<String, String>,
     ) -> Result<Reader, Failure> {
-        let authorization = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let token = extract_token(authorization, params.get("p").map(String::as_str))
-            .map_err(|e| Failure::access(&e))?
-            .map(|t| t.into_owned());
-        let access = state.access.snapshot();
-        access
-            .authenticate(token.as_deref())
+        let principal = state
+            .identify(headers, params.get("p").map(String::as_str))
             .map_err(|e| Failure::access(&e))?;
-        Ok(Reader { access, token })
+        Ok(Reader { principal })
     }
 
     fn reads_everything(&self) -> bool {
-        self.access.is_open()
+        self.principal.reads_everything()
     }
 
     fn check(&self, index: &str) -> Result<(), Failure> {
-        self.access
-            .check_read(self.token.as_deref(), index.as_bytes())
+        self.principal
+            .check(Action::Read, index.as_bytes())
             .map_err(|e| Failure::access(&e))
     }
 
     fn may_read(&self, index: Option<&String>) -> bool {
-        self.reads_everything()
-            || index.is_some_and(|index| {
-                self.access
-                    .check_read(self.token.as_deref(), index.as_bytes())
-                    .is_ok()
-            })
+        self.reads_everything() || index.is_some_and(|index| self.check(index).is_ok())
     }
 }
 
