@@ -96,7 +96,7 @@ default_receiver: hook
     let ids: Vec<String> = sink
         .received()
         .iter()
-        .filter_map(|r| r.headers.get("idempotency-key").cloned())
+        .filter_map(|r| r.header("idempotency-key").map(str::to_owned))
         .collect();
     assert_eq!(ids.len(), 2, "every webhook carries an idempotency key");
     assert_ne!(ids[0], ids[1]);

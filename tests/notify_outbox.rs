@@ -8,7 +8,7 @@
 mod support;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use monitor::alertmanager::alert::Alert;
 use monitor::alertmanager::clock::SystemClock;
 use monitor::alertmanager::notify::{ChannelKind, Notification, NotificationStatus, NotifiedAlert};
-use monitor::alertmanager::outbox::Outbox;
+use monitor::alertmanager::outbox::{DeadLetter, Outbox};
 use monitor::config::alert::AlertManagerConfig;
 use prometheus_client::registry::Registry;
 use support::{SmtpSink, free_port};
@@ -100,6 +100,8 @@ struct Running {
     registry: Registry,
     shutdown: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// The temp dir of the redb file when `start_fresh` made it.
+    _dir: Option<tempfile::TempDir>,
 }
 
 fn open(path: &Path, yaml: &str) -> (Arc<redb::Database>, Arc<Outbox>, Registry) {
@@ -121,7 +123,34 @@ impl Running {
             registry,
             shutdown,
             task,
+            _dir: None,
         }
+    }
+
+    /// Starts on a new redb file in a temp dir of its own.
+    fn start_fresh(yaml: &str) -> Running {
+        let (dir, path) = fresh_db();
+        Running {
+            _dir: Some(dir),
+            ..Running::start(&path, yaml)
+        }
+    }
+
+    /// Waits until nothing is owed (every notification delivered or dead-lettered).
+    async fn drained(&self, what: &str) {
+        until(|| (self.outbox.snapshot().owed() == 0).then_some(()))
+            .await
+            .unwrap_or_else(|| panic!("{what}: still owed: {:?}", self.outbox.snapshot()));
+    }
+
+    /// Waits until at least `n` notifications are dead-lettered, returns the dead letters.
+    async fn dead_letters_at_least(&self, n: usize) -> Vec<DeadLetter> {
+        until(|| {
+            let letters = self.outbox.dead_letters().unwrap();
+            (letters.len() >= n).then_some(letters)
+        })
+        .await
+        .unwrap_or_else(|| panic!("fewer than {n} dead letters: {:?}", self.outbox.snapshot()))
     }
 
     fn enqueue(&self, notification: &Notification) {
@@ -143,6 +172,13 @@ impl Running {
         }
         self.metrics()
     }
+}
+
+/// A path for a new redb file in its own temp dir (removed when the dir drops).
+fn fresh_db() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("am.redb");
+    (dir, path)
 }
 
 fn enqueue(db: &redb::Database, outbox: &Outbox, notification: &Notification) {
@@ -197,6 +233,16 @@ fn metric_line(text: &str, prefix: &str) -> Option<f64> {
         .and_then(|value| value.parse().ok())
 }
 
+/// `monitor_am_notifications_total` of one receiver, channel kind and outcome.
+fn notifications_total(metrics: &str, receiver: &str, kind: &str, outcome: &str) -> Option<f64> {
+    metric_line(
+        metrics,
+        &format!(
+            "monitor_am_notifications_total{{receiver=\"{receiver}\",kind=\"{kind}\",outcome=\"{outcome}\"}}"
+        ),
+    )
+}
+
 // ------------------------------------------------------------------------------------------
 // a scripted webhook receiver
 
@@ -214,10 +260,17 @@ struct Reply {
     retry_after: Option<&'static str>,
 }
 
-const OK: Reply = Reply {
-    status: 200,
-    retry_after: None,
-};
+impl Reply {
+    /// `status` without `Retry-After`.
+    const fn status(status: u16) -> Reply {
+        Reply {
+            status,
+            retry_after: None,
+        }
+    }
+}
+
+const OK: Reply = Reply::status(200);
 
 #[derive(Clone, Default)]
 struct Hook {
@@ -332,9 +385,8 @@ const FAST_RETRIES: &str = "  retry_backoff_min: 50ms\n  retry_backoff_max: 200m
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn email_firing_and_resolved_arrive_exactly_as_rendered() {
     let sink = SmtpSink::start();
-    let dir = tempfile::tempdir().unwrap();
     let yaml = config(&email_receiver("mail", sink.port(), ""), FAST_RETRIES);
-    let running = Running::start(&dir.path().join("am.redb"), &yaml);
+    let running = Running::start_fresh(&yaml);
 
     running.enqueue(&notification(
         "n-firing",
@@ -406,15 +458,12 @@ labels: alertname=HighMem, host=host2, index=cluster1, severity=warning, source=
         "{body}"
     );
     assert!(body.contains("ended: 2026-11-21T12:10:00.000Z\n"), "{body}");
-    until(|| (running.outbox.snapshot().owed() == 0).then_some(()))
-        .await
-        .expect("the mail server's acknowledgement is recorded");
+    running
+        .drained("the mail server's acknowledgement is recorded")
+        .await;
     let metrics = running.stop().await;
     assert_eq!(
-        metric_line(
-            &metrics,
-            "monitor_am_notifications_total{receiver=\"mail\",kind=\"email\",outcome=\"delivered\"}"
-        ),
+        notifications_total(&metrics, "mail", "email", "delivered"),
         Some(2.0),
         "{metrics}"
     );
@@ -423,11 +472,10 @@ labels: alertname=HighMem, host=host2, index=cluster1, severity=warning, source=
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_templates_render_labels_value_and_status() {
     let sink = SmtpSink::start();
-    let dir = tempfile::tempdir().unwrap();
     let extra = r#"      subject: "{{ status | upper }} {{ labels.alertname }} on {{ labels.host }}"
       body: "{{ range alerts }}{{ host }}={{ value }} ({{ annotations.summary }});{{ end }}""#;
     let yaml = config(&email_receiver("mail", sink.port(), extra), FAST_RETRIES);
-    let running = Running::start(&dir.path().join("am.redb"), &yaml);
+    let running = Running::start_fresh(&yaml);
     running.enqueue(&firing("n1", "mail"));
     let mails = sink.wait_for_messages(1, LIMIT);
     assert_eq!(
@@ -444,13 +492,9 @@ async fn custom_templates_render_labels_value_and_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_server_down_then_back_gets_the_mail_exactly_once() {
     let port = free_port(None);
-    let dir = tempfile::tempdir().unwrap();
     // One permanent refusal would dead-letter: a refused connection must not count as one.
     let outbox = format!("{FAST_RETRIES}  permanent_failure_attempts: 1\n");
-    let running = Running::start(
-        &dir.path().join("am.redb"),
-        &config(&email_receiver("mail", port, ""), &outbox),
-    );
+    let running = Running::start_fresh(&config(&email_receiver("mail", port, ""), &outbox));
     running.enqueue(&firing("n-down", "mail"));
     let retries = "monitor_am_notification_retries_total{receiver=\"mail\",kind=\"email\"}";
     until(|| metric_line(&running.metrics(), retries).filter(|n| *n >= 3.0))
@@ -472,9 +516,7 @@ async fn smtp_server_down_then_back_gets_the_mail_exactly_once() {
     let sink = SmtpSink::start_on(port);
     let mails = sink.wait_for_messages(1, LIMIT);
     assert_eq!(mails.len(), 1);
-    until(|| (running.outbox.snapshot().owed() == 0).then_some(()))
-        .await
-        .expect("the queue drains");
+    running.drained("the queue drains").await;
     // Exactly once: a second notification behind it in the same queue arrives second.
     running.enqueue(&firing("n-after", "mail"));
     let mails = sink.wait_for_messages(2, LIMIT);
@@ -532,19 +574,10 @@ async fn refusing_smtp_server() -> (u16, Arc<Mutex<usize>>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permanent_smtp_refusal_is_dead_lettered_not_retried_forever() {
     let (port, refusals) = refusing_smtp_server().await;
-    let dir = tempfile::tempdir().unwrap();
     let outbox = format!("{FAST_RETRIES}  permanent_failure_attempts: 2\n");
-    let running = Running::start(
-        &dir.path().join("am.redb"),
-        &config(&email_receiver("mail", port, ""), &outbox),
-    );
+    let running = Running::start_fresh(&config(&email_receiver("mail", port, ""), &outbox));
     running.enqueue(&firing("n-refused", "mail"));
-    let letters = until(|| {
-        let letters = running.outbox.dead_letters().unwrap();
-        (!letters.is_empty()).then_some(letters)
-    })
-    .await
-    .expect("dead-lettered");
+    let letters = running.dead_letters_at_least(1).await;
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].attempts, 2);
     assert_eq!(letters[0].notification.id, "n-refused");
@@ -563,6 +596,14 @@ fn webhook_receiver(name: &str, url: &str, extra: &str) -> String {
     format!("\n  - name: {name}\n    webhook:\n      url: \"{url}\"\n      timeout: 5s\n{extra}")
 }
 
+/// A config with the one webhook receiver `name`, posting to `hook` at `/<name>`.
+fn webhook_config(hook: &Hook, name: &str, outbox: &str) -> String {
+    config(
+        &webhook_receiver(name, &hook.url(&format!("/{name}")), ""),
+        outbox,
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_honours_retry_after_retries_5xx_and_sends_the_v4_payload() {
     let hook = Hook::start().await;
@@ -573,21 +614,11 @@ async fn webhook_honours_retry_after_retries_5xx_and_sends_the_v4_payload() {
                 status: 429,
                 retry_after: Some("1"),
             },
-            Reply {
-                status: 503,
-                retry_after: None,
-            },
+            Reply::status(503),
             OK,
         ],
     );
-    let dir = tempfile::tempdir().unwrap();
-    let running = Running::start(
-        &dir.path().join("am.redb"),
-        &config(
-            &webhook_receiver("hook", &hook.url("/hook"), ""),
-            FAST_RETRIES,
-        ),
-    );
+    let running = Running::start_fresh(&webhook_config(&hook, "hook", FAST_RETRIES));
     running.enqueue(&notification(
         "n-hook",
         "hook",
@@ -597,9 +628,7 @@ async fn webhook_honours_retry_after_retries_5xx_and_sends_the_v4_payload() {
         ],
     ));
     let got = hook.wait_for("/hook", 3).await;
-    until(|| (running.outbox.snapshot().owed() == 0).then_some(()))
-        .await
-        .expect("delivered");
+    running.drained("delivered").await;
     assert_eq!(
         hook.received("/hook").len(),
         3,
@@ -651,14 +680,7 @@ async fn webhook_honours_retry_after_retries_5xx_and_sends_the_v4_payload() {
             .fingerprint
     );
     let metrics = running.stop().await;
-    let line = |outcome: &str| {
-        metric_line(
-            &metrics,
-            &format!(
-                "monitor_am_notifications_total{{receiver=\"hook\",kind=\"webhook\",outcome=\"{outcome}\"}}"
-            ),
-        )
-    };
+    let line = |outcome: &str| notifications_total(&metrics, "hook", "webhook", outcome);
     assert_eq!(line("failed"), Some(2.0), "{metrics}");
     assert_eq!(line("delivered"), Some(1.0), "{metrics}");
 }
@@ -666,36 +688,19 @@ async fn webhook_honours_retry_after_retries_5xx_and_sends_the_v4_payload() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_4xx_and_endless_5xx_are_dead_lettered_listed_and_counted() {
     let hook = Hook::start().await;
-    hook.always(
-        "/bad",
-        Reply {
-            status: 400,
-            retry_after: None,
-        },
-    );
-    hook.always(
-        "/down",
-        Reply {
-            status: 503,
-            retry_after: None,
-        },
-    );
-    let dir = tempfile::tempdir().unwrap();
+    hook.always("/bad", Reply::status(400));
+    hook.always("/down", Reply::status(503));
     let receivers = format!(
         "{}{}",
         webhook_receiver("bad", &hook.url("/bad"), ""),
         webhook_receiver("down", &hook.url("/down"), "")
     );
     let outbox = format!("{FAST_RETRIES}  give_up_after: 1s\n  permanent_failure_attempts: 3\n");
-    let running = Running::start(&dir.path().join("am.redb"), &config(&receivers, &outbox));
+    let running = Running::start_fresh(&config(&receivers, &outbox));
     running.enqueue(&firing("n-bad", "bad"));
     running.enqueue(&firing("n-down", "down"));
-    let letters = until(|| {
-        let letters = running.outbox.dead_letters().unwrap();
-        (letters.len() == 2).then_some(letters)
-    })
-    .await
-    .expect("both dead-lettered");
+    let letters = running.dead_letters_at_least(2).await;
+    assert_eq!(letters.len(), 2, "{letters:?}");
     let bad = letters.iter().find(|l| l.receiver == "bad").unwrap();
     assert_eq!(bad.attempts, 3);
     assert!(bad.reason.starts_with("refused: "), "{}", bad.reason);
@@ -714,12 +719,7 @@ async fn webhook_4xx_and_endless_5xx_are_dead_lettered_listed_and_counted() {
     let metrics = running.stop().await;
     for receiver in ["bad", "down"] {
         assert_eq!(
-            metric_line(
-                &metrics,
-                &format!(
-                    "monitor_am_notifications_total{{receiver=\"{receiver}\",kind=\"webhook\",outcome=\"dead_lettered\"}}"
-                )
-            ),
+            notifications_total(&metrics, receiver, "webhook", "dead_lettered"),
             Some(1.0),
             "{metrics}"
         );
@@ -739,15 +739,11 @@ async fn webhook_4xx_and_endless_5xx_are_dead_lettered_listed_and_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_gets_a_slack_message() {
     let hook = Hook::start().await;
-    let dir = tempfile::tempdir().unwrap();
     let receivers = format!(
         "\n  - name: chat\n    chat:\n      url: \"{}\"\n      channel: \"#ops\"\n",
         hook.url("/slack")
     );
-    let running = Running::start(
-        &dir.path().join("am.redb"),
-        &config(&receivers, FAST_RETRIES),
-    );
+    let running = Running::start_fresh(&config(&receivers, FAST_RETRIES));
     running.enqueue(&firing("n-chat", "chat"));
     let got = hook.wait_for("/slack", 1).await;
     let body = &got[0].body;
@@ -763,7 +759,6 @@ async fn chat_gets_a_slack_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_per_receiver_spaces_deliveries() {
     let hook = Hook::start().await;
-    let dir = tempfile::tempdir().unwrap();
     let receivers = format!(
         "{}{}",
         webhook_receiver(
@@ -773,10 +768,7 @@ async fn rate_limit_per_receiver_spaces_deliveries() {
         ),
         webhook_receiver("fast", &hook.url("/fast"), "")
     );
-    let running = Running::start(
-        &dir.path().join("am.redb"),
-        &config(&receivers, FAST_RETRIES),
-    );
+    let running = Running::start_fresh(&config(&receivers, FAST_RETRIES));
     for n in 0..5 {
         running.enqueue(&firing(&format!("slow-{n}"), "slow"));
         running.enqueue(&firing(&format!("fast-{n}"), "fast"));
@@ -818,12 +810,8 @@ async fn rate_limit_per_receiver_spaces_deliveries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owed_notifications_survive_a_crash_and_are_delivered_exactly_once() {
     let hook = Hook::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("am.redb");
-    let yaml = config(
-        &webhook_receiver("hook", &hook.url("/hook"), ""),
-        FAST_RETRIES,
-    );
+    let (_dir, path) = fresh_db();
+    let yaml = webhook_config(&hook, "hook", FAST_RETRIES);
 
     // Enqueue and "kill -9": the outbox never runs, nothing is shut down cleanly.
     {
@@ -852,9 +840,7 @@ async fn owed_notifications_survive_a_crash_and_are_delivered_exactly_once() {
 
     let running = Running::start(&path, &yaml);
     let got = hook.wait_for("/hook", 3).await;
-    until(|| (running.outbox.snapshot().owed() == 0).then_some(()))
-        .await
-        .expect("drained");
+    running.drained("drained").await;
     let ids: Vec<_> = got
         .iter()
         .map(|r| r.idempotency_key.clone().unwrap())
@@ -868,9 +854,7 @@ async fn owed_notifications_survive_a_crash_and_are_delivered_exactly_once() {
     running.enqueue(&firing("crash-2", "hook"));
     running.enqueue(&firing("fresh", "hook"));
     let got = hook.wait_for("/hook", 4).await;
-    until(|| (running.outbox.snapshot().owed() == 0).then_some(()))
-        .await
-        .expect("drained");
+    running.drained("drained").await;
     // Per-channel FIFO: had a replay been sent, it would have arrived before `fresh`.
     let ids: Vec<_> = got
         .iter()
@@ -880,10 +864,7 @@ async fn owed_notifications_survive_a_crash_and_are_delivered_exactly_once() {
     assert_eq!(hook.received("/hook").len(), 4);
     let metrics = running.stop().await;
     assert_eq!(
-        metric_line(
-            &metrics,
-            "monitor_am_notifications_total{receiver=\"hook\",kind=\"webhook\",outcome=\"duplicate\"}"
-        ),
+        notifications_total(&metrics, "hook", "webhook", "duplicate"),
         Some(2.0),
         "{metrics}"
     );
@@ -892,8 +873,7 @@ async fn owed_notifications_survive_a_crash_and_are_delivered_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_removed_from_the_config_has_its_queue_dead_lettered() {
     let hook = Hook::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("am.redb");
+    let (_dir, path) = fresh_db();
     let both = format!(
         "{}{}",
         webhook_receiver("keep", &hook.url("/keep"), ""),
@@ -903,19 +883,8 @@ async fn a_receiver_removed_from_the_config_has_its_queue_dead_lettered() {
         let (db, outbox, _registry) = open(&path, &config(&both, FAST_RETRIES));
         enqueue(&db, &outbox, &firing("to-gone", "gone"));
     }
-    let running = Running::start(
-        &path,
-        &config(
-            &webhook_receiver("keep", &hook.url("/keep"), ""),
-            FAST_RETRIES,
-        ),
-    );
-    let letters = until(|| {
-        let letters = running.outbox.dead_letters().unwrap();
-        (!letters.is_empty()).then_some(letters)
-    })
-    .await
-    .expect("dead-lettered");
+    let running = Running::start(&path, &webhook_config(&hook, "keep", FAST_RETRIES));
+    let letters = running.dead_letters_at_least(1).await;
     assert_eq!(letters[0].notification.id, "to-gone");
     assert!(letters[0].reason.contains("no longer configured"));
     assert!(hook.received("/gone").is_empty());
@@ -983,27 +952,13 @@ fn the_readme_receiver_example_is_a_valid_config() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_can_be_requeued_once_the_receiver_is_fixed_or_discarded() {
     let hook = Hook::start().await;
-    hook.always(
-        "/fixme",
-        Reply {
-            status: 404,
-            retry_after: None,
-        },
-    );
-    let dir = tempfile::tempdir().unwrap();
+    hook.always("/fixme", Reply::status(404));
     let outbox = format!("{FAST_RETRIES}  permanent_failure_attempts: 1\n");
-    let running = Running::start(
-        &dir.path().join("am.redb"),
-        &config(&webhook_receiver("fixme", &hook.url("/fixme"), ""), &outbox),
-    );
+    let running = Running::start_fresh(&webhook_config(&hook, "fixme", &outbox));
     running.enqueue(&firing("keep", "fixme"));
     running.enqueue(&firing("drop", "fixme"));
-    let letters = until(|| {
-        let letters = running.outbox.dead_letters().unwrap();
-        (letters.len() == 2).then_some(letters)
-    })
-    .await
-    .expect("both dead-lettered");
+    let letters = running.dead_letters_at_least(2).await;
+    assert_eq!(letters.len(), 2, "{letters:?}");
     assert_eq!(hook.received("/fixme").len(), 2);
 
     hook.always("/fixme", OK);
@@ -1035,9 +990,7 @@ async fn dead_letters_can_be_requeued_once_the_receiver_is_fixed_or_discarded() 
     );
     let got = hook.wait_for("/fixme", 3).await;
     assert_eq!(got[2].idempotency_key.as_deref(), Some("keep"));
-    until(|| (running.outbox.snapshot().owed() == 0).then_some(()))
-        .await
-        .expect("delivered");
+    running.drained("delivered").await;
     assert!(running.outbox.dead_letters().unwrap().is_empty());
     assert!(
         running
@@ -1051,12 +1004,8 @@ async fn dead_letters_can_be_requeued_once_the_receiver_is_fixed_or_discarded() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_that_no_longer_decodes_is_set_aside_not_blocking_its_queue() {
     let hook = Hook::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("am.redb");
-    let yaml = config(
-        &webhook_receiver("hook", &hook.url("/hook"), ""),
-        FAST_RETRIES,
-    );
+    let (_dir, path) = fresh_db();
+    let yaml = webhook_config(&hook, "hook", FAST_RETRIES);
     {
         let (db, _outbox, _registry) = open(&path, &yaml);
         // As an incompatible older version might have left it (white box: the table's name).
@@ -1080,15 +1029,10 @@ async fn an_entry_that_no_longer_decodes_is_set_aside_not_blocking_its_queue() {
     running.enqueue(&firing("behind-it", "hook"));
     let got = hook.wait_for("/hook", 1).await;
     assert_eq!(got[0].idempotency_key.as_deref(), Some("behind-it"));
-    until(|| (running.outbox.snapshot().owed() == 0).then_some(()))
-        .await
-        .expect("drained");
+    running.drained("drained").await;
     let metrics = running.stop().await;
     assert_eq!(
-        metric_line(
-            &metrics,
-            "monitor_am_notifications_total{receiver=\"hook\",kind=\"webhook\",outcome=\"undecodable\"}"
-        ),
+        notifications_total(&metrics, "hook", "webhook", "undecodable"),
         Some(1.0),
         "{metrics}"
     );
@@ -1186,26 +1130,14 @@ async fn smtp_starttls_with_auth_delivers_and_a_wrong_password_is_dead_lettered(
     };
     let receivers = format!("{}{}", receiver("good", "s3cret"), receiver("bad", "wrong"));
     let outbox = format!("{FAST_RETRIES}  permanent_failure_attempts: 2\n");
-    let running = Running::start(&dir.path().join("am.redb"), &config(&receivers, &outbox));
+    let running = Running::start_fresh(&config(&receivers, &outbox));
     running.enqueue(&firing("n-good", "good"));
     running.enqueue(&firing("n-bad", "bad"));
 
-    let letters = until(|| {
-        let letters = running.outbox.dead_letters().unwrap();
-        (!letters.is_empty()).then_some(letters)
-    })
-    .await
-    .unwrap_or_else(|| {
-        panic!(
-            "the wrong password is not dead-lettered: {:?}",
-            running.outbox.snapshot()
-        )
-    });
+    let letters = running.dead_letters_at_least(1).await;
     assert_eq!(letters[0].receiver, "bad");
     assert!(letters[0].reason.contains("535"), "{}", letters[0].reason);
-    until(|| (running.outbox.snapshot().owed() == 0).then_some(()))
-        .await
-        .expect("the good one is delivered");
+    running.drained("the good one is delivered").await;
     let mails: Vec<_> = std::fs::read_dir(&mail_dir)
         .unwrap()
         .map(|e| e.unwrap().path())

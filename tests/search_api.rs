@@ -12,52 +12,24 @@
 
 mod support;
 
-use std::process::Command;
-use std::time::Duration;
+#[path = "support/search.rs"]
+mod search;
 
+use std::process::Command;
+
+use search::{MS, S, TRACE_T0, msgs as msgs_of, now_ns, tracelog};
 use serde_json::Value;
-use support::api::{FAST_TIMINGS, MonitorApi, tail};
+use support::api::{MonitorApi, tail};
 use support::{HttpResponse, InfluxCluster, query_string, url_encode};
 
 const ADMIN: &str = "admin-token";
 const LIMITED: &str = "limited-token";
 const TRACE: &str = "trace-abc";
-/// 2026-01-01T00:00:00Z: trace lines live in the past, beyond any default range.
-const TRACE_T0: i64 = 1_767_225_600_000_000_000;
-const MS: i64 = 1_000_000;
-const S: i64 = 1_000_000_000;
 
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
-
-fn config(cluster: &InfluxCluster) -> String {
+/// The reader tokens (the config's `access` part).
+fn tokens() -> String {
     format!(
-        r#"groups:
-  g1:
-    replicas:
-      - url: "{n0}"
-        name: "g1-a"
-        database: "g1db"
-      - url: "{n1}"
-        name: "g1-b"
-        database: "g1db"
-  g2:
-    replicas:
-      - url: "{n1}"
-        name: "g2-a"
-        database: "g2db"
-      - url: "{n2}"
-        name: "g2-b"
-        database: "g2db"
-indexes:
-  cluster1: g1
-  cluster2: g2
-  secret: g2
-tokens:
+        r#"tokens:
   - token: "{ADMIN}"
     name: admin
     write: ["*"]
@@ -65,11 +37,7 @@ tokens:
     admin: true
   - token: "{LIMITED}"
     name: limited
-    read: ["cluster1"]
-{FAST_TIMINGS}"#,
-        n0 = cluster.url(0),
-        n1 = cluster.url(1),
-        n2 = cluster.url(2),
+    read: ["cluster1"]"#
     )
 }
 
@@ -171,19 +139,12 @@ impl Fixture {
     }
 }
 
-fn msgs_of(value: &Value) -> Vec<String> {
-    value["lines"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no lines in {value}"))
-        .iter()
-        .map(|l| l["msg"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
 fn start() -> Fixture {
-    let cluster =
-        InfluxCluster::start_in_memory_with_env(3, &[("INFLUXDB_HTTP_LOG_ENABLED", "true")]);
-    let api = MonitorApi::start(&config(&cluster));
+    let (cluster, api) = search::start(
+        &[("INFLUXDB_HTTP_LOG_ENABLED", "true")],
+        "  secret: g2\n",
+        &tokens(),
+    );
     let t0 = now_ns() - 30 * 60 * S;
     let mut body = String::new();
     for (offset, line) in LOGS {
@@ -208,28 +169,33 @@ fn start() -> Fixture {
         (2, "cluster1", "h1", "cache", r#"msg="cache miss""#),
     ];
     for (ms, index, host, source, fields) in trace_lines {
-        body.push_str(&format!(
-            "tracelog,index={index},traceid={TRACE},host={host},source={source} {fields} {}\n",
-            TRACE_T0 + ms * MS
+        body.push_str(&tracelog(
+            index,
+            TRACE,
+            host,
+            source,
+            fields,
+            TRACE_T0 + ms * MS,
         ));
     }
-    body.push_str(&format!(
-        "tracelog,index=cluster1,traceid=trace-other,host=h1,source=api msg=\"other\" {}\n",
-        TRACE_T0 + 3 * MS
+    body.push_str(&tracelog(
+        "cluster1",
+        "trace-other",
+        "h1",
+        "api",
+        r#"msg="other""#,
+        TRACE_T0 + 3 * MS,
     ));
-    let response = api.try_write(
-        "monitor",
-        &[("consistency", "all")],
-        &[("Authorization", &format!("Token {ADMIN}"))],
-        body.as_bytes(),
-    );
-    let response = response.expect("write through the proxy");
-    assert_eq!(response.status, 204, "{}", response.text());
-    api.wait_drained(Duration::from_secs(60));
+    let authorization = format!("Token {ADMIN}");
+    search::seed(&api, &[("Authorization", &authorization)], &body);
     // A line only replica g1-a holds (as if g1-b had missed it).
-    let only_a = format!(
-        "tracelog,index=cluster1,traceid={TRACE},host=h1,source=api msg=\"only on g1-a\" {}\n",
-        TRACE_T0 + 30 * MS
+    let only_a = tracelog(
+        "cluster1",
+        TRACE,
+        "h1",
+        "api",
+        r#"msg="only on g1-a""#,
+        TRACE_T0 + 30 * MS,
     );
     let direct = cluster.write(0, "g1db", only_a.as_bytes());
     assert_eq!(direct.status, 204, "{}", direct.text());

@@ -8,55 +8,17 @@
 
 mod support;
 
+#[path = "support/search.rs"]
+mod search;
+
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::Value;
-use support::api::{FAST_TIMINGS, MonitorApi, sum_metric, tail};
-use support::{InfluxCluster, wait_for};
+use search::{MS, TRACE_T0, msgs, now_ns, tracelog};
+use support::api::{MonitorApi, sum_metric, tail};
+use support::wait_for;
 
 const TRACE: &str = "trace-faults";
-const T0: i64 = 1_767_225_600_000_000_000;
-const MS: i64 = 1_000_000;
-
-fn config(cluster: &InfluxCluster) -> String {
-    format!(
-        r#"groups:
-  g1:
-    replicas:
-      - url: "{n0}"
-        name: "g1-a"
-        database: "g1db"
-      - url: "{n1}"
-        name: "g1-b"
-        database: "g1db"
-  g2:
-    replicas:
-      - url: "{n1}"
-        name: "g2-a"
-        database: "g2db"
-      - url: "{n2}"
-        name: "g2-b"
-        database: "g2db"
-indexes:
-  cluster1: g1
-  cluster2: g2
-open_access: true
-{FAST_TIMINGS}"#,
-        n0 = cluster.url(0),
-        n1 = cluster.url(1),
-        n2 = cluster.url(2),
-    )
-}
-
-fn msgs(value: &Value) -> Vec<String> {
-    value["lines"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no lines in {value}"))
-        .iter()
-        .map(|l| l["msg"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
 
 fn wait_up(api: &MonitorApi, group: &str, replica: &str, up: bool) {
     let reached = wait_for(Duration::from_secs(20), || {
@@ -72,12 +34,8 @@ fn wait_up(api: &MonitorApi, group: &str, replica: &str, up: bool) {
 
 #[test]
 fn search_answers_stay_complete_with_a_replica_down_and_say_when_partial() {
-    let cluster = InfluxCluster::start_in_memory(3);
-    let api = MonitorApi::start(&config(&cluster));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64;
+    let (cluster, api) = search::start(&[], "", "open_access: true");
+    let now = now_ns();
     let mut body = String::new();
     for (ms, index, source, msg) in [
         (0, "cluster1", "gateway", "accepted"),
@@ -85,13 +43,23 @@ fn search_answers_stay_complete_with_a_replica_down_and_say_when_partial() {
         (9, "cluster2", "orders", "order stored"),
         (12, "cluster1", "gateway", "answered"),
     ] {
-        body.push_str(&format!(
-            "tracelog,index={index},traceid={TRACE},host=h1,source={source} msg=\"{msg}\" {}\n",
-            T0 + ms * MS
+        let fields = format!("msg=\"{msg}\"");
+        body.push_str(&tracelog(
+            index,
+            TRACE,
+            "h1",
+            source,
+            &fields,
+            TRACE_T0 + ms * MS,
         ));
     }
-    body.push_str(&format!(
-        "tracelog,index=cluster1,traceid=g1-only,host=h1,source=gateway msg=\"lonely\" {T0}\n"
+    body.push_str(&tracelog(
+        "cluster1",
+        "g1-only",
+        "h1",
+        "gateway",
+        r#"msg="lonely""#,
+        TRACE_T0,
     ));
     for (i, index) in ["cluster1", "cluster2", "cluster1", "cluster2"]
         .iter()
@@ -102,9 +70,7 @@ fn search_answers_stay_complete_with_a_replica_down_and_say_when_partial() {
             now - 60_000 * MS + i as i64 * MS
         ));
     }
-    let response = api.write("monitor", &[("consistency", "all")], body.as_bytes());
-    assert_eq!(response.status, 204, "{}", response.text());
-    api.wait_drained(Duration::from_secs(60));
+    search::seed(&api, &[], &body);
     let whole = ["accepted", "order created", "order stored", "answered"];
 
     // One replica of each group down: g1-a killed, g2-b hung.

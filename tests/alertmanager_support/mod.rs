@@ -1,5 +1,6 @@
-//! Fixtures of the alert-manager tests: the real `monitor-alert-manager` binary with a YAML
-//! config in a fresh temp dir (restartable, killable with SIGKILL), a webhook receiver that
+//! Fixtures of the alert-manager tests: the real `monitor-alert-manager` binary through the
+//! generic process fixture (`support/process.rs`: YAML config in a fresh temp dir, restartable,
+//! killable with SIGKILL, log tail on failure), a webhook receiver that
 //! records every request it gets, and a stand-in for monitor-api's `GET /api/v1/hosts` whose
 //! answers the test sets (until monitor-api's host registry is on main).
 //!
@@ -8,132 +9,37 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use tempfile::TempDir;
 
-use crate::support::{HttpResponse, free_port, http_request, wait_for};
+use crate::support::process::{Service, ServiceProcess, ServiceSpec};
+use crate::support::receiver::serve_connection;
+use crate::support::{HttpResponse, http_request, wait_for};
 
-const START_LIMIT: Duration = Duration::from_secs(60);
+pub use crate::support::receiver::Received;
 
-/// One `monitor-alert-manager` child process.
-pub struct AlertManager {
-    dir: TempDir,
-    port: u16,
-    child: Mutex<Option<Child>>,
+/// The `monitor-alert-manager` kind of [`ServiceProcess`].
+pub struct AlertManagerService;
+
+impl Service for AlertManagerService {
+    const SPEC: ServiceSpec = ServiceSpec::new(
+        "monitor-alert-manager",
+        env!("CARGO_BIN_EXE_monitor-alert-manager"),
+        "/ready",
+        200,
+    )
+    .with_env(&[("MONITOR_LOG", "monitor=debug,info")]);
 }
 
+/// One `monitor-alert-manager` child process: `AlertManager::start(config_yaml)` waits until
+/// `/ready` answers 200; the process fixture gives port, url, addr, log, kill9 and restart.
+pub type AlertManager = ServiceProcess<AlertManagerService>;
+
+/// The alert manager's own requests.
 impl AlertManager {
-    /// Starts it with `config_yaml` (everything but `listen` and `data_dir`).
-    pub fn start(config_yaml: &str) -> AlertManager {
-        let dir = tempfile::Builder::new()
-            .prefix("monitor-am-")
-            .tempdir()
-            .expect("temp dir");
-        let am = AlertManager {
-            dir,
-            port: free_port(None),
-            child: Mutex::new(None),
-        };
-        let config = format!(
-            "listen: \"127.0.0.1:{}\"\ndata_dir: \"{}\"\n{config_yaml}",
-            am.port,
-            am.dir.path().join("data").display()
-        );
-        std::fs::write(am.config_path(), config).expect("write config");
-        am.spawn_and_wait();
-        am
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    pub fn config_path(&self) -> PathBuf {
-        self.dir.path().join("alert-manager.yaml")
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("alert-manager.log")).unwrap_or_default()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
-        self.child.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn spawn_and_wait(&self) {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("alert-manager.log"))
-            .expect("open log");
-        let log_err = log.try_clone().expect("clone log");
-        let child = Command::new(env!("CARGO_BIN_EXE_monitor-alert-manager"))
-            .arg("--config")
-            .arg(self.config_path())
-            .current_dir(self.dir.path())
-            .env("MONITOR_LOG", "monitor=debug,info")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .expect("spawn monitor-alert-manager");
-        spawn_watchdog(child.id());
-        *self.lock() = Some(child);
-        let deadline = Instant::now() + START_LIMIT;
-        loop {
-            let exited = self
-                .lock()
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            if let Some(status) = exited {
-                *self.lock() = None;
-                panic!(
-                    "monitor-alert-manager exited with {status}:\n{}",
-                    self.log()
-                );
-            }
-            if http_request(self.addr(), "GET", "/ready", &[], b"").is_ok_and(|r| r.status == 200) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "monitor-alert-manager did not come up:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    }
-
-    /// SIGKILL and reap: nothing is flushed on the way out.
-    pub fn kill9(&self) {
-        if let Some(mut child) = self.lock().take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Same port, config and data directory.
-    pub fn restart(&self) {
-        self.kill9();
-        self.spawn_and_wait();
-    }
-
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> HttpResponse {
         http_request(
             self.addr(),
@@ -168,54 +74,8 @@ impl AlertManager {
     }
 }
 
-impl Drop for AlertManager {
-    fn drop(&mut self) {
-        self.kill9();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- monitor-alert-manager log (last 60 lines) ---\n{}",
-                tail(&self.log(), 60)
-            );
-        }
-    }
-}
-
-pub fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-fn spawn_watchdog(child: u32) {
-    let owner = std::process::id();
-    let script = format!(
-        "while kill -0 {owner} 2>/dev/null && kill -0 {child} 2>/dev/null; do sleep 1; done; \
-         if ! kill -0 {owner} 2>/dev/null; then kill -9 {child} 2>/dev/null; fi"
-    );
-    let _ = Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-}
-
 // ---------------------------------------------------------------------------------------------
 // a tiny HTTP server for stand-ins
-
-/// One request a stand-in received.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub method: String,
-    pub path: String,
-    pub headers: HashMap<String, String>,
-    pub body: Vec<u8>,
-}
-
-impl Received {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-}
 
 type Handler = Arc<dyn Fn(&Received) -> (u16, String) + Send + Sync>;
 
@@ -236,7 +96,9 @@ impl StandIn {
                 let Ok(stream) = stream else { continue };
                 let log = Arc::clone(&log);
                 let handler = Arc::clone(&handler);
-                std::thread::spawn(move || serve_connection(stream, &log, &handler));
+                std::thread::spawn(move || {
+                    serve_connection(stream, |request| answer(request, &log, &handler))
+                });
             }
         });
         StandIn { port, received }
@@ -254,59 +116,13 @@ impl StandIn {
     }
 }
 
-fn serve_connection(stream: TcpStream, log: &Mutex<Vec<Received>>, handler: &Handler) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let mut writer = match stream.try_clone() {
-        Ok(writer) => writer,
-        Err(_) => return,
-    };
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or_default().to_owned();
-        let path = parts.next().unwrap_or_default().to_owned();
-        let mut headers = HashMap::new();
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = header.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-            }
-        }
-        let length = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let request = Received {
-            method,
-            path,
-            headers,
-            body,
-        };
-        let (status, answer) = handler(&request);
-        log.lock().unwrap_or_else(|p| p.into_inner()).push(request);
-        let response = format!(
-            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
-            answer.len()
-        );
-        if writer.write_all(response.as_bytes()).is_err() {
-            return;
-        }
-    }
+fn answer(request: Received, log: &Mutex<Vec<Received>>, handler: &Handler) -> String {
+    let (status, answer) = handler(&request);
+    log.lock().unwrap_or_else(|p| p.into_inner()).push(request);
+    format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
+        answer.len()
+    )
 }
 
 /// A webhook receiver answering 200 to everything.

@@ -1,180 +1,41 @@
-//! A real `monitor-api` process for the write-path tests: the binary cargo built for this test
-//! run, started with a YAML config in a fresh temporary directory (its `data_dir`, config file
-//! and log live there), on a free loopback port, and waited for until `/ping` answers.
+//! A real `monitor-api` process for the write-path tests: the generic process fixture
+//! (`process.rs`: the binary cargo built for this test run, a YAML config in a fresh temporary
+//! directory, a free loopback port, waited for until `/ping` answers) plus the proxy's requests
+//! (`/write`, `/health`, `/metrics`, dead letters) and the config snippets the tests share.
 //!
-//! It must never leave a process behind: `Drop` kills and reaps the child, and a tiny shell
-//! watchdog kills it if this test process dies first. It never binds anything but 127.0.0.1.
+//! It must never leave a process behind (the process fixture kills and reaps on `Drop`, with a
+//! watchdog should this test process die first) and never binds anything but 127.0.0.1.
 //! `restart` keeps the port and the data directory, so a restart is a crash recovery.
 
-use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-use tempfile::TempDir;
-
+use super::process::{Service, ServiceProcess, ServiceSpec};
 use super::{HttpResponse, InfluxCluster, free_port, http_request, query_string, wait_for};
 
-/// How long a fresh process may take to answer `/ping` (debug build, loaded machine).
-const START_LIMIT: Duration = Duration::from_secs(60);
+pub use super::process::tail;
 
-/// One `monitor-api` child process.
-pub struct MonitorApi {
-    dir: TempDir,
-    port: u16,
-    child: Mutex<Option<Child>>,
+/// The `monitor-api` kind of [`ServiceProcess`].
+pub struct MonitorApiService;
+
+impl Service for MonitorApiService {
+    const SPEC: ServiceSpec = ServiceSpec::new(
+        "monitor-api",
+        env!("CARGO_BIN_EXE_monitor-api"),
+        "/ping",
+        204,
+    );
 }
 
+/// One `monitor-api` child process: `MonitorApi::start(config_yaml)` waits until `/ping` answers
+/// 204; the process fixture gives port, url, addr, data_dir, log, pid, kill9, stop and restart.
+pub type MonitorApi = ServiceProcess<MonitorApiService>;
+
+/// The proxy's own requests.
 impl MonitorApi {
-    /// Starts `monitor-api` with `config_yaml` (everything but `listen` and `data_dir`, which are
-    /// added here) and waits until `/ping` answers 204. Retries with another port if the port
-    /// was taken between our check and the bind.
-    pub fn start(config_yaml: &str) -> MonitorApi {
-        let mut last_error = String::new();
-        for _attempt in 0..3 {
-            let dir = tempfile::Builder::new()
-                .prefix("monitor-api-")
-                .tempdir()
-                .expect("create temp dir");
-            let api = MonitorApi {
-                dir,
-                port: free_port(None),
-                child: Mutex::new(None),
-            };
-            let config = format!(
-                "listen: \"127.0.0.1:{}\"\ndata_dir: \"{}\"\n{config_yaml}",
-                api.port,
-                api.data_dir().display()
-            );
-            std::fs::write(api.config_path(), config).expect("write config");
-            match api.spawn_and_wait() {
-                Ok(()) => return api,
-                // only a port taken between our check and the bind is worth another port
-                Err(error) if error.contains("listening on") => last_error = error,
-                Err(error) => panic!("could not start monitor-api:\n{error}"),
-            }
-        }
-        panic!("could not start monitor-api:\n{last_error}");
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    /// The proxy's `data_dir` (queues, dead letters).
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    pub fn config_path(&self) -> PathBuf {
-        self.dir.path().join("monitor-api.yaml")
-    }
-
-    /// Everything the process wrote to stderr and stdout, across restarts.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.log_path()).unwrap_or_default()
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("monitor-api.log")
-    }
-
-    /// The process id while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.lock().as_ref().map(Child::id)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
-        self.child.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn spawn_and_wait(&self) -> Result<(), String> {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .map_err(|e| format!("open log: {e}"))?;
-        let log_err = log.try_clone().map_err(|e| format!("clone log: {e}"))?;
-        let child = Command::new(env!("CARGO_BIN_EXE_monitor-api"))
-            .arg("--config")
-            .arg(self.config_path())
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .map_err(|e| format!("spawn monitor-api: {e}"))?;
-        spawn_watchdog(child.id());
-        *self.lock() = Some(child);
-        let deadline = Instant::now() + START_LIMIT;
-        loop {
-            // (the guard must be gone before the slot is cleared)
-            let exited = self
-                .lock()
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            if let Some(status) = exited {
-                *self.lock() = None;
-                return Err(format!("monitor-api exited with {status}:\n{}", self.log()));
-            }
-            let ping = http_request(self.addr(), "GET", "/ping", &[], b"");
-            if ping.is_ok_and(|r| r.status == 204) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                self.kill9();
-                return Err(format!(
-                    "monitor-api did not answer /ping within {START_LIMIT:?}:\n{}",
-                    self.log()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGKILL (a crash: nothing is flushed or persisted on the way out) and reap.
-    pub fn kill9(&self) {
-        if let Some(mut child) = self.lock().take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGTERM, then wait for the graceful exit. Returns its exit status, or `None` when it did
-    /// not exit within `limit` and had to be killed.
-    pub fn stop(&self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let mut child = self.lock().take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let exited = wait_for(limit, || child.try_wait().ok().flatten());
-        if exited.is_none() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        exited
-    }
-
-    /// Starts the process again (same port, config and data_dir) after `kill9` or `stop`, and
-    /// waits for `/ping`. Panics with the log if it does not come up.
-    pub fn restart(&self) {
-        self.kill9();
-        if let Err(error) = self.spawn_and_wait() {
-            panic!("monitor-api restart failed: {error}");
-        }
-    }
-
     /// Any request; panics on connection errors.
     pub fn request(
         &self,
@@ -290,34 +151,6 @@ impl MonitorApi {
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("dead letter {l:?}: {e}")))
             .collect()
     }
-}
-
-impl Drop for MonitorApi {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-/// Kills `child` if this test process dies without running destructors (SIGKILL of the test
-/// binary, abort). Only when the owner is gone: a reused PID of an exited child is left alone.
-fn spawn_watchdog(child: u32) {
-    let owner = std::process::id();
-    let script = format!(
-        "while kill -0 {owner} 2>/dev/null && kill -0 {child} 2>/dev/null; do sleep 1; done; \
-         if ! kill -0 {owner} 2>/dev/null; then kill -9 {child} 2>/dev/null; fi"
-    );
-    let _ = Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-}
-
-/// The last `n` lines of `text`.
-pub fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Sum of the samples of `name` (Prometheus text) whose labels include all of `labels`.

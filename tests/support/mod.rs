@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub mod api;
+pub mod process;
 pub mod receiver;
 
 /// The repository's `integration/` directory.

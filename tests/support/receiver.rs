@@ -4,7 +4,7 @@
 //! client closes them. It never binds anything but 127.0.0.1, and its threads end with the test
 //! process.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +23,11 @@ pub struct Received {
 }
 
 impl Received {
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -103,59 +108,68 @@ impl AlertReceiver {
     }
 
     fn serve(&self, stream: TcpStream) {
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-        let mut writer = match stream.try_clone() {
-            Ok(w) => w,
-            Err(_) => return,
-        };
-        let mut reader = BufReader::new(stream);
-        loop {
-            let mut request_line = String::new();
-            match reader.read_line(&mut request_line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            let mut parts = request_line.split_whitespace();
-            let method = parts.next().unwrap_or_default().to_owned();
-            let path = parts.next().unwrap_or_default().to_owned();
-            let mut headers = Vec::new();
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    return;
-                }
-                let line = line.trim_end();
-                if line.is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = line.split_once(':') {
-                    headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
-                }
-            }
-            let length: usize = headers
-                .iter()
-                .find(|(k, _)| k == "content-length")
-                .and_then(|(_, v)| v.parse().ok())
-                .unwrap_or(0);
-            let mut body = vec![0; length];
-            if reader.read_exact(&mut body).is_err() {
-                return;
-            }
+        serve_connection(stream, |request| {
             let status = self.status.load(Ordering::SeqCst);
             if status == 200 {
-                self.received.lock().unwrap().push(Received {
-                    method,
-                    path,
-                    headers,
-                    body,
-                });
+                self.received.lock().unwrap().push(request);
             }
-            let answer = format!(
+            format!(
                 "HTTP/1.1 {status} X\r\ncontent-length: 2\r\ncontent-type: application/json\r\n\r\n{{}}"
-            );
-            if writer.write_all(answer.as_bytes()).is_err() {
-                return;
-            }
+            )
+        });
+    }
+}
+
+/// Serves one keep-alive connection until the client closes it: every request goes to
+/// `respond`, whose answer (a whole HTTP response) is written back.
+pub fn serve_connection(stream: TcpStream, mut respond: impl FnMut(Received) -> String) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    while let Some(request) = read_request(&mut reader) {
+        if writer.write_all(respond(request).as_bytes()).is_err() {
+            return;
         }
     }
+}
+
+/// Reads one HTTP/1.1 request (request line, headers, a `Content-Length` body) from a keep-alive
+/// connection; `None` once the client closed it or sent less than it announced.
+fn read_request(reader: &mut impl BufRead) -> Option<Received> {
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+        return None;
+    }
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_owned();
+    let path = parts.next().unwrap_or_default().to_owned();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+        }
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Received {
+        method,
+        path,
+        headers,
+        body,
+    })
 }
