@@ -63,7 +63,8 @@ impl Row {
         self.timed
     }
 
-    /// The time cell as written.
+    /// The time cell as written: empty when the row came as MessagePack with an integer time,
+    /// which is kept only as [`Row::time`] (the same digits).
     pub fn time_text(&self) -> &[u8] {
         &self.bytes[1..self.time_end as usize]
     }

@@ -11,10 +11,10 @@
 //! extensions): those are errors.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 use super::chunk::{Chunk, Row, SeriesHeader, SeriesPart};
 use crate::influxql::result::Message;
@@ -71,7 +71,12 @@ pub fn parse_msgpack_chunk(document: &[u8]) -> Result<Chunk, String> {
         pos: 0,
     };
     let mut chunk = Chunk::default();
-    let mut rows = RowBuffer::default();
+    // Rows re-encoded take about as many bytes as they came in (times are not re-encoded):
+    // one allocation, no growth by copying.
+    let mut rows = RowBuffer {
+        json: Vec::with_capacity(document.len()),
+        rows: Vec::new(),
+    };
     read_answer(&mut reader, &mut chunk, &mut rows).map_err(Short::text)?;
     rows.attach(&mut chunk);
     Ok(chunk)
@@ -330,10 +335,12 @@ fn read_row(r: &mut Reader<'_>, part: usize, rows: &mut RowBuffer) -> Result<(),
         if i == 0
             && let Value::Int(t) = value
         {
+            // Kept as a number only: the writer formats times in the client's epoch anyway.
             time = t;
             timed = true;
+        } else {
+            write_value(out, value).map_err(|e| r.invalid(&e))?;
         }
-        write_value(out, value).map_err(|e| r.invalid(&e))?;
         if i == 0 {
             time_end = out.len();
         }
@@ -349,12 +356,8 @@ fn write_value(out: &mut Vec<u8>, value: Value<'_>) -> Result<(), String> {
         Value::Nil => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Int(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::Uint(n) => {
-            let _ = write!(out, "{n}");
-        }
+        Value::Int(n) => write_int(out, n),
+        Value::Uint(n) => write_int(out, n),
         Value::Float(f) => write_go_float(out, f)?,
         Value::Str(bytes) => write_go_string(out, bytes),
         Value::Array(_) | Value::Map(_) => {
@@ -373,38 +376,88 @@ pub fn write_go_float(out: &mut Vec<u8>, f: f64) -> Result<(), String> {
     }
     let abs = f.abs();
     let plain = abs == 0.0 || (1e-6..1e21).contains(&abs);
-    if plain {
-        let start = out.len();
-        let _ = write!(out, "{f}");
-        let significant = out[start..]
-            .iter()
-            .skip_while(|b| matches!(b, b'-' | b'0' | b'.'))
-            .filter(|b| b.is_ascii_digit())
-            .count();
-        // Below 16 digits no two candidates can tie; Rust and Go agree.
+    if abs == 0.0 {
+        out.extend_from_slice(if f.is_sign_negative() { b"-0" } else { b"0" });
+        return Ok(());
+    }
+    let mut buffer = ryu::Buffer::new();
+    let text = buffer.format_finite(abs).as_bytes();
+    // ryu writes plain notation from 1e-5 up to 1e16, inside Go's plain range; Go only drops
+    // the `.0` of whole numbers. The common case, without taking the digits apart.
+    if !text.contains(&b'e') {
+        let text = text.strip_suffix(b".0").unwrap_or(text);
+        let zeros = text.iter().take_while(|&&b| b == b'0' || b == b'.').count();
+        let significant = text.len() - zeros - usize::from(text[zeros..].contains(&b'.'));
         if significant < 16 {
+            if f.is_sign_negative() {
+                out.push(b'-');
+            }
+            out.extend_from_slice(text);
             return Ok(());
         }
-        out.truncate(start);
     }
-    // Rust breaks a tie between two shortest candidates upwards, Go to the even digit:
+    let (digits, exponent) = shortest_digits(text);
+    // Below 16 digits no two shortest candidates can tie, so ryu's choice is Go's.
+    if digits.len() < 16 {
+        lay_out_go(out, f.is_sign_negative(), &digits, exponent, plain);
+        return Ok(());
+    }
+    // ryu and Rust break a tie between two shortest candidates upwards, Go to the even digit:
     // round to the same number of digits half-to-even, keep it if it reads back the same.
-    let shortest = format!("{f:e}");
-    let (mantissa, _) = shortest.split_once('e').unwrap_or((&shortest, "0"));
-    let count = mantissa.bytes().filter(u8::is_ascii_digit).count().max(1);
-    let even = format!("{f:.*e}", count - 1);
-    let chosen = if even.parse::<f64>() == Ok(f) {
+    let shortest = format!("{abs:e}");
+    let even = format!("{abs:.*e}", digits.len() - 1);
+    let chosen = if even.parse::<f64>() == Ok(abs) {
         even
     } else {
         shortest
     };
-    let (mantissa, exponent) = chosen.split_once('e').unwrap_or((&chosen, "0"));
-    let exponent: i32 = exponent.parse().map_err(|_| format!("cannot format {f}"))?;
-    let mut digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+    let (digits, exponent) = shortest_digits(chosen.as_bytes());
+    lay_out_go(out, f.is_sign_negative(), &digits, exponent, plain);
+    Ok(())
+}
+
+/// The significant digits of a positive decimal written as `int[.frac][e[-]exp]` (ryu's and
+/// Rust's forms), without leading or trailing zeros, and the power of ten of the first one.
+fn shortest_digits(text: &[u8]) -> (SmallVec<[u8; 24]>, i32) {
+    let (mantissa, exponent) = match text.iter().position(|&b| b == b'e' || b == b'E') {
+        Some(at) => (&text[..at], parse_exponent(&text[at + 1..])),
+        None => (text, 0),
+    };
+    let whole = mantissa
+        .iter()
+        .position(|&b| b == b'.')
+        .unwrap_or(mantissa.len());
+    let mut digits: SmallVec<[u8; 24]> = SmallVec::new();
+    let mut leading_zeros = 0i32;
+    for &b in mantissa.iter().filter(|b| b.is_ascii_digit()) {
+        if digits.is_empty() && b == b'0' {
+            leading_zeros += 1;
+        } else {
+            digits.push(b);
+        }
+    }
     while digits.len() > 1 && digits.last() == Some(&b'0') {
         digits.pop();
     }
-    if f.is_sign_negative() {
+    let whole = i32::try_from(whole).unwrap_or(i32::MAX);
+    (digits, whole + exponent - leading_zeros - 1)
+}
+
+fn parse_exponent(text: &[u8]) -> i32 {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, text),
+    };
+    let magnitude = digits.iter().fold(0i32, |n, &d| {
+        n.saturating_mul(10).saturating_add(i32::from(d - b'0'))
+    });
+    if negative { -magnitude } else { magnitude }
+}
+
+/// Writes `digits` × 10^(`exponent` of the first digit) in Go's layout.
+fn lay_out_go(out: &mut Vec<u8>, negative: bool, digits: &[u8], exponent: i32, plain: bool) {
+    if negative {
         out.push(b'-');
     }
     if plain {
@@ -420,7 +473,7 @@ pub fn write_go_float(out: &mut Vec<u8>, f: f64) -> Result<(), String> {
         } else {
             out.extend_from_slice(b"0.");
             out.extend(std::iter::repeat_n(b'0', (-exponent - 1) as usize));
-            out.extend_from_slice(&digits);
+            out.extend_from_slice(digits);
         }
     } else {
         out.push(digits.first().copied().unwrap_or(b'0'));
@@ -428,16 +481,19 @@ pub fn write_go_float(out: &mut Vec<u8>, f: f64) -> Result<(), String> {
             out.push(b'.');
             out.extend_from_slice(&digits[1..]);
         }
-        let sign = if exponent < 0 { '-' } else { '+' };
-        let magnitude = exponent.unsigned_abs();
+        out.push(b'e');
+        out.push(if exponent < 0 { b'-' } else { b'+' });
         // Go writes at least two exponent digits, then trims `e-07` to `e-7` (not `e+07`).
-        if exponent >= 0 && magnitude < 10 {
-            let _ = write!(out, "e{sign}0{magnitude}");
-        } else {
-            let _ = write!(out, "e{sign}{magnitude}");
+        if (0..10).contains(&exponent) {
+            out.push(b'0');
         }
+        write_int(out, exponent.unsigned_abs());
     }
-    Ok(())
+}
+
+/// An integer in decimal (what `write!` does, without the formatting machinery).
+pub fn write_int(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// A string as Go's `encoding/json` writes it (HTML-safe: `<`, `>`, `&`, U+2028 and U+2029
@@ -586,7 +642,9 @@ mod tests {
         assert_eq!(part.header.columns, vec!["time", "value", "n"]);
         assert_eq!(part.rows.len(), 2);
         assert_eq!(part.rows[0].time(), 1_700_000_000_000_000_000);
-        assert_eq!(part.rows[0].time_text(), b"1700000000000000000");
+        // An integer time is kept as a number, not as text.
+        assert!(part.rows[0].timed());
+        assert_eq!(part.rows[0].time_text(), b"");
         assert_eq!(part.rows[0].cells(), b",0,0");
         assert_eq!(part.rows[1].cells(), b",0.1,1");
         let mut both = doc.to_vec();
@@ -594,7 +652,62 @@ mod tests {
         assert_eq!(object_len(&both).unwrap(), Some(doc.len()));
     }
 
+    /// The formatter before ryu (Rust's `Display` and `{:e}`), kept as the reference the fast
+    /// path must agree with.
+    fn reference_go_float(f: f64) -> String {
+        let abs = f.abs();
+        let plain = abs == 0.0 || (1e-6..1e21).contains(&abs);
+        if plain {
+            let text = format!("{f}");
+            let significant = text
+                .bytes()
+                .skip_while(|b| matches!(b, b'-' | b'0' | b'.'))
+                .filter(u8::is_ascii_digit)
+                .count();
+            if significant < 16 {
+                return text;
+            }
+        }
+        let shortest = format!("{f:e}");
+        let (mantissa, _) = shortest.split_once('e').unwrap();
+        let count = mantissa.bytes().filter(u8::is_ascii_digit).count().max(1);
+        let even = format!("{f:.*e}", count - 1);
+        let chosen = if even.parse::<f64>() == Ok(f) {
+            even
+        } else {
+            shortest
+        };
+        let (mantissa, exponent) = chosen.split_once('e').unwrap();
+        let exponent: i32 = exponent.parse().unwrap();
+        let mut digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+        while digits.len() > 1 && digits.last() == Some(&b'0') {
+            digits.pop();
+        }
+        let mut out = Vec::new();
+        lay_out_go(&mut out, f.is_sign_negative(), &digits, exponent, plain);
+        String::from_utf8(out).unwrap()
+    }
+
     proptest::proptest! {
+        /// The ryu fast path writes what the formatter it replaced wrote, for any bits ...
+        #[test]
+        fn fast_floats_match_the_reference(bits in proptest::prelude::any::<u64>()) {
+            let f = f64::from_bits(bits);
+            proptest::prop_assume!(f.is_finite());
+            proptest::prop_assert_eq!(float(f), reference_go_float(f));
+        }
+
+        /// ... and for the short decimals metrics mostly carry (the fast path itself).
+        #[test]
+        fn short_decimals_match_the_reference(
+            mantissa in -10_000_000_000i64..10_000_000_000,
+            scale in -30i32..30,
+        ) {
+            let f = mantissa as f64 * 10f64.powi(scale);
+            proptest::prop_assume!(f.is_finite());
+            proptest::prop_assert_eq!(float(f), reference_go_float(f));
+        }
+
         /// Whatever the float, what is written reads back as the same float, in the notation Go
         /// picks for its magnitude.
         #[test]

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use super::chunk::{Row, SeriesHeader};
+use super::msgpack::write_int;
 use crate::influxql::result::{Message, TimeFormat};
 use crate::influxql::time::{format_rfc3339_nanos, scale_epoch};
 
@@ -244,13 +245,15 @@ fn write_row(out: &mut Vec<u8>, header: &SeriesHeader, row: &Row, format: TimeFo
     let has_time = header.columns.first().is_some_and(|c| c == "time");
     match format {
         TimeFormat::Epoch(unit) if unit > 1 && has_time && row.timed() => {
-            let _ = write!(out, "{}", scale_epoch(row.time(), unit));
+            write_int(out, scale_epoch(row.time(), unit));
         }
         TimeFormat::Rfc3339 if has_time && row.timed() => {
             out.push(b'"');
             out.extend_from_slice(format_rfc3339_nanos(row.time()).as_bytes());
             out.push(b'"');
         }
+        // An integer first cell may be kept only as a number (see `Row::time_text`).
+        _ if row.timed() => write_int(out, row.time()),
         _ => out.extend_from_slice(row.time_text()),
     }
     out.extend_from_slice(row.cells());

@@ -32,11 +32,11 @@ use crate::influxql::result::{Message, StatementResult, TimeFormat};
 use crate::replication::pipeline::ReadReplica;
 
 use super::answer::{accepts_gzip, json_headers};
-use super::fanout::{AskContext, ChannelBody, Executor, observe, too_many_rows};
+use super::fanout::{
+    AskContext, ChannelBody, Executor, REPLICA_CHUNK_ROWS, observe, too_many_rows,
+};
 use super::params::DEFAULT_CHUNK_ROWS;
 
-/// Rows per chunk asked of the replicas.
-const REPLICA_CHUNK_ROWS: &str = "10000";
 /// What InfluxDB 1.x replicas are asked to answer in: MessagePack, cheaper for InfluxDB to write
 /// than JSON (see `influxql::merge::msgpack`); a replica that ignores it answers JSON, read as
 /// well; v2 backends are asked for JSON.
