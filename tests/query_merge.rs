@@ -335,6 +335,32 @@ fn query_answers_equal_one_complete_influxd() {
     }
     f.same_q("SELECT v, s FROM big GROUP BY host ORDER BY time DESC LIMIT 12000 OFFSET 3");
     f.same_q("SELECT * FROM big GROUP BY * SLIMIT 2 SOFFSET 1");
+
+    // Replicas in sync send the same chunks byte for byte: the proxy decodes each once (the
+    // answer is still the union). Replicas that differ in every chunk share none.
+    let counters = || {
+        (
+            f.api
+                .metric_value("monitor_query_raw_chunks_parsed_total", &[]),
+            f.api
+                .metric_value("monitor_query_raw_chunks_shared_total", &[]),
+        )
+    };
+    let before = counters();
+    f.same_q("SELECT * FROM cpu WHERE \"index\" = 'c1'");
+    let after = counters();
+    let (parsed, shared) = (after.0 - before.0, after.1 - before.1);
+    assert!(
+        shared >= 1.0 && shared == parsed,
+        "in-sync replicas: every chunk decoded once ({parsed} decoded, {shared} shared)"
+    );
+    f.same_q("SELECT v FROM big");
+    let last = counters();
+    let (parsed, shared) = (last.0 - after.0, last.1 - after.1);
+    assert!(
+        parsed >= 40.0 && shared == 0.0,
+        "replicas that differ: each decodes its own 20 chunks ({parsed} decoded, {shared} shared)"
+    );
     f.same_q("SELECT v FROM twin");
     f.same_q("SELECT v FROM twin ORDER BY time DESC");
 

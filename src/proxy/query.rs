@@ -22,6 +22,7 @@ mod fanout;
 mod params;
 mod plan;
 mod stream;
+mod twins;
 
 use std::sync::Arc;
 

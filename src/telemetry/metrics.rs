@@ -259,6 +259,10 @@ pub struct QueryMetrics {
     pub partial_answers: Counter,
     /// DDL statements waiting for a replica that was down.
     pub ddl_pending: Gauge,
+    /// Raw-merge chunks a replica reader decoded itself.
+    pub raw_chunks_parsed: Counter,
+    /// Raw-merge chunks taken already decoded from a sibling replica that sent the same bytes.
+    pub raw_chunks_shared: Counter,
 }
 
 impl QueryMetrics {
@@ -269,6 +273,8 @@ impl QueryMetrics {
             backend_failures: Family::default(),
             partial_answers: Counter::default(),
             ddl_pending: Gauge::default(),
+            raw_chunks_parsed: Counter::default(),
+            raw_chunks_shared: Counter::default(),
         }
     }
 
@@ -282,6 +288,16 @@ impl QueryMetrics {
             "query_backend_duration_seconds",
             "Backend /query call duration, by replica",
             self.backend_duration.clone(),
+        );
+        registry.register(
+            "query_raw_chunks_parsed",
+            "Chunks of replicas' raw SELECT answers decoded by the proxy",
+            self.raw_chunks_parsed.clone(),
+        );
+        registry.register(
+            "query_raw_chunks_shared",
+            "Chunks of replicas' raw SELECT answers taken decoded from a sibling replica that sent the same bytes",
+            self.raw_chunks_shared.clone(),
         );
         registry.register(
             "query_backend_failures",

@@ -1,5 +1,6 @@
 //! Running a raw `SELECT` merge while the replicas answer: one reader task per replica reads
-//! its chunked answer and parses each chunk (in parallel with the others and with the merge),
+//! its chunked answer and parses each chunk (in parallel with the others and with the merge;
+//! a chunk a sibling replica sent byte for byte alike is parsed once, see `twins`),
 //! handing it over through a channel of [`FEED_DEPTH`] chunks; the merge
 //! (`influxql::merge::stream`) writes rows as soon as they are decided. A one-statement answer
 //! is held until it is complete or [`COMMIT_BYTES`] long: a complete one is sent exactly as
@@ -12,6 +13,7 @@
 //! the statement. It must never pass a partial answer off as complete: both are always said.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -36,6 +38,7 @@ use super::fanout::{
     AskContext, ChannelBody, Executor, REPLICA_CHUNK_ROWS, observe, too_many_rows,
 };
 use super::params::DEFAULT_CHUNK_ROWS;
+use super::twins::Twins;
 
 /// What InfluxDB 1.x replicas are asked to answer in: MessagePack, cheaper for InfluxDB to write
 /// than JSON (see `influxql::merge::msgpack`); a replica that ignores it answers JSON, read as
@@ -105,7 +108,9 @@ impl Executor<'_> {
     ) -> RawRun {
         let mut feeds = Vec::new();
         for group in groups {
-            for replica in self.union_replicas(group) {
+            let replicas = self.union_replicas(group);
+            let twins = (replicas.len() > 1).then(|| Arc::new(Twins::new(replicas.len())));
+            for replica in replicas {
                 let statement = {
                     let map_db = |db: &str| replica.config.backend_database(db).to_owned();
                     render_select(select, &map_db)
@@ -114,6 +119,7 @@ impl Executor<'_> {
                 let reader = Reader {
                     context: self.ask_context(&replica, group),
                     statement,
+                    twins: twins.clone(),
                 };
                 tokio::spawn(reader.run(replica, sender));
                 feeds.push(Feed {
@@ -519,6 +525,8 @@ impl Documents {
 struct Reader {
     context: AskContext,
     statement: String,
+    /// Shared with the other replicas of its group, when there are others.
+    twins: Option<Arc<Twins>>,
 }
 
 impl Reader {
@@ -578,6 +586,7 @@ impl Reader {
         };
         let mut documents = Documents::default();
         let mut rows: u64 = 0;
+        let mut position: u64 = 0;
         loop {
             let document = match documents.next() {
                 Ok(Some(document)) => Some(document),
@@ -596,7 +605,12 @@ impl Reader {
                 }
                 continue;
             };
-            let chunk = match document.and_then(|d| read_document(&d)) {
+            let parsed = match document {
+                Ok(document) => self.parse(position, &document).await,
+                Err(error) => Err(error),
+            };
+            position += 1;
+            let chunk = match parsed {
                 Ok(chunk) => chunk,
                 Err(error) => Chunk {
                     error: Some(format!(
@@ -622,6 +636,29 @@ impl Reader {
         }
         let _ = events.send(Event::End).await;
         true
+    }
+
+    /// The document at `position` of the answer, parsed once for every sibling replica that
+    /// sent the same bytes there (the first one to get to it parses, the others wait for it).
+    async fn parse(&self, position: u64, document: &bytes::Bytes) -> Result<Chunk, String> {
+        let counters = &self.context.metrics.query;
+        let Some(cell) = self.twins.as_ref().and_then(|t| t.cell(position, document)) else {
+            counters.raw_chunks_parsed.inc();
+            return read_document(document);
+        };
+        let parsed_here = std::sync::atomic::AtomicBool::new(false);
+        let chunk = cell
+            .get_or_try_init(|| async {
+                parsed_here.store(true, std::sync::atomic::Ordering::Relaxed);
+                read_document(document)
+            })
+            .await?;
+        if parsed_here.load(std::sync::atomic::Ordering::Relaxed) {
+            counters.raw_chunks_parsed.inc();
+        } else {
+            counters.raw_chunks_shared.inc();
+        }
+        Ok(chunk.clone())
     }
 }
 
