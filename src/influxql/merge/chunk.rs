@@ -80,6 +80,13 @@ impl Row {
         &self.bytes[self.time_end as usize..end]
     }
 
+    /// The very same row: the same bytes of the same decoded buffer (not merely equal ones).
+    pub fn is_same(&self, other: &Row) -> bool {
+        self.time == other.time
+            && self.bytes.len() == other.bytes.len()
+            && std::ptr::eq(self.bytes.as_ptr(), other.bytes.as_ptr())
+    }
+
     /// The same time with other cells (`,cell,cell`).
     pub fn with_cells(&self, cells: &[u8]) -> Row {
         let mut bytes = Vec::with_capacity(self.time_end as usize + cells.len() + 1);

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use super::chunk::parse_chunk;
+use super::chunk::{Chunk, parse_chunk};
 use super::stream::{Progress, RawMerge};
 use super::writer::{Layout, StatementWriter};
 use crate::influxql::ast::Select;
@@ -122,13 +122,29 @@ pub fn merge_chunks_to_json(
     let mut merge = RawMerge::new(replicas.len(), *window);
     let mut writer = StatementWriter::new(0, format, layout);
     let mut next = vec![0usize; replicas.len()];
+    let mut decoded: Vec<Vec<Chunk>> = vec![Vec::new(); replicas.len()];
     loop {
         match merge.drain(&mut writer)? {
             Progress::Done => break,
             Progress::Need(i) => match replicas[i].get(next[i]) {
                 Some(document) => {
+                    let position = next[i];
                     next[i] += 1;
-                    let mut chunk = parse_chunk(document)?;
+                    // A document another replica has alike at the same position is decoded
+                    // once, as the streaming readers do (`proxy::query::twins`); the answers
+                    // are in memory already, their decoded chunks share their bytes.
+                    let twin = (0..replicas.len()).find(|&j| {
+                        j != i
+                            && decoded[j].len() > position
+                            && replicas[j].get(position) == Some(document)
+                    });
+                    let mut chunk = match twin {
+                        Some(j) => decoded[j][position].clone(),
+                        None => parse_chunk(document)?,
+                    };
+                    if decoded[i].len() == position {
+                        decoded[i].push(chunk.clone());
+                    }
                     for message in std::mem::take(&mut chunk.messages) {
                         writer.add_message(message);
                     }
