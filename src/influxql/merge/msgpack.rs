@@ -145,11 +145,12 @@ impl<'a> Reader<'a> {
         Ok(bytes)
     }
 
-    fn be(&mut self, n: usize) -> Result<u64, Short> {
-        Ok(self
-            .take(n)?
-            .iter()
-            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    /// A big-endian unsigned integer of `N` (1 to 8) bytes.
+    fn be<const N: usize>(&mut self) -> Result<u64, Short> {
+        let bytes = self.take(N)?;
+        let mut wide = [0u8; 8];
+        wide[8 - N..].copy_from_slice(bytes);
+        Ok(u64::from_be_bytes(wide))
     }
 
     fn value(&mut self) -> Result<Value<'a>, Short> {
@@ -163,32 +164,32 @@ impl<'a> Reader<'a> {
             0xc0 => Value::Nil,
             0xc2 => Value::Bool(false),
             0xc3 => Value::Bool(true),
-            0xca => Value::Float(f64::from(f32::from_bits(self.be(4)? as u32))),
-            0xcb => Value::Float(f64::from_bits(self.be(8)?)),
-            0xcc => Value::Int(self.be(1)? as i64),
-            0xcd => Value::Int(self.be(2)? as i64),
-            0xce => Value::Int(self.be(4)? as i64),
-            0xcf => Value::Uint(self.be(8)?),
-            0xd0 => Value::Int(i64::from(self.be(1)? as u8 as i8)),
-            0xd1 => Value::Int(i64::from(self.be(2)? as u16 as i16)),
-            0xd2 => Value::Int(i64::from(self.be(4)? as u32 as i32)),
-            0xd3 => Value::Int(self.be(8)? as i64),
+            0xca => Value::Float(f64::from(f32::from_bits(self.be::<4>()? as u32))),
+            0xcb => Value::Float(f64::from_bits(self.be::<8>()?)),
+            0xcc => Value::Int(self.be::<1>()? as i64),
+            0xcd => Value::Int(self.be::<2>()? as i64),
+            0xce => Value::Int(self.be::<4>()? as i64),
+            0xcf => Value::Uint(self.be::<8>()?),
+            0xd0 => Value::Int(i64::from(self.be::<1>()? as u8 as i8)),
+            0xd1 => Value::Int(i64::from(self.be::<2>()? as u16 as i16)),
+            0xd2 => Value::Int(i64::from(self.be::<4>()? as u32 as i32)),
+            0xd3 => Value::Int(self.be::<8>()? as i64),
             0xd9 => {
-                let n = self.be(1)? as usize;
+                let n = self.be::<1>()? as usize;
                 Value::Str(self.take(n)?)
             }
             0xda => {
-                let n = self.be(2)? as usize;
+                let n = self.be::<2>()? as usize;
                 Value::Str(self.take(n)?)
             }
             0xdb => {
-                let n = self.be(4)? as usize;
+                let n = self.be::<4>()? as usize;
                 Value::Str(self.take(n)?)
             }
-            0xdc => Value::Array(self.be(2)? as usize),
-            0xdd => Value::Array(self.be(4)? as usize),
-            0xde => Value::Map(self.be(2)? as usize),
-            0xdf => Value::Map(self.be(4)? as usize),
+            0xdc => Value::Array(self.be::<2>()? as usize),
+            0xdd => Value::Array(self.be::<4>()? as usize),
+            0xde => Value::Map(self.be::<2>()? as usize),
+            0xdf => Value::Map(self.be::<4>()? as usize),
             other => {
                 return Err(Short::Invalid(format!(
                     "unsupported MessagePack type 0x{other:02x} at byte {}",

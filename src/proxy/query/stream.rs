@@ -647,18 +647,23 @@ impl Reader {
             return read_document(document);
         };
         let parsed_here = std::sync::atomic::AtomicBool::new(false);
-        let chunk = cell
-            .get_or_try_init(|| async {
-                parsed_here.store(true, std::sync::atomic::Ordering::Relaxed);
-                read_document(document)
-            })
-            .await?;
+        cell.get_or_try_init(|| async {
+            parsed_here.store(true, std::sync::atomic::Ordering::Relaxed);
+            read_document(document)
+        })
+        .await?;
         if parsed_here.load(std::sync::atomic::Ordering::Relaxed) {
             counters.raw_chunks_parsed.inc();
         } else {
             counters.raw_chunks_shared.inc();
         }
-        Ok(chunk.clone())
+        // The last reader to hold the cell (the others and `Twins` let go of it) takes the
+        // chunk itself; the others copy it (rows are shared bytes, the copy is their list).
+        let chunk = match Arc::try_unwrap(cell) {
+            Ok(cell) => cell.into_inner(),
+            Err(cell) => cell.get().cloned(),
+        };
+        chunk.ok_or_else(|| "a shared chunk was not filled".to_owned())
     }
 }
 
