@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::api::check_http_url;
 use super::error::{ConfigError, Problems};
+use super::load::{parse_validated, read_config};
 use super::locate::KeyPath;
 use super::units::HumanDuration;
 use crate::alertmanager::notify::template::Template;
@@ -303,13 +304,7 @@ fn default_group_wait() -> HumanDuration {
 impl AlertManagerConfig {
     /// Parses and validates YAML text; `file` names the source in errors.
     pub fn from_yaml_str(source: &str, file: &str) -> Result<Self, ConfigError> {
-        let config: AlertManagerConfig = serde_yaml_ng::from_str(source)
-            .map_err(|error| ConfigError::from_yaml(file, source, &error))?;
-        config.validate().map_err(|problems| ConfigError::Invalid {
-            file: file.to_owned(),
-            problems: problems.locate(source),
-        })?;
-        Ok(config)
+        parse_validated(source, file, Self::validate)
     }
 
     /// Every semantic problem with its key path.
@@ -731,6 +726,6 @@ impl fmt::Display for Matcher {
 pub fn load_alert_manager_config(
     path: impl AsRef<Path>,
 ) -> Result<AlertManagerConfig, ConfigError> {
-    let (source, file) = super::api::read_config(path.as_ref())?;
+    let (source, file) = read_config(path.as_ref())?;
     AlertManagerConfig::from_yaml_str(&source, &file)
 }

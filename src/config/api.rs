@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::Url;
 
 use super::error::{ConfigError, Problems};
+use super::load::{parse_validated, read_config};
 use super::locate::KeyPath;
 use super::ordered::OrderedMap;
 use super::pattern::parse_selector;
@@ -610,13 +611,7 @@ impl ApiConfig {
 
     /// Parses and validates YAML text; `file` names the source in errors.
     pub fn from_yaml_str(source: &str, file: &str) -> Result<Self, ConfigError> {
-        let config: ApiConfig = serde_yaml_ng::from_str(source)
-            .map_err(|error| ConfigError::from_yaml(file, source, &error))?;
-        config.validate().map_err(|problems| ConfigError::Invalid {
-            file: file.to_owned(),
-            problems: problems.locate(source),
-        })?;
-        Ok(config)
+        parse_validated(source, file, Self::validate)
     }
 
     /// Every semantic problem, each with its key path (lines are added by the loader).
@@ -895,14 +890,6 @@ impl ApiConfig {
 pub fn load_api_config(path: impl AsRef<Path>) -> Result<ApiConfig, ConfigError> {
     let (source, file) = read_config(path.as_ref())?;
     ApiConfig::from_yaml_str(&source, &file)
-}
-
-pub(crate) fn read_config(path: &Path) -> Result<(String, String), ConfigError> {
-    let file = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(source) => Ok((source, file)),
-        Err(source) => Err(ConfigError::Read { file, source }),
-    }
 }
 
 /// Checks the shard-map part of a config (also used for `PUT /api/v1/shardmap`): group names,
