@@ -343,15 +343,7 @@ impl AlertManagerConfig {
                 problems.push(&root.key(key), "must be longer than 0s");
             }
         }
-        if self.occurrences.count == 0 {
-            problems.push(&root.key("occurrences").key("count"), "must be at least 1");
-        }
-        if self.occurrences.window.is_zero() {
-            problems.push(
-                &root.key("occurrences").key("window"),
-                "must be longer than 0s",
-            );
-        }
+        check_occurrences(&self.occurrences, &root.key("occurrences"), &mut problems);
         for (position, receiver) in self.receivers.iter().enumerate() {
             validate_receiver(
                 receiver,
@@ -385,15 +377,7 @@ impl AlertManagerConfig {
                 }
             }
             if let Some(occurrences) = &route.occurrences {
-                if occurrences.count == 0 {
-                    problems.push(&path.key("occurrences").key("count"), "must be at least 1");
-                }
-                if occurrences.window.is_zero() {
-                    problems.push(
-                        &path.key("occurrences").key("window"),
-                        "must be longer than 0s",
-                    );
-                }
+                check_occurrences(occurrences, &path.key("occurrences"), &mut problems);
             }
         }
         if let Some(name) = &self.default_receiver
@@ -441,6 +425,15 @@ impl AlertManagerConfig {
         self.external_url
             .clone()
             .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+}
+
+fn check_occurrences(occurrences: &OccurrencesConfig, path: &KeyPath, problems: &mut Problems) {
+    if occurrences.count == 0 {
+        problems.push(&path.key("count"), "must be at least 1");
+    }
+    if occurrences.window.is_zero() {
+        problems.push(&path.key("window"), "must be longer than 0s");
     }
 }
 
@@ -594,35 +587,8 @@ impl Matcher {
     /// A matcher from its parts (the JSON shapes of ignore rules and silences); regexes are
     /// compiled and anchored as in [`Matcher::parse`].
     pub fn new(name: &str, op: MatchOp, value: &str) -> Result<Self, MatcherError> {
-        let text = format!("{name}{}{value:?}", op.as_str());
-        let valid_name =
-            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid_name {
-            return Err(MatcherError::Syntax(text));
-        }
-        let regex = match op {
-            MatchOp::Regex | MatchOp::NotRegex => {
-                Some(Regex::new(&format!("^(?:{value})$")).map_err(|error| {
-                    MatcherError::BadRegex {
-                        matcher: text.clone(),
-                        reason: error
-                            .to_string()
-                            .lines()
-                            .last()
-                            .unwrap_or_default()
-                            .trim()
-                            .to_owned(),
-                    }
-                })?)
-            }
-            _ => None,
-        };
-        Ok(Self {
-            name: name.to_owned(),
-            op,
-            value: value.to_owned(),
-            regex,
-        })
+        let written = format!("{name}{}{value:?}", op.as_str());
+        Self::from_parts(name, op, value.to_owned(), &written)
     }
 
     /// Parses one matcher.
@@ -642,11 +608,6 @@ impl Matcher {
         } else {
             return Err(syntax());
         };
-        let valid_name =
-            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid_name {
-            return Err(syntax());
-        }
         let value = value.trim();
         let value = match value.strip_prefix('"') {
             Some(inner) => inner
@@ -655,11 +616,27 @@ impl Matcher {
                 .replace("\\\"", "\""),
             None => value.to_owned(),
         };
+        Self::from_parts(name, op, value, text)
+    }
+
+    /// Checks the label name and compiles an anchored regex for `=~`/`!~`; errors quote
+    /// `written`, the matcher as the operator gave it.
+    fn from_parts(
+        name: &str,
+        op: MatchOp,
+        value: String,
+        written: &str,
+    ) -> Result<Self, MatcherError> {
+        let valid_name =
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_name {
+            return Err(MatcherError::Syntax(written.to_owned()));
+        }
         let regex = match op {
             MatchOp::Regex | MatchOp::NotRegex => {
                 Some(Regex::new(&format!("^(?:{value})$")).map_err(|error| {
                     MatcherError::BadRegex {
-                        matcher: text.to_owned(),
+                        matcher: written.to_owned(),
                         reason: error
                             .to_string()
                             .lines()
