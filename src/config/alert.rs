@@ -388,15 +388,12 @@ impl AlertManagerConfig {
                 format!("unknown receiver {name:?} (receivers: {})", known()),
             );
         }
-        if self.outbox.retry_backoff_max < self.outbox.retry_backoff_min {
-            problems.push(
-                &root.key("outbox").key("retry_backoff_max"),
-                format!(
-                    "must be at least outbox.retry_backoff_min ({})",
-                    self.outbox.retry_backoff_min
-                ),
-            );
-        }
+        problems.require_at_least(
+            &root.key("outbox").key("retry_backoff_max"),
+            self.outbox.retry_backoff_max,
+            "outbox.retry_backoff_min",
+            self.outbox.retry_backoff_min,
+        );
         if let Some(url) = &self.external_url
             && let Err(message) = check_http_url(url)
         {
@@ -408,15 +405,12 @@ impl AlertManagerConfig {
                 "must be at least 1",
             );
         }
-        if self.outbox.log_retention < self.outbox.give_up_after {
-            problems.push(
-                &root.key("outbox").key("log_retention"),
-                format!(
-                    "must be at least outbox.give_up_after ({})",
-                    self.outbox.give_up_after
-                ),
-            );
-        }
+        problems.require_at_least(
+            &root.key("outbox").key("log_retention"),
+            self.outbox.log_retention,
+            "outbox.give_up_after",
+            self.outbox.give_up_after,
+        );
         problems.into_result()
     }
 

@@ -718,15 +718,12 @@ impl ApiConfig {
                 problems.push(&path.key(key), "must be greater than 0");
             }
         }
-        if limits.max_decompressed_bytes < limits.max_body_bytes {
-            problems.push(
-                &path.key("max_decompressed_bytes"),
-                format!(
-                    "must be at least limits.max_body_bytes ({})",
-                    limits.max_body_bytes
-                ),
-            );
-        }
+        problems.require_at_least(
+            &path.key("max_decompressed_bytes"),
+            limits.max_decompressed_bytes,
+            "limits.max_body_bytes",
+            limits.max_body_bytes,
+        );
     }
 
     fn validate_queue(&self, path: &KeyPath, problems: &mut Problems) {
@@ -734,15 +731,12 @@ impl ApiConfig {
         if queue.segment_bytes.get() == 0 {
             problems.push(&path.key("segment_bytes"), "must be greater than 0");
         }
-        if queue.max_bytes < queue.segment_bytes {
-            problems.push(
-                &path.key("max_bytes"),
-                format!(
-                    "must be at least queue.segment_bytes ({})",
-                    queue.segment_bytes
-                ),
-            );
-        }
+        problems.require_at_least(
+            &path.key("max_bytes"),
+            queue.max_bytes,
+            "queue.segment_bytes",
+            queue.segment_bytes,
+        );
         if queue.fsync == FsyncPolicy::Interval && queue.fsync_interval.is_zero() {
             problems.push(
                 &path.key("fsync_interval"),
@@ -768,15 +762,12 @@ impl ApiConfig {
         if sender.retry_backoff_min.is_zero() {
             problems.push(&path.key("retry_backoff_min"), "must be longer than 0s");
         }
-        if sender.retry_backoff_max < sender.retry_backoff_min {
-            problems.push(
-                &path.key("retry_backoff_max"),
-                format!(
-                    "must be at least sender.retry_backoff_min ({})",
-                    sender.retry_backoff_min
-                ),
-            );
-        }
+        problems.require_at_least(
+            &path.key("retry_backoff_max"),
+            sender.retry_backoff_max,
+            "sender.retry_backoff_min",
+            sender.retry_backoff_min,
+        );
     }
 
     fn validate_access(&self, root: &KeyPath, problems: &mut Problems) {
