@@ -6,11 +6,10 @@
 //! It never changes anything the operator did not ask for: `rm` and `--clear` act on one id.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::admin::CtlError;
+use super::admin::{CtlError, REQUEST_TIMEOUT, answer_json, http_client, refused};
 use crate::telemetry::error_chain;
 
 /// Where the alert manager is.
@@ -42,13 +41,7 @@ impl AmTarget {
         body: Option<Value>,
     ) -> Result<Value, CtlError> {
         let url = format!("{}{path}", self.url.trim_end_matches('/'));
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| CtlError::Http {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
+        let client = http_client(&url, REQUEST_TIMEOUT)?;
         let mut request = client.request(method, &url);
         if let Some(body) = body {
             request = request.json(&body);
@@ -58,21 +51,11 @@ impl AmTarget {
             message: format!("cannot reach monitor-alert-manager: {}", error_chain(&e)),
         })?;
         let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        let value = answer_json(response.text().await.unwrap_or_default());
         if (200..300).contains(&status) {
             Ok(value)
         } else {
-            let message = value
-                .get("error")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_else(|| value.to_string());
-            Err(CtlError::Status {
-                url,
-                status,
-                message,
-            })
+            Err(refused(url, status, &value))
         }
     }
 }
