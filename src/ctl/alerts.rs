@@ -58,6 +58,17 @@ impl AmTarget {
             Err(refused(url, status, &value))
         }
     }
+
+    /// `GET /api/v1/<key>`: the answer as pretty JSON, or its `key` list as a table.
+    async fn list(&self, key: &str, columns: &[Column], as_json: bool) -> Result<String, CtlError> {
+        let answer = self
+            .call(reqwest::Method::GET, &format!("/api/v1/{key}"), None)
+            .await?;
+        if as_json {
+            return Ok(pretty(&answer));
+        }
+        Ok(table(columns, &answer[key]))
+    }
 }
 
 fn pretty(value: &Value) -> String {
@@ -74,13 +85,7 @@ fn text(value: &Value) -> String {
 
 /// `ignores list`.
 pub async fn ignores_list(target: &AmTarget, as_json: bool) -> Result<String, CtlError> {
-    let answer = target
-        .call(reqwest::Method::GET, "/api/v1/ignores", None)
-        .await?;
-    if as_json {
-        return Ok(pretty(&answer));
-    }
-    Ok(table(IGNORE_COLUMNS, &answer["ignores"]))
+    target.list("ignores", IGNORE_COLUMNS, as_json).await
 }
 
 /// `ignores add`: prints the new rule's id.
@@ -130,24 +135,12 @@ pub async fn issued(
             .await?;
         return Ok(format!("cleared {fingerprint}\n"));
     }
-    let answer = target
-        .call(reqwest::Method::GET, "/api/v1/issued", None)
-        .await?;
-    if as_json {
-        return Ok(pretty(&answer));
-    }
-    Ok(table(ISSUED_COLUMNS, &answer["issued"]))
+    target.list("issued", ISSUED_COLUMNS, as_json).await
 }
 
 /// `alerts`: every alert the pipeline knows and what it did with it.
 pub async fn alerts(target: &AmTarget, as_json: bool) -> Result<String, CtlError> {
-    let answer = target
-        .call(reqwest::Method::GET, "/api/v1/alerts", None)
-        .await?;
-    if as_json {
-        return Ok(pretty(&answer));
-    }
-    Ok(table(ALERT_COLUMNS, &answer["alerts"]))
+    target.list("alerts", ALERT_COLUMNS, as_json).await
 }
 
 /// One column of a table for people: its heading, the width its cells are padded to (never cut),
