@@ -73,15 +73,20 @@ impl ApiTarget {
         http_client(&self.url, REQUEST_TIMEOUT)
     }
 
+    /// `request` with this target's token, if it has one.
+    pub(super) fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.header("Authorization", format!("Token {token}")),
+            None => request,
+        }
+    }
+
     fn endpoint(&self, path: &str) -> String {
         format!("{}{path}", self.url.trim_end_matches('/'))
     }
 
     async fn send(&self, request: reqwest::RequestBuilder, url: &str) -> Result<Value, CtlError> {
-        let request = match &self.token {
-            Some(token) => request.header("Authorization", format!("Token {token}")),
-            None => request,
-        };
+        let request = self.authorized(request);
         let response = request.send().await.map_err(|e| CtlError::Http {
             url: url.to_owned(),
             message: format!("cannot reach monitor-api: {}", error_chain(&e)),

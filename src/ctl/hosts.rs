@@ -29,10 +29,7 @@ pub async fn hosts(
     if let Some(host) = host {
         query.push(("host", host));
     }
-    let mut request = client.get(&url).query(&query);
-    if let Some(token) = &target.token {
-        request = request.header("Authorization", format!("Token {token}"));
-    }
+    let request = target.authorized(client.get(&url).query(&query));
     let response = request
         .send()
         .await

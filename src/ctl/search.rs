@@ -58,10 +58,7 @@ async fn get(
         message,
     };
     let client = http_client(&url, Duration::from_secs(60))?;
-    let mut request = client.get(&url).query(params);
-    if let Some(token) = &target.token {
-        request = request.header("Authorization", format!("Token {token}"));
-    }
+    let request = target.authorized(client.get(&url).query(params));
     let response = request
         .send()
         .await
