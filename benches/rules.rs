@@ -9,7 +9,8 @@
 //! Inputs: 1,000 lines per request, 70% metrics over 20 measurements (6 tags, 4 fields) and 30%
 //! logs with a ~170-byte `msg`. Rules are spread over 100 measurements (so a metric line meets
 //! about 5 threshold rules) with tag matchers on half of them; the keyword rules hold 1,000
-//! keywords (two each, half of the rules case-insensitive) and fire on about 1% of the logs.
+//! keywords (two each, half of the rules case-insensitive) and fire on about 1% of the logs
+//! (`benches/common/rules_setup.rs` builds them, for `benches/rules_e2e.rs` too).
 //! Run with `cargo bench --bench rules`.
 
 use std::hint::black_box;
@@ -22,75 +23,17 @@ use monitor::replication::batcher::{SplitContext, split_by_group, split_by_group
 use monitor::rules::{Budget, EngineLimits, EvalContext, RuleSet, RulesFile};
 use monitor::shard::{Principal, ShardMap};
 
-const LINES: usize = 1000;
+#[path = "common/rules_setup.rs"]
+mod rules_setup;
 
-fn word(seed: u64) -> String {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let len = rng.usize(6..11);
-    (0..len).map(|_| rng.lowercase()).collect()
-}
+use rules_setup::{LINES, rule_items_yaml, write_body};
 
-fn body() -> String {
-    let mut body = String::new();
-    let mut rng = fastrand::Rng::with_seed(7);
-    let t0 = 1_795_262_400_000_000_000u64;
-    for i in 0..LINES {
-        let ts = t0 + i as u64 * 1_000_000;
-        if i % 10 < 7 {
-            body.push_str(&format!(
-                "m{},index=cluster1,host=host{},region=eu-west-1,dc=dc{},service=svc{},env=prod usage={:.2},free={}i,load={:.3},count={}i {ts}\n",
-                i % 20,
-                i % 100,
-                i % 3,
-                i % 12,
-                rng.f64() * 100.0,
-                rng.u32(0..100_000),
-                rng.f64() * 4.0,
-                rng.u32(0..1000),
-            ));
-        } else {
-            // ~1% of the logs carry a keyword of the keyword rules.
-            let alarm = if i % 97 == 0 {
-                word(1_000)
-            } else {
-                "ok".to_owned()
-            };
-            body.push_str(&format!(
-                "log,index=cluster1,source=api,host=host{},level=info msg=\"request {i} handled: GET /api/v1/resources/{} returned 200 after {}ms; upstream shard g1 replica 2 acknowledged the batch {alarm}\" {ts}\n",
-                i % 100,
-                i * 31,
-                i % 50,
-            ));
-        }
-    }
-    body
-}
+/// The requests' seed and first timestamp (2026-11-21T12:00:00Z).
+const BODY_SEED: u64 = 7;
+const FIRST_TIMESTAMP_NS: u64 = 1_795_262_400_000_000_000;
 
 fn rules(n: usize) -> RulesFile {
-    let mut yaml = String::from("rules:\n");
-    for i in 0..n {
-        if i % 2 == 0 {
-            let matcher = if i % 4 == 0 {
-                "\n    tags: [\"host=~host1.*\"]"
-            } else {
-                ""
-            };
-            yaml.push_str(&format!(
-                "  - name: T{i}\n    kind: threshold\n    measurement: m{}\n    field: {}\n    op: \">\"\n    value: {}{matcher}\n",
-                (i / 2) % 100,
-                ["usage", "free", "load", "count"][i % 4],
-                // A few rules fire (and are then throttled), most never do.
-                if i % 100 == 0 { 50.0 } else { 1e12 },
-            ));
-        } else {
-            yaml.push_str(&format!(
-                "  - name: K{i}\n    kind: keyword\n    keywords: [\"{}\", \"{}\"]\n    case_sensitive: {}\n",
-                word(1_000 + i as u64),
-                word(5_000 + i as u64),
-                i % 4 == 1,
-            ));
-        }
-    }
+    let yaml = format!("rules:\n{}", rule_items_yaml(n));
     RulesFile::from_yaml_str(&yaml, "bench.yaml").expect("bench rules are valid")
 }
 
@@ -102,7 +45,7 @@ fn bench(c: &mut Criterion) {
     .expect("bench config");
     let map = ShardMap::from_config(&config, 1).expect("shard map");
     let classifier = Classifier::default();
-    let body = body();
+    let body = write_body(BODY_SEED, Some(FIRST_TIMESTAMP_NS));
     let context = SplitContext {
         map: &map,
         principal: Principal::Open,

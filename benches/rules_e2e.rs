@@ -16,78 +16,22 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::routing::post;
 
-const LINES: usize = 1000;
+#[path = "common/rules_setup.rs"]
+mod rules_setup;
+
+use rules_setup::{LINES, rule_items_yaml, write_body};
+
 const CLIENTS: usize = 4;
 
-fn word(seed: u64) -> String {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let len = rng.usize(6..11);
-    (0..len).map(|_| rng.lowercase()).collect()
-}
-
+/// The benchmark's rules plus the probe rule; no rule at all for 0.
 fn rules_yaml(n: usize) -> String {
     if n == 0 {
         return "rules: []\n".to_owned();
     }
-    let mut yaml = String::from(
-        "rules:\n  - name: Probe\n    kind: threshold\n    measurement: probe\n    field: sent_us\n    op: \">\"\n    value: 0\n",
-    );
-    for i in 0..n {
-        if i % 2 == 0 {
-            let matcher = if i % 4 == 0 {
-                "\n    tags: [\"host=~host1.*\"]"
-            } else {
-                ""
-            };
-            yaml.push_str(&format!(
-                "  - name: T{i}\n    kind: threshold\n    measurement: m{}\n    field: {}\n    op: \">\"\n    value: {}{matcher}\n",
-                (i / 2) % 100,
-                ["usage", "free", "load", "count"][i % 4],
-                if i % 100 == 0 { 50.0 } else { 1e12 },
-            ));
-        } else {
-            yaml.push_str(&format!(
-                "  - name: K{i}\n    kind: keyword\n    keywords: [\"{}\", \"{}\"]\n    case_sensitive: {}\n",
-                word(1_000 + i as u64),
-                word(5_000 + i as u64),
-                i % 4 == 1,
-            ));
-        }
-    }
-    yaml
-}
-
-fn body(request: u64) -> String {
-    let mut body = String::with_capacity(LINES * 200);
-    let mut rng = fastrand::Rng::with_seed(request);
-    for i in 0..LINES {
-        if i % 10 < 7 {
-            body.push_str(&format!(
-                "m{},index=cluster1,host=host{},region=eu-west-1,dc=dc{},service=svc{},env=prod usage={:.2},free={}i,load={:.3},count={}i\n",
-                i % 20,
-                i % 100,
-                i % 3,
-                i % 12,
-                rng.f64() * 100.0,
-                rng.u32(0..100_000),
-                rng.f64() * 4.0,
-                rng.u32(0..1000),
-            ));
-        } else {
-            let alarm = if i % 97 == 0 {
-                word(1_000)
-            } else {
-                "ok".to_owned()
-            };
-            body.push_str(&format!(
-                "log,index=cluster1,source=api,host=host{},level=info msg=\"request {i} handled: GET /api/v1/resources/{} returned 200 after {}ms; upstream shard g1 replica 2 acknowledged the batch {alarm}\"\n",
-                i % 100,
-                i * 31,
-                i % 50,
-            ));
-        }
-    }
-    body
+    format!(
+        "rules:\n  - name: Probe\n    kind: threshold\n    measurement: probe\n    field: sent_us\n    op: \">\"\n    value: 0\n{}",
+        rule_items_yaml(n)
+    )
 }
 
 fn now_us() -> u64 {
@@ -154,7 +98,8 @@ async fn run(rule_count: usize, seconds: u64) -> Outcome {
         let _ = axum::serve(listener, app).await;
     });
 
-    let bodies: Arc<Vec<String>> = Arc::new((0..16).map(body).collect());
+    let bodies: Arc<Vec<String>> =
+        Arc::new((0..16).map(|request| write_body(request, None)).collect());
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut clients = Vec::new();

@@ -80,24 +80,6 @@ bind-address = "127.0.0.1:$rpc_port"
 EOF
 }
 
-ping_status() {
-    # prints the HTTP status of GET /ping, or 000 when nothing answers
-    local port=$1
-    if command -v curl >/dev/null 2>&1; then
-        curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$port/ping" || true
-    else
-        (
-            exec 2>/dev/null
-            exec 3<>"/dev/tcp/127.0.0.1/$port" || { printf 000; exit 0; }
-            printf 'GET /ping HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-            line=""
-            IFS= read -r -t 2 line <&3 || true
-            read -r _ status _ <<<"$line"
-            printf '%s' "${status:-000}"
-        )
-    fi
-}
-
 start_node() {
     local dir=$1 port=$2 rpc_port=$3 node_dir
     node_dir="$dir/$port"
@@ -162,14 +144,6 @@ stop_nodes() {
     done
 }
 
-node_dirs() {
-    local dir=$1 d
-    for d in "$dir"/*/; do
-        d=${d%/}
-        [[ -f $d/influxdb.conf ]] && printf '%s\n' "$d"
-    done
-    return 0
-}
 
 
 cmd=${1:-}
@@ -231,25 +205,13 @@ case "$cmd" in
         ;;
     stop)
         [[ -d $DIR ]] || exit 0
-        nodes=()
-        if [[ ${#PORT_LIST[@]} -gt 0 ]]; then
-            for port in "${PORT_LIST[@]}"; do nodes+=("$DIR/$port"); done
-            stop_nodes "${nodes[@]}"
-        else
-            while IFS= read -r node; do nodes+=("$node"); done < <(node_dirs "$DIR")
-            stop_nodes "${nodes[@]}"
-            stop_watchdog "$DIR"
-        fi
+        mapfile -t nodes < <(selected_nodes "$DIR" influxdb.conf "${PORT_LIST[@]}")
+        stop_nodes "${nodes[@]}"
+        [[ ${#PORT_LIST[@]} -gt 0 ]] || stop_watchdog "$DIR"
         ;;
     status)
         [[ -d $DIR ]] || die "no such directory: $DIR"
-        while IFS= read -r node; do
-            if is_running "$node/pid"; then
-                printf '%s running %s\n' "$(basename "$node")" "$(<"$node/pid")"
-            else
-                printf '%s stopped\n' "$(basename "$node")"
-            fi
-        done < <(node_dirs "$DIR")
+        print_node_status "$DIR" influxdb.conf
         ;;
     *) usage ;;
 esac

@@ -1,5 +1,6 @@
 # Helpers shared by the integration/ scripts (sourced, not run): process liveness by PID, stopping
-# by PID with a grace period, and the owner watchdog that cleans up after a killed test run.
+# by PID with a grace period, the owner watchdog that cleans up after a killed test run, and the
+# node directories (DIR/PORT/) of the backend scripts: listing, status lines and /ping probes.
 # shellcheck shell=bash
 
 # pid_alive PID: the process exists and is not a zombie (kill -0 also succeeds for a zombie,
@@ -106,4 +107,57 @@ service_main() {
             ;;
         *) echo "$usage" >&2; return 2 ;;
     esac
+}
+
+# ping_status PORT: the HTTP status of GET http://127.0.0.1:PORT/ping, or 000 when nothing answers
+# (through bash's /dev/tcp where curl is missing).
+ping_status() {
+    local port=$1
+    if command -v curl >/dev/null 2>&1; then
+        curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$port/ping" 2>/dev/null || true
+    else
+        (
+            exec 2>/dev/null
+            exec 3<>"/dev/tcp/127.0.0.1/$port" || { printf 000; exit 0; }
+            printf 'GET /ping HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+            line=""
+            IFS= read -r -t 2 line <&3 || true
+            read -r _ status _ <<<"$line"
+            printf '%s' "${status:-000}"
+        )
+    fi
+}
+
+# node_dirs DIR MARKER: the node directories under DIR (those holding the file MARKER, the node's
+# config), one a line.
+node_dirs() {
+    local d
+    for d in "$1"/*/; do
+        d=${d%/}
+        [[ -f $d/$2 ]] && printf '%s\n' "$d"
+    done
+    return 0
+}
+
+# selected_nodes DIR MARKER [PORT...]: DIR/PORT for each PORT given, else every node under DIR.
+selected_nodes() {
+    local dir=$1 marker=$2 port
+    shift 2
+    if [[ $# -eq 0 ]]; then
+        node_dirs "$dir" "$marker"
+        return 0
+    fi
+    for port in "$@"; do printf '%s\n' "$dir/$port"; done
+}
+
+# print_node_status DIR MARKER: one line a node under DIR, "<port> running <pid>" or "<port> stopped".
+print_node_status() {
+    local node
+    while IFS= read -r node; do
+        if is_running "$node/pid"; then
+            printf '%s running %s\n' "$(basename "$node")" "$(<"$node/pid")"
+        else
+            printf '%s stopped\n' "$(basename "$node")"
+        fi
+    done < <(node_dirs "$1" "$2")
 }

@@ -71,6 +71,24 @@ find_nginx() {
     fi
 }
 
+# write_location PATH LIMIT_REQ: the nginx location for a write endpoint; it proxies the
+# request, without its body, to the drop upstream, so nginx reads the whole body before the 204.
+write_location() {
+    cat <<EOF
+        location = $1 {
+            $2
+            limit_except POST { deny all; }
+            proxy_pass http://drop/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass_request_headers off;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_request_buffering on;
+        }
+EOF
+}
+
 write_config() {
     local node_dir=$1 port=$2 delay_ms=$3 max_rps=$4
     local drop_upstream="server unix:$node_dir/drop.sock;"
@@ -144,28 +162,8 @@ http {
             default_type application/json;
             return 200 '{"results":[{"statement_id":0}]}\n';
         }
-        location = /write {
-            $limit_req
-            limit_except POST { deny all; }
-            proxy_pass http://drop/;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_pass_request_headers off;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_request_buffering on;
-        }
-        location = /api/v2/write {
-            $limit_req
-            limit_except POST { deny all; }
-            proxy_pass http://drop/;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_pass_request_headers off;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_request_buffering on;
-        }
+$(write_location /write "$limit_req")
+$(write_location /api/v2/write "$limit_req")
         location / {
             return 404;
         }
@@ -205,10 +203,6 @@ async def main():
 
 asyncio.run(main())
 EOF
-}
-
-ping_status() {
-    curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$1/ping" 2>/dev/null || true
 }
 
 start_node() {
@@ -262,14 +256,6 @@ stop_nodes() {
     done
 }
 
-node_dirs() {
-    local d
-    for d in "$1"/*/; do
-        d=${d%/}
-        [[ -f $d/nginx.conf ]] && printf '%s\n' "$d"
-    done
-    return 0
-}
 
 
 cmd=${1:-}
@@ -358,13 +344,8 @@ case "$cmd" in
         ;;
     stop)
         [[ -d $DIR ]] || exit 0
-        nodes=()
-        if [[ ${#PORT_LIST[@]} -gt 0 ]]; then
-            for port in "${PORT_LIST[@]}"; do nodes+=("$DIR/$port"); done
-        else
-            while IFS= read -r node; do nodes+=("$node"); done < <(node_dirs "$DIR")
-            stop_watchdog "$DIR"
-        fi
+        mapfile -t nodes < <(selected_nodes "$DIR" nginx.conf "${PORT_LIST[@]}")
+        [[ ${#PORT_LIST[@]} -gt 0 ]] || stop_watchdog "$DIR"
         if [[ ${#nodes[@]} -gt 0 ]]; then
             stop_nodes "${nodes[@]}"
         fi
@@ -372,12 +353,7 @@ case "$cmd" in
     reload)
         [[ -d $DIR ]] || die "no such directory: $DIR"
         DIR=$(cd "$DIR" && pwd)
-        nodes=()
-        if [[ ${#PORT_LIST[@]} -gt 0 ]]; then
-            for port in "${PORT_LIST[@]}"; do nodes+=("$DIR/$port"); done
-        else
-            while IFS= read -r node; do nodes+=("$node"); done < <(node_dirs "$DIR")
-        fi
+        mapfile -t nodes < <(selected_nodes "$DIR" nginx.conf "${PORT_LIST[@]}")
         for node in "${nodes[@]}"; do
             is_running "$node/pid" || die "sink $(basename "$node") is not running"
             write_config "$node" "$(basename "$node")" "$(cat "$node/delay_ms" 2>/dev/null || echo 0)" "$MAX_RPS"
@@ -391,13 +367,7 @@ case "$cmd" in
         ;;
     status)
         [[ -d $DIR ]] || die "no such directory: $DIR"
-        while IFS= read -r node; do
-            if is_running "$node/pid"; then
-                printf '%s running %s\n' "$(basename "$node")" "$(<"$node/pid")"
-            else
-                printf '%s stopped\n' "$(basename "$node")"
-            fi
-        done < <(node_dirs "$DIR")
+        print_node_status "$DIR" nginx.conf
         ;;
     *) usage ;;
 esac

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::api::check_http_url;
 use super::error::{ConfigError, Problems};
+use super::load::{parse_validated, read_config};
 use super::locate::KeyPath;
 use super::units::HumanDuration;
 use crate::alertmanager::notify::template::Template;
@@ -303,13 +304,7 @@ fn default_group_wait() -> HumanDuration {
 impl AlertManagerConfig {
     /// Parses and validates YAML text; `file` names the source in errors.
     pub fn from_yaml_str(source: &str, file: &str) -> Result<Self, ConfigError> {
-        let config: AlertManagerConfig = serde_yaml_ng::from_str(source)
-            .map_err(|error| ConfigError::from_yaml(file, source, &error))?;
-        config.validate().map_err(|problems| ConfigError::Invalid {
-            file: file.to_owned(),
-            problems: problems.locate(source),
-        })?;
-        Ok(config)
+        parse_validated(source, file, Self::validate)
     }
 
     /// Every semantic problem with its key path.
@@ -348,15 +343,7 @@ impl AlertManagerConfig {
                 problems.push(&root.key(key), "must be longer than 0s");
             }
         }
-        if self.occurrences.count == 0 {
-            problems.push(&root.key("occurrences").key("count"), "must be at least 1");
-        }
-        if self.occurrences.window.is_zero() {
-            problems.push(
-                &root.key("occurrences").key("window"),
-                "must be longer than 0s",
-            );
-        }
+        check_occurrences(&self.occurrences, &root.key("occurrences"), &mut problems);
         for (position, receiver) in self.receivers.iter().enumerate() {
             validate_receiver(
                 receiver,
@@ -390,15 +377,7 @@ impl AlertManagerConfig {
                 }
             }
             if let Some(occurrences) = &route.occurrences {
-                if occurrences.count == 0 {
-                    problems.push(&path.key("occurrences").key("count"), "must be at least 1");
-                }
-                if occurrences.window.is_zero() {
-                    problems.push(
-                        &path.key("occurrences").key("window"),
-                        "must be longer than 0s",
-                    );
-                }
+                check_occurrences(occurrences, &path.key("occurrences"), &mut problems);
             }
         }
         if let Some(name) = &self.default_receiver
@@ -409,15 +388,12 @@ impl AlertManagerConfig {
                 format!("unknown receiver {name:?} (receivers: {})", known()),
             );
         }
-        if self.outbox.retry_backoff_max < self.outbox.retry_backoff_min {
-            problems.push(
-                &root.key("outbox").key("retry_backoff_max"),
-                format!(
-                    "must be at least outbox.retry_backoff_min ({})",
-                    self.outbox.retry_backoff_min
-                ),
-            );
-        }
+        problems.require_at_least(
+            &root.key("outbox").key("retry_backoff_max"),
+            self.outbox.retry_backoff_max,
+            "outbox.retry_backoff_min",
+            self.outbox.retry_backoff_min,
+        );
         if let Some(url) = &self.external_url
             && let Err(message) = check_http_url(url)
         {
@@ -429,15 +405,12 @@ impl AlertManagerConfig {
                 "must be at least 1",
             );
         }
-        if self.outbox.log_retention < self.outbox.give_up_after {
-            problems.push(
-                &root.key("outbox").key("log_retention"),
-                format!(
-                    "must be at least outbox.give_up_after ({})",
-                    self.outbox.give_up_after
-                ),
-            );
-        }
+        problems.require_at_least(
+            &root.key("outbox").key("log_retention"),
+            self.outbox.log_retention,
+            "outbox.give_up_after",
+            self.outbox.give_up_after,
+        );
         problems.into_result()
     }
 
@@ -446,6 +419,15 @@ impl AlertManagerConfig {
         self.external_url
             .clone()
             .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+}
+
+fn check_occurrences(occurrences: &OccurrencesConfig, path: &KeyPath, problems: &mut Problems) {
+    if occurrences.count == 0 {
+        problems.push(&path.key("count"), "must be at least 1");
+    }
+    if occurrences.window.is_zero() {
+        problems.push(&path.key("window"), "must be longer than 0s");
     }
 }
 
@@ -599,35 +581,8 @@ impl Matcher {
     /// A matcher from its parts (the JSON shapes of ignore rules and silences); regexes are
     /// compiled and anchored as in [`Matcher::parse`].
     pub fn new(name: &str, op: MatchOp, value: &str) -> Result<Self, MatcherError> {
-        let text = format!("{name}{}{value:?}", op.as_str());
-        let valid_name =
-            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid_name {
-            return Err(MatcherError::Syntax(text));
-        }
-        let regex = match op {
-            MatchOp::Regex | MatchOp::NotRegex => {
-                Some(Regex::new(&format!("^(?:{value})$")).map_err(|error| {
-                    MatcherError::BadRegex {
-                        matcher: text.clone(),
-                        reason: error
-                            .to_string()
-                            .lines()
-                            .last()
-                            .unwrap_or_default()
-                            .trim()
-                            .to_owned(),
-                    }
-                })?)
-            }
-            _ => None,
-        };
-        Ok(Self {
-            name: name.to_owned(),
-            op,
-            value: value.to_owned(),
-            regex,
-        })
+        let written = format!("{name}{}{value:?}", op.as_str());
+        Self::from_parts(name, op, value.to_owned(), &written)
     }
 
     /// Parses one matcher.
@@ -647,11 +602,6 @@ impl Matcher {
         } else {
             return Err(syntax());
         };
-        let valid_name =
-            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid_name {
-            return Err(syntax());
-        }
         let value = value.trim();
         let value = match value.strip_prefix('"') {
             Some(inner) => inner
@@ -660,11 +610,27 @@ impl Matcher {
                 .replace("\\\"", "\""),
             None => value.to_owned(),
         };
+        Self::from_parts(name, op, value, text)
+    }
+
+    /// Checks the label name and compiles an anchored regex for `=~`/`!~`; errors quote
+    /// `written`, the matcher as the operator gave it.
+    fn from_parts(
+        name: &str,
+        op: MatchOp,
+        value: String,
+        written: &str,
+    ) -> Result<Self, MatcherError> {
+        let valid_name =
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_name {
+            return Err(MatcherError::Syntax(written.to_owned()));
+        }
         let regex = match op {
             MatchOp::Regex | MatchOp::NotRegex => {
                 Some(Regex::new(&format!("^(?:{value})$")).map_err(|error| {
                     MatcherError::BadRegex {
-                        matcher: text.to_owned(),
+                        matcher: written.to_owned(),
                         reason: error
                             .to_string()
                             .lines()
@@ -731,6 +697,6 @@ impl fmt::Display for Matcher {
 pub fn load_alert_manager_config(
     path: impl AsRef<Path>,
 ) -> Result<AlertManagerConfig, ConfigError> {
-    let (source, file) = super::api::read_config(path.as_ref())?;
+    let (source, file) = read_config(path.as_ref())?;
     AlertManagerConfig::from_yaml_str(&source, &file)
 }

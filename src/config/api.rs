@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::Url;
 
 use super::error::{ConfigError, Problems};
+use super::load::{parse_validated, read_config};
 use super::locate::KeyPath;
 use super::ordered::OrderedMap;
 use super::pattern::parse_selector;
@@ -610,13 +611,7 @@ impl ApiConfig {
 
     /// Parses and validates YAML text; `file` names the source in errors.
     pub fn from_yaml_str(source: &str, file: &str) -> Result<Self, ConfigError> {
-        let config: ApiConfig = serde_yaml_ng::from_str(source)
-            .map_err(|error| ConfigError::from_yaml(file, source, &error))?;
-        config.validate().map_err(|problems| ConfigError::Invalid {
-            file: file.to_owned(),
-            problems: problems.locate(source),
-        })?;
-        Ok(config)
+        parse_validated(source, file, Self::validate)
     }
 
     /// Every semantic problem, each with its key path (lines are added by the loader).
@@ -723,15 +718,12 @@ impl ApiConfig {
                 problems.push(&path.key(key), "must be greater than 0");
             }
         }
-        if limits.max_decompressed_bytes < limits.max_body_bytes {
-            problems.push(
-                &path.key("max_decompressed_bytes"),
-                format!(
-                    "must be at least limits.max_body_bytes ({})",
-                    limits.max_body_bytes
-                ),
-            );
-        }
+        problems.require_at_least(
+            &path.key("max_decompressed_bytes"),
+            limits.max_decompressed_bytes,
+            "limits.max_body_bytes",
+            limits.max_body_bytes,
+        );
     }
 
     fn validate_queue(&self, path: &KeyPath, problems: &mut Problems) {
@@ -739,15 +731,12 @@ impl ApiConfig {
         if queue.segment_bytes.get() == 0 {
             problems.push(&path.key("segment_bytes"), "must be greater than 0");
         }
-        if queue.max_bytes < queue.segment_bytes {
-            problems.push(
-                &path.key("max_bytes"),
-                format!(
-                    "must be at least queue.segment_bytes ({})",
-                    queue.segment_bytes
-                ),
-            );
-        }
+        problems.require_at_least(
+            &path.key("max_bytes"),
+            queue.max_bytes,
+            "queue.segment_bytes",
+            queue.segment_bytes,
+        );
         if queue.fsync == FsyncPolicy::Interval && queue.fsync_interval.is_zero() {
             problems.push(
                 &path.key("fsync_interval"),
@@ -773,15 +762,12 @@ impl ApiConfig {
         if sender.retry_backoff_min.is_zero() {
             problems.push(&path.key("retry_backoff_min"), "must be longer than 0s");
         }
-        if sender.retry_backoff_max < sender.retry_backoff_min {
-            problems.push(
-                &path.key("retry_backoff_max"),
-                format!(
-                    "must be at least sender.retry_backoff_min ({})",
-                    sender.retry_backoff_min
-                ),
-            );
-        }
+        problems.require_at_least(
+            &path.key("retry_backoff_max"),
+            sender.retry_backoff_max,
+            "sender.retry_backoff_min",
+            sender.retry_backoff_min,
+        );
     }
 
     fn validate_access(&self, root: &KeyPath, problems: &mut Problems) {
@@ -895,14 +881,6 @@ impl ApiConfig {
 pub fn load_api_config(path: impl AsRef<Path>) -> Result<ApiConfig, ConfigError> {
     let (source, file) = read_config(path.as_ref())?;
     ApiConfig::from_yaml_str(&source, &file)
-}
-
-pub(crate) fn read_config(path: &Path) -> Result<(String, String), ConfigError> {
-    let file = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(source) => Ok((source, file)),
-        Err(source) => Err(ConfigError::Read { file, source }),
-    }
 }
 
 /// Checks the shard-map part of a config (also used for `PUT /api/v1/shardmap`): group names,

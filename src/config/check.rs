@@ -7,8 +7,9 @@ use std::fmt;
 use std::path::Path;
 
 use super::alert::AlertManagerConfig;
-use super::api::{ApiConfig, read_config};
+use super::api::ApiConfig;
 use super::error::ConfigError;
+use super::load::read_config;
 
 /// Which program a config file belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -49,6 +49,21 @@ impl Problems {
         self.0.push(Problem::new(path.clone(), message));
     }
 
+    /// Records "must be at least `minimum_key` (`minimum`)" at `path` when `value` is below
+    /// `minimum`; `minimum_key` is the other key as the operator writes it
+    /// (`sender.retry_backoff_min`).
+    pub fn require_at_least<T: PartialOrd + fmt::Display>(
+        &mut self,
+        path: &KeyPath,
+        value: T,
+        minimum_key: &str,
+        minimum: T,
+    ) {
+        if value < minimum {
+            self.push(path, format!("must be at least {minimum_key} ({minimum})"));
+        }
+    }
+
     /// True when nothing was found.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

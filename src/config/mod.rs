@@ -9,11 +9,13 @@
 //! - [`units`]: durations (`"150ms"`, `"1h30m"`) and byte sizes (`"32MiB"`).
 //! - [`pattern`]: index selectors (exact, glob, `/regex/`, `*`).
 //! - [`locate`]: key paths and their lines in a YAML source.
+//! - [`load`]: reading, parsing and validating a config file, shared by every loader.
 
 pub mod alert;
 pub mod api;
 pub mod check;
 pub mod error;
+pub mod load;
 pub mod locate;
 pub mod ordered;
 pub mod pattern;

@@ -28,6 +28,39 @@ pub enum CtlError {
     Config(#[from] ConfigError),
 }
 
+/// How long one request of the CLI may take, unless a command says otherwise.
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An HTTP client with `timeout`; failing to build one is reported against `url`.
+pub(super) fn http_client(url: &str, timeout: Duration) -> Result<reqwest::Client, CtlError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| CtlError::Http {
+            url: url.to_owned(),
+            message: e.to_string(),
+        })
+}
+
+/// An answer's body as JSON, or as a JSON string when it is not JSON.
+pub(super) fn answer_json(body: String) -> Value {
+    serde_json::from_str(&body).unwrap_or(Value::String(body))
+}
+
+/// A refused request: the server's `error` message, or its whole answer when it gave none.
+pub(super) fn refused(url: String, status: u16, answer: &Value) -> CtlError {
+    let message = answer
+        .get("error")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| answer.to_string());
+    CtlError::Status {
+        url,
+        status,
+        message,
+    }
+}
+
 /// Where `monitor-api` is and how to authenticate.
 #[derive(Debug, Clone)]
 pub struct ApiTarget {
@@ -37,13 +70,15 @@ pub struct ApiTarget {
 
 impl ApiTarget {
     fn client(&self) -> Result<reqwest::Client, CtlError> {
-        reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| CtlError::Http {
-                url: self.url.clone(),
-                message: e.to_string(),
-            })
+        http_client(&self.url, REQUEST_TIMEOUT)
+    }
+
+    /// `request` with this target's token, if it has one.
+    pub(super) fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.header("Authorization", format!("Token {token}")),
+            None => request,
+        }
     }
 
     fn endpoint(&self, path: &str) -> String {
@@ -51,31 +86,18 @@ impl ApiTarget {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder, url: &str) -> Result<Value, CtlError> {
-        let request = match &self.token {
-            Some(token) => request.header("Authorization", format!("Token {token}")),
-            None => request,
-        };
+        let request = self.authorized(request);
         let response = request.send().await.map_err(|e| CtlError::Http {
             url: url.to_owned(),
             message: format!("cannot reach monitor-api: {}", error_chain(&e)),
         })?;
         let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        let value = answer_json(response.text().await.unwrap_or_default());
         // /health answers 503 with a full body when a group is down: still a report.
         if (200..300).contains(&status) || (status == 503 && value.get("groups").is_some()) {
             Ok(value)
         } else {
-            let message = value
-                .get("error")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_else(|| value.to_string());
-            Err(CtlError::Status {
-                url: url.to_owned(),
-                status,
-                message,
-            })
+            Err(refused(url.to_owned(), status, &value))
         }
     }
 

@@ -6,11 +6,10 @@
 //! It never changes anything the operator did not ask for: `rm` and `--clear` act on one id.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::admin::CtlError;
+use super::admin::{CtlError, REQUEST_TIMEOUT, answer_json, http_client, refused};
 use crate::telemetry::error_chain;
 
 /// Where the alert manager is.
@@ -42,13 +41,7 @@ impl AmTarget {
         body: Option<Value>,
     ) -> Result<Value, CtlError> {
         let url = format!("{}{path}", self.url.trim_end_matches('/'));
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| CtlError::Http {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
+        let client = http_client(&url, REQUEST_TIMEOUT)?;
         let mut request = client.request(method, &url);
         if let Some(body) = body {
             request = request.json(&body);
@@ -58,22 +51,23 @@ impl AmTarget {
             message: format!("cannot reach monitor-alert-manager: {}", error_chain(&e)),
         })?;
         let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        let value = answer_json(response.text().await.unwrap_or_default());
         if (200..300).contains(&status) {
             Ok(value)
         } else {
-            let message = value
-                .get("error")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_else(|| value.to_string());
-            Err(CtlError::Status {
-                url,
-                status,
-                message,
-            })
+            Err(refused(url, status, &value))
         }
+    }
+
+    /// `GET /api/v1/<key>`: the answer as pretty JSON, or its `key` list as a table.
+    async fn list(&self, key: &str, columns: &[Column], as_json: bool) -> Result<String, CtlError> {
+        let answer = self
+            .call(reqwest::Method::GET, &format!("/api/v1/{key}"), None)
+            .await?;
+        if as_json {
+            return Ok(pretty(&answer));
+        }
+        Ok(table(columns, &answer[key]))
     }
 }
 
@@ -91,36 +85,7 @@ fn text(value: &Value) -> String {
 
 /// `ignores list`.
 pub async fn ignores_list(target: &AmTarget, as_json: bool) -> Result<String, CtlError> {
-    let answer = target
-        .call(reqwest::Method::GET, "/api/v1/ignores", None)
-        .await?;
-    if as_json {
-        return Ok(pretty(&answer));
-    }
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<36}  {:<8}  {:<24}  {:<24}  {:<10}  {:<30}  COMMENT",
-        "ID", "STATE", "STARTS", "ENDS", "AUTHOR", "MATCHERS"
-    );
-    for rule in answer["ignores"].as_array().into_iter().flatten() {
-        let matchers = rule["matchers"]
-            .as_array()
-            .map(|m| m.iter().map(text).collect::<Vec<_>>().join(","))
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "{:<36}  {:<8}  {:<24}  {:<24}  {:<10}  {:<30}  {}",
-            text(&rule["id"]),
-            text(&rule["state"]),
-            text(&rule["starts_at"]),
-            text(&rule["ends_at"]),
-            text(&rule["author"]),
-            matchers,
-            text(&rule["comment"])
-        );
-    }
-    Ok(out)
+    target.list("ignores", IGNORE_COLUMNS, as_json).await
 }
 
 /// `ignores add`: prints the new rule's id.
@@ -170,66 +135,188 @@ pub async fn issued(
             .await?;
         return Ok(format!("cleared {fingerprint}\n"));
     }
-    let answer = target
-        .call(reqwest::Method::GET, "/api/v1/issued", None)
-        .await?;
-    if as_json {
-        return Ok(pretty(&answer));
-    }
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<16}  {:<20}  {:<12}  {:<12}  {:>5}  {:<24}  {:<24}  SUCCESS_WITHHELD",
-        "FINGERPRINT", "NAME", "INDEX", "HOST", "SENT", "LAST_SEEN", "REISSUE_AFTER"
-    );
-    for issued in answer["issued"].as_array().into_iter().flatten() {
-        let _ = writeln!(
-            out,
-            "{:<16}  {:<20}  {:<12}  {:<12}  {:>5}  {:<24}  {:<24}  {}",
-            text(&issued["fingerprint"]),
-            text(&issued["name"]),
-            text(&issued["labels"]["index"]),
-            text(&issued["labels"]["host"]),
-            text(&issued["deliveries"]),
-            text(&issued["last_seen"]),
-            text(&issued["reissue_after"]),
-            text(&issued["success_withheld_since"])
-        );
-    }
-    Ok(out)
+    target.list("issued", ISSUED_COLUMNS, as_json).await
 }
 
 /// `alerts`: every alert the pipeline knows and what it did with it.
 pub async fn alerts(target: &AmTarget, as_json: bool) -> Result<String, CtlError> {
-    let answer = target
-        .call(reqwest::Method::GET, "/api/v1/alerts", None)
-        .await?;
-    if as_json {
-        return Ok(pretty(&answer));
+    target.list("alerts", ALERT_COLUMNS, as_json).await
+}
+
+/// One column of a table for people: its heading, the width its cells are padded to (never cut),
+/// whether they are right-aligned (counts) and how a row's JSON becomes its cell. The last column
+/// is never padded.
+struct Column {
+    heading: &'static str,
+    width: usize,
+    align_right: bool,
+    cell: fn(&Value) -> String,
+}
+
+const fn left(heading: &'static str, width: usize, cell: fn(&Value) -> String) -> Column {
+    Column {
+        heading,
+        width,
+        align_right: false,
+        cell,
     }
+}
+
+const fn right(heading: &'static str, width: usize, cell: fn(&Value) -> String) -> Column {
+    Column {
+        heading,
+        width,
+        align_right: true,
+        cell,
+    }
+}
+
+/// The heading line, then a line an item of the `rows` array, cells two spaces apart.
+fn table(columns: &[Column], rows: &Value) -> String {
+    let headings: Vec<String> = columns.iter().map(|c| c.heading.to_owned()).collect();
+    let items = rows.as_array().into_iter().flatten();
+    let cells = items.map(|row| columns.iter().map(|c| (c.cell)(row)).collect());
+    let last = columns.len().saturating_sub(1);
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<16}  {:<20}  {:<12}  {:<12}  {:<10}  {:<10}  {:<24}  RECEIVERS",
-        "FINGERPRINT", "NAME", "INDEX", "HOST", "SEVERITY", "STATE", "LAST_SEEN"
-    );
-    for alert in answer["alerts"].as_array().into_iter().flatten() {
-        let receivers = alert["receivers"]
-            .as_array()
-            .map(|r| r.iter().map(text).collect::<Vec<_>>().join(","))
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "{:<16}  {:<20}  {:<12}  {:<12}  {:<10}  {:<10}  {:<24}  {}",
-            text(&alert["fingerprint"]),
-            text(&alert["name"]),
-            text(&alert["labels"]["index"]),
-            text(&alert["labels"]["host"]),
-            text(&alert["labels"]["severity"]),
-            text(&alert["state"]),
-            text(&alert["last_seen"]),
-            receivers
+    for line in std::iter::once(headings).chain(cells) {
+        let padded: Vec<String> = columns
+            .iter()
+            .zip(line)
+            .enumerate()
+            .map(
+                |(position, (column, cell))| match (position == last, column.align_right) {
+                    (true, _) => cell,
+                    (false, true) => format!("{cell:>width$}", width = column.width),
+                    (false, false) => format!("{cell:<width$}", width = column.width),
+                },
+            )
+            .collect();
+        let _ = writeln!(out, "{}", padded.join("  "));
+    }
+    out
+}
+
+/// The items of a JSON array as text, comma-separated (empty when it is not an array).
+fn comma_list(value: &Value) -> String {
+    value
+        .as_array()
+        .map(|items| items.iter().map(text).collect::<Vec<_>>().join(","))
+        .unwrap_or_default()
+}
+
+const IGNORE_COLUMNS: &[Column] = &[
+    left("ID", 36, |rule| text(&rule["id"])),
+    left("STATE", 8, |rule| text(&rule["state"])),
+    left("STARTS", 24, |rule| text(&rule["starts_at"])),
+    left("ENDS", 24, |rule| text(&rule["ends_at"])),
+    left("AUTHOR", 10, |rule| text(&rule["author"])),
+    left("MATCHERS", 30, |rule| comma_list(&rule["matchers"])),
+    left("COMMENT", 0, |rule| text(&rule["comment"])),
+];
+
+const ISSUED_COLUMNS: &[Column] = &[
+    left("FINGERPRINT", 16, |issued| text(&issued["fingerprint"])),
+    left("NAME", 20, |issued| text(&issued["name"])),
+    left("INDEX", 12, |issued| text(&issued["labels"]["index"])),
+    left("HOST", 12, |issued| text(&issued["labels"]["host"])),
+    right("SENT", 5, |issued| text(&issued["deliveries"])),
+    left("LAST_SEEN", 24, |issued| text(&issued["last_seen"])),
+    left("REISSUE_AFTER", 24, |issued| text(&issued["reissue_after"])),
+    left("SUCCESS_WITHHELD", 0, |issued| {
+        text(&issued["success_withheld_since"])
+    }),
+];
+
+const ALERT_COLUMNS: &[Column] = &[
+    left("FINGERPRINT", 16, |alert| text(&alert["fingerprint"])),
+    left("NAME", 20, |alert| text(&alert["name"])),
+    left("INDEX", 12, |alert| text(&alert["labels"]["index"])),
+    left("HOST", 12, |alert| text(&alert["labels"]["host"])),
+    left("SEVERITY", 10, |alert| text(&alert["labels"]["severity"])),
+    left("STATE", 10, |alert| text(&alert["state"])),
+    left("LAST_SEEN", 24, |alert| text(&alert["last_seen"])),
+    left("RECEIVERS", 0, |alert| comma_list(&alert["receivers"])),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tables as the format strings they replaced printed them.
+    #[test]
+    fn tables_keep_their_layout() {
+        let ignores = json!({"ignores": [{"id": "i1", "state": "active", "starts_at": "s",
+            "ends_at": null, "author": "ops", "matchers": ["host=\"h1\"", "a=~\"b\""],
+            "comment": ""}]});
+        let expected = format!(
+            "{:<36}  {:<8}  {:<24}  {:<24}  {:<10}  {:<30}  COMMENT\n\
+             {:<36}  {:<8}  {:<24}  {:<24}  {:<10}  {:<30}  {}\n",
+            "ID",
+            "STATE",
+            "STARTS",
+            "ENDS",
+            "AUTHOR",
+            "MATCHERS",
+            "i1",
+            "active",
+            "s",
+            "-",
+            "ops",
+            "host=\"h1\",a=~\"b\"",
+            ""
+        );
+        assert_eq!(table(IGNORE_COLUMNS, &ignores["ignores"]), expected);
+
+        let issued = json!({"issued": [{"fingerprint": "f1", "name": "HighMem",
+            "labels": {"index": "c1", "host": "h1"}, "deliveries": 3, "last_seen": "t",
+            "reissue_after": "r", "success_withheld_since": null}]});
+        let expected = format!(
+            "{:<16}  {:<20}  {:<12}  {:<12}  {:>5}  {:<24}  {:<24}  SUCCESS_WITHHELD\n\
+             {:<16}  {:<20}  {:<12}  {:<12}  {:>5}  {:<24}  {:<24}  {}\n",
+            "FINGERPRINT",
+            "NAME",
+            "INDEX",
+            "HOST",
+            "SENT",
+            "LAST_SEEN",
+            "REISSUE_AFTER",
+            "f1",
+            "HighMem",
+            "c1",
+            "h1",
+            "3",
+            "t",
+            "r",
+            "-"
+        );
+        assert_eq!(table(ISSUED_COLUMNS, &issued["issued"]), expected);
+
+        let alerts = json!({"alerts": [{"fingerprint": "f1", "name": "HighMem",
+            "labels": {"index": "c1", "host": "h1", "severity": "page"}, "state": "issued",
+            "last_seen": "t", "receivers": ["mail", "chat"]}]});
+        let expected = format!(
+            "{:<16}  {:<20}  {:<12}  {:<12}  {:<10}  {:<10}  {:<24}  RECEIVERS\n\
+             {:<16}  {:<20}  {:<12}  {:<12}  {:<10}  {:<10}  {:<24}  {}\n",
+            "FINGERPRINT",
+            "NAME",
+            "INDEX",
+            "HOST",
+            "SEVERITY",
+            "STATE",
+            "LAST_SEEN",
+            "f1",
+            "HighMem",
+            "c1",
+            "h1",
+            "page",
+            "issued",
+            "t",
+            "mail,chat"
+        );
+        assert_eq!(table(ALERT_COLUMNS, &alerts["alerts"]), expected);
+        assert_eq!(
+            table(ALERT_COLUMNS, &Value::Null),
+            expected.lines().next().unwrap().to_owned() + "\n"
         );
     }
-    Ok(out)
 }

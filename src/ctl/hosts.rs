@@ -3,11 +3,10 @@
 //! JSON. It never guesses liveness itself: `active` is what the proxy answered.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use serde_json::Value;
 
-use super::admin::{ApiTarget, CtlError};
+use super::admin::{ApiTarget, CtlError, REQUEST_TIMEOUT, http_client};
 use crate::telemetry::error_chain;
 
 /// Fetches and renders the registry.
@@ -22,10 +21,7 @@ pub async fn hosts(
         url: url.clone(),
         message,
     };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| http(e.to_string()))?;
+    let client = http_client(&url, REQUEST_TIMEOUT)?;
     let mut query: Vec<(&str, &str)> = Vec::new();
     if let Some(index) = index {
         query.push(("index", index));
@@ -33,10 +29,7 @@ pub async fn hosts(
     if let Some(host) = host {
         query.push(("host", host));
     }
-    let mut request = client.get(&url).query(&query);
-    if let Some(token) = &target.token {
-        request = request.header("Authorization", format!("Token {token}"));
-    }
+    let request = target.authorized(client.get(&url).query(&query));
     let response = request
         .send()
         .await

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::admin::{ApiTarget, CtlError};
+use super::admin::{ApiTarget, CtlError, http_client};
 use crate::telemetry::error_chain;
 
 /// How to print an answer.
@@ -57,14 +57,8 @@ async fn get(
         url: url.clone(),
         message,
     };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| http_error(e.to_string()))?;
-    let mut request = client.get(&url).query(params);
-    if let Some(token) = &target.token {
-        request = request.header("Authorization", format!("Token {token}"));
-    }
+    let client = http_client(&url, Duration::from_secs(60))?;
+    let request = target.authorized(client.get(&url).query(params));
     let response = request
         .send()
         .await
