@@ -214,13 +214,7 @@ impl Op {
 impl RulesFile {
     /// Parses and validates YAML text; `file` names the source in errors.
     pub fn from_yaml_str(source: &str, file: &str) -> Result<Self, ConfigError> {
-        let parsed: RulesFile = serde_yaml_ng::from_str(source)
-            .map_err(|error| ConfigError::from_yaml(file, source, &error))?;
-        parsed.validate().map_err(|problems| ConfigError::Invalid {
-            file: file.to_owned(),
-            problems: problems.locate(source),
-        })?;
-        Ok(parsed)
+        crate::config::load::parse_validated(source, file, RulesFile::validate)
     }
 
     /// Every problem, each with its key path.
@@ -383,12 +377,7 @@ impl RuleConfig {
 
 /// Loads and validates a rules file.
 pub fn load_rules_file(path: impl AsRef<Path>) -> Result<RulesFile, ConfigError> {
-    let path = path.as_ref();
-    let file = path.display().to_string();
-    let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        file: file.clone(),
-        source,
-    })?;
+    let (source, file) = crate::config::load::read_config(path.as_ref())?;
     RulesFile::from_yaml_str(&source, &file)
 }
 
