@@ -10,8 +10,13 @@
 //! Delivery guarantee: at least once, deduplicated by id. Success is recorded (entry removed,
 //! `(id, channel)` written to the notification log) in one transaction right after the
 //! receiver acknowledged; a crash in the window between the receiver's acknowledgement and that
-//! commit (milliseconds) sends the message again after restart, carrying the same id
-//! (`Idempotency-Key` header, mail `Message-ID`). A notification the log already shows as
+//! record becoming durable sends the message again after restart, carrying the same id
+//! (`Idempotency-Key` header, mail `Message-ID`). While a queue is busy, those records are
+//! committed without an fsync of their own (a burst of a thousand notifications would otherwise
+//! cost a thousand fsyncs, each holding the database's single write lock against the alert
+//! ingests) and made durable by the next durable commit: at the latest after
+//! [`MAX_UNSYNCED_SETTLES`] of them or [`MAX_UNSYNCED_AGE`], and whenever a worker is about to
+//! wait. Losing one only re-sends it (the owed entry and its log line revert together). A notification the log already shows as
 //! delivered is never sent again, whether it is still queued or enqueued a second time.
 //!
 //! It must never forget an owed notification across a crash, never send one the notification
@@ -58,6 +63,10 @@ const MAX_IDLE: Duration = Duration::from_secs(1);
 const GAUGE_REFRESH: Duration = Duration::from_secs(1);
 /// How often an empty queue is looked at without a wake-up.
 const IDLE_POLL: Duration = Duration::from_secs(5);
+/// Most delivered-records committed without fsync before one is committed durably.
+pub const MAX_UNSYNCED_SETTLES: u32 = 32;
+/// Oldest a delivered-record committed without fsync gets before one is committed durably.
+pub const MAX_UNSYNCED_AGE: Duration = Duration::from_millis(50);
 /// How often delivered ids older than `log_retention` are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
@@ -309,6 +318,14 @@ pub struct Outbox {
     config: OutboxConfig,
     channels: Vec<Channel>,
     metrics: OutboxMetrics,
+    /// Delivered-records committed without fsync since the last durable commit.
+    unsynced: Mutex<Unsynced>,
+}
+
+#[derive(Default)]
+struct Unsynced {
+    count: u32,
+    since: Option<Instant>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -377,6 +394,7 @@ impl Outbox {
             config: config.outbox.clone(),
             channels,
             metrics: OutboxMetrics::register(registry),
+            unsynced: Mutex::new(Unsynced::default()),
         });
         outbox.refresh_gauges()?;
         Ok(outbox)
@@ -476,6 +494,9 @@ impl Outbox {
             }
         });
         while workers.join_next().await.is_some() {}
+        if let Err(error) = self.blocking(|outbox| outbox.sync_settles()).await {
+            tracing::warn!(%error, "outbox: last delivery records not made durable (they will be re-sent)");
+        }
     }
 
     /// Owed / in retry / dead-lettered per receiver channel (configured channels always
@@ -879,6 +900,7 @@ impl Outbox {
         self.refresh_queue_depth(channel)?;
         loop {
             let Some((seq, record)) = self.head(channel)? else {
+                self.sync_settles()?;
                 self.gauge(&self.metrics.queue_depth, channel).set(0);
                 // Enqueuers call wake(); the poll only covers one that forgot.
                 return Ok(Due::Wait(IDLE_POLL));
@@ -898,6 +920,8 @@ impl Outbox {
                 .map_or(now_ms, |bucket| bucket.ready_at(now_ms));
             let ready_ms = record.next_attempt_ms.max(rate_ready_ms);
             if ready_ms > now_ms {
+                drop(limiter);
+                self.sync_settles()?;
                 let wait = Duration::from_millis(ready_ms - now_ms).min(MAX_IDLE);
                 return Ok(Due::Wait(wait));
             }
@@ -917,7 +941,18 @@ impl Outbox {
     ) -> Result<(), OutboxError> {
         let kind = channel.kind.as_str();
         let id = record.notification.id.as_str();
-        let txn = self.db.begin_write()?;
+        let mut txn = self.db.begin_write()?;
+        // A delivered-record may skip its fsync (see the module doc); every other removal is
+        // durable at once.
+        let mut unsynced = lock(&self.unsynced);
+        let durable = delivered_at_ms.is_none()
+            || unsynced.count + 1 >= MAX_UNSYNCED_SETTLES
+            || unsynced
+                .since
+                .is_some_and(|since| since.elapsed() >= MAX_UNSYNCED_AGE);
+        if !durable {
+            txn.set_durability(redb::Durability::None);
+        }
         {
             txn.open_table(OWED)?
                 .remove((channel.receiver.as_str(), kind, seq))?;
@@ -928,6 +963,29 @@ impl Outbox {
             }
         }
         txn.commit()?;
+        if durable {
+            *unsynced = Unsynced::default();
+        } else {
+            unsynced.count += 1;
+            unsynced.since.get_or_insert_with(Instant::now);
+        }
+        Ok(())
+    }
+
+    /// Makes the delivered-records committed without fsync durable (an empty durable commit).
+    fn sync_settles(&self) -> Result<(), OutboxError> {
+        if lock(&self.unsynced).count == 0 {
+            return Ok(());
+        }
+        // The write lock first, as in `remove_owed`: one order for the two locks.
+        let txn = self.db.begin_write()?;
+        let mut unsynced = lock(&self.unsynced);
+        if unsynced.count == 0 {
+            txn.abort()?;
+            return Ok(());
+        }
+        txn.commit()?;
+        *unsynced = Unsynced::default();
         Ok(())
     }
 
