@@ -55,15 +55,17 @@ pub struct IngestQueue {
     stats: Mutex<GroupStats>,
 }
 
-/// Resets the committer flag however the committer ends (a panic included), and drops the
-/// requests still queued then so that they fail instead of waiting forever.
-struct CommitterGuard<'a>(&'a IngestQueue);
+/// If the committer panics: resets the committer flag and drops the requests still queued, so
+/// that they fail instead of waiting forever. (A committer that ends normally resets the flag
+/// itself, under the same lock as the look that found the queue empty: a request queued in
+/// between would otherwise wait for a committer that is gone.)
+struct PanicGuard<'a>(&'a IngestQueue);
 
-impl Drop for CommitterGuard<'_> {
+impl Drop for PanicGuard<'_> {
     fn drop(&mut self) {
-        let mut queue = self.0.lock_queue();
-        queue.committing = false;
         if std::thread::panicking() {
+            let mut queue = self.0.lock_queue();
+            queue.committing = false;
             queue.waiting.clear();
         }
     }
@@ -156,12 +158,13 @@ impl IngestQueue {
 
     /// Commits groups until nothing is waiting (runs on the blocking pool).
     fn commit_while_waiting(&self) {
-        let _guard = CommitterGuard(self);
+        let _guard = PanicGuard(self);
         loop {
             let group = {
                 let mut queue = self.lock_queue();
                 let group = self.take_group(&mut queue);
                 if group.is_empty() {
+                    queue.committing = false;
                     return;
                 }
                 group

@@ -1,8 +1,9 @@
 //! The pipeline that turns sightings into the few notifications a person should get:
 //! receive → fingerprint → IgnoreAlerts → Occurrences → IssuedAlerts → grouping → outbox, plus
 //! the group flush and the SuccessDuration sweep. Each stage is its own module; this one holds
-//! their state, applies them in order, and commits every request or tick as one redb write
-//! transaction that also stages the notifications in the outbox.
+//! their state, applies them in order, and commits every request (or group of concurrent
+//! requests, see [`super::ingest`]) or tick as one redb write transaction that also stages the
+//! notifications in the outbox.
 //!
 //! Order: the routes an alert takes are looked up right after IgnoreAlerts (routes carry their
 //! own Occurrences and grouping), and IssuedAlerts decides per fingerprint before grouping, so
