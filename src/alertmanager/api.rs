@@ -39,6 +39,8 @@ pub struct AppState {
     pub config_text: Arc<String>,
     pub started_ms: u64,
     pub outbox: Arc<super::outbox::Outbox>,
+    /// Where validated alert batches wait for their (group) commit.
+    pub ingest: Arc<super::ingest::IngestQueue>,
 }
 
 /// An error answer. v1 answers `{"error": ..., "field": ...}`; v2 a JSON string, as Alertmanager.
@@ -85,6 +87,20 @@ impl From<PipelineError> for ApiError {
                     v2: false,
                 }
             }
+        }
+    }
+}
+
+impl From<Arc<PipelineError>> for ApiError {
+    /// The failure of a group commit, shared by every request in the group: the commit itself
+    /// failed (the requests were validated before they joined), so a 500 for each.
+    fn from(error: Arc<PipelineError>) -> Self {
+        tracing::error!(error = %error, "alert batch not committed");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            field: None,
+            message: error.to_string(),
+            v2: false,
         }
     }
 }
@@ -167,14 +183,54 @@ pub fn routes() -> Router<AppState> {
 
 // ------------------------------------------------------------------------------- alerts
 
+/// The smallest JSON an element of a posted array takes in practice (`{"name":"x","at":""}`
+/// and up): the body length divided by it bounds the elements without counting them.
+const MIN_ITEM_BYTES: usize = 64;
+/// The most elements a vector is sized for before parsing (a larger body grows it as usual).
+const MAX_PRESIZED_ITEMS: usize = 16_384;
+
+/// A JSON array into a vector allocated with the given capacity.
+struct SizedArray<T>(usize, std::marker::PhantomData<T>);
+
+impl<'de, T: serde::Deserialize<'de>> serde::de::DeserializeSeed<'de> for SizedArray<T> {
+    type Value = Vec<T>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Vec<T>, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for SizedArray<T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON array")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        let mut items = Vec::with_capacity(self.0);
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(items)
+    }
+}
+
 /// Parses a JSON array body element by element, so an error names `[i].field`.
 pub fn parse_array<T: serde::de::DeserializeOwned>(
     body: &[u8],
     what: &str,
 ) -> Result<Vec<T>, ApiError> {
-    // The common case in one pass; the element-by-element pass below only runs to name the
-    // field of a request that is refused anyway.
-    if let Ok(items) = serde_json::from_slice::<Vec<T>>(body) {
+    // The common case in one pass, into a vector sized from the body up front (growing it
+    // element by element moves every parsed item several times); the element-by-element pass
+    // below only runs to name the field of a request that is refused anyway.
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let capacity = (body.len() / MIN_ITEM_BYTES).min(MAX_PRESIZED_ITEMS);
+    if let Ok(items) = serde::de::DeserializeSeed::deserialize(
+        SizedArray::<T>(capacity, std::marker::PhantomData),
+        &mut deserializer,
+    ) && deserializer.end().is_ok()
+    {
         return Ok(items);
     }
     let value: Value = serde_json::from_slice(body)
@@ -233,9 +289,8 @@ async fn post_alerts(
             ends_at_ms: None,
         });
     }
-    let pipeline = Arc::clone(&state.pipeline);
     let id = request_id.as_str().to_owned();
-    let summary = blocking(move || pipeline.ingest(incoming, Some(&id))).await?;
+    let summary = state.ingest.ingest(incoming, Some(id)).await?;
     Ok(
         axum::Json(json!({ "request_id": request_id.as_str(), "summary": summary }))
             .into_response(),

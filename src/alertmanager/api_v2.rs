@@ -117,11 +117,12 @@ async fn post_alerts(
             ends_at_ms: ends_at,
         });
     }
-    let pipeline = Arc::clone(&state.pipeline);
     let id = request_id.as_str().to_owned();
-    blocking(move || pipeline.ingest(incoming, Some(&id)))
+    state
+        .ingest
+        .ingest(incoming, Some(id))
         .await
-        .map_err(v2)?;
+        .map_err(|e| v2(ApiError::from(e)))?;
     Ok(StatusCode::OK.into_response())
 }
 

@@ -45,6 +45,10 @@ pub struct AlertMetrics {
     pub ignore_rules: Gauge,
     pub groups_waiting: Gauge,
     pub store_errors: Counter,
+    /// Group commits of HTTP ingests, and the requests they answered (their ratio is the
+    /// average group size).
+    pub ingest_commits: Counter,
+    pub ingest_committed_requests: Counter,
 }
 
 impl AlertMetrics {
@@ -129,6 +133,16 @@ impl AlertMetrics {
             "store_errors",
             "Requests or ticks whose state could not be committed",
             self.store_errors.clone(),
+        );
+        r.register(
+            "ingest_group_commits",
+            "Transactions that committed queued alert requests (several concurrent requests share one)",
+            self.ingest_commits.clone(),
+        );
+        r.register(
+            "ingest_group_committed_requests",
+            "Alert requests answered by those transactions",
+            self.ingest_committed_requests.clone(),
         );
     }
 }

@@ -5,6 +5,7 @@
 //! notification it owes (an owed Success, a retry) across a crash.
 //!
 //! - [`pipeline`]: the stages in order, their state, one redb transaction per request or tick.
+//! - [`ingest`]: group commit of concurrent alert requests (one transaction for several).
 //! - [`ignore`], [`occurrences`], [`issued`], [`grouping`], [`routing`]: one stage each.
 //! - [`store`]: the redb tables, [`records`]: their binary records. [`liveness`]: monitor-api's host registry, cached.
 //! - [`ticker`]: group flushes and the SuccessDuration sweep. [`api`], [`api_v2`]: HTTP.
@@ -16,6 +17,7 @@ pub mod api_v2;
 pub mod clock;
 pub mod grouping;
 pub mod ignore;
+pub mod ingest;
 pub mod issued;
 pub mod liveness;
 pub mod metrics;

@@ -8,10 +8,14 @@
 //! that made the notification due and the debt to deliver it commit together.
 //!
 //! Delivery guarantee: at least once, deduplicated by id. Success is recorded (entry removed,
-//! `(id, channel)` written to the notification log) in one transaction right after the
-//! receiver acknowledged; a crash in the window between the receiver's acknowledgement and that
-//! commit (milliseconds) sends the message again after restart, carrying the same id
-//! (`Idempotency-Key` header, mail `Message-ID`). A notification the log already shows as
+//! `(id, channel)` written to the notification log) in one durable transaction shortly after
+//! the receiver acknowledged: a busy channel records its deliveries in batches (at most
+//! [`MAX_DELIVERED_BATCH`] of them or [`MAX_DELIVERED_AGE`] old, and always before its worker
+//! waits), so that a burst of a thousand notifications costs a few dozen commits instead of a
+//! thousand fsyncs, each holding the database's single write lock against the alert ingests.
+//! Until then the channel's worker skips those entries (they are delivered). A crash in that
+//! window sends the message again after restart, carrying the same id (`Idempotency-Key`
+//! header, mail `Message-ID`). A notification the log already shows as
 //! delivered is never sent again, whether it is still queued or enqueued a second time.
 //!
 //! It must never forget an owed notification across a crash, never send one the notification
@@ -58,6 +62,10 @@ const MAX_IDLE: Duration = Duration::from_secs(1);
 const GAUGE_REFRESH: Duration = Duration::from_secs(1);
 /// How often an empty queue is looked at without a wake-up.
 const IDLE_POLL: Duration = Duration::from_secs(5);
+/// Most deliveries a channel acknowledges before it records them in one transaction.
+pub const MAX_DELIVERED_BATCH: usize = 32;
+/// Oldest an unrecorded delivery gets before the channel records its batch.
+pub const MAX_DELIVERED_AGE: Duration = Duration::from_millis(50);
 /// How often delivered ids older than `log_retention` are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
@@ -290,6 +298,16 @@ struct Channel {
     /// When the queue depth gauge was last recounted.
     depth_counted: Mutex<Option<Instant>>,
     labels: ChannelLabels,
+    /// Acknowledged by the receiver, not yet recorded (see the module doc). Only the channel's
+    /// own worker (and the outbox after every worker stopped) touches it.
+    delivered: Mutex<Delivered>,
+}
+
+/// A channel's deliveries waiting to be recorded: (sequence, notification id, delivered at).
+#[derive(Default)]
+struct Delivered {
+    entries: Vec<(u64, String, u64)>,
+    since: Option<Instant>,
 }
 
 impl Channel {
@@ -364,6 +382,7 @@ impl Outbox {
                             .map(|limit| TokenBucket::new(limit, now_ms)),
                     ),
                     depth_counted: Mutex::new(None),
+                    delivered: Mutex::new(Delivered::default()),
                     labels: ChannelLabels {
                         receiver: receiver.name.clone(),
                         kind: kind.as_str(),
@@ -476,6 +495,17 @@ impl Outbox {
             }
         });
         while workers.join_next().await.is_some() {}
+        let recorded = self
+            .blocking(|outbox| {
+                for channel in &outbox.channels {
+                    outbox.record_delivered(channel)?;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(error) = recorded {
+            tracing::warn!(%error, "outbox: last deliveries not recorded (they will be sent again)");
+        }
     }
 
     /// Owed / in retry / dead-lettered per receiver channel (configured channels always
@@ -760,15 +790,26 @@ impl Outbox {
 
     /// The head of a channel's queue.
     fn head(&self, channel: &Channel) -> Result<Option<(u64, OwedRecord)>, OutboxError> {
+        // Delivered but not yet recorded: not the head any more.
+        let delivered: Vec<u64> = lock(&channel.delivered)
+            .entries
+            .iter()
+            .map(|(seq, _, _)| *seq)
+            .collect();
         loop {
             let (seq, bytes) = {
                 let txn = self.db.begin_read()?;
                 let owed = txn.open_table(OWED)?;
                 let mut range = owed.range(queue_range(channel))?;
-                let Some(entry) = range.next() else {
-                    return Ok(None);
+                let (key, value) = loop {
+                    let Some(entry) = range.next() else {
+                        return Ok(None);
+                    };
+                    let (key, value) = entry?;
+                    if !delivered.contains(&key.value().2) {
+                        break (key, value);
+                    }
                 };
-                let (key, value) = entry?;
                 match serde_json::from_slice(value.value()) {
                     Ok(record) => return Ok(Some((key.value().2, record))),
                     Err(_) => (key.value().2, value.value().to_vec()),
@@ -879,6 +920,7 @@ impl Outbox {
         self.refresh_queue_depth(channel)?;
         loop {
             let Some((seq, record)) = self.head(channel)? else {
+                self.record_delivered(channel)?;
                 self.gauge(&self.metrics.queue_depth, channel).set(0);
                 // Enqueuers call wake(); the poll only covers one that forgot.
                 return Ok(Due::Wait(IDLE_POLL));
@@ -898,6 +940,8 @@ impl Outbox {
                 .map_or(now_ms, |bucket| bucket.ready_at(now_ms));
             let ready_ms = record.next_attempt_ms.max(rate_ready_ms);
             if ready_ms > now_ms {
+                drop(limiter);
+                self.record_delivered(channel)?;
                 let wait = Duration::from_millis(ready_ms - now_ms).min(MAX_IDLE);
                 return Ok(Due::Wait(wait));
             }
@@ -931,6 +975,31 @@ impl Outbox {
         Ok(())
     }
 
+    /// Records the channel's acknowledged deliveries (owed entries removed, notification log
+    /// written) in one transaction. On failure they stay waiting (and skipped) for the next try.
+    fn record_delivered(&self, channel: &Channel) -> Result<(), OutboxError> {
+        let mut delivered = lock(&channel.delivered);
+        if delivered.entries.is_empty() {
+            return Ok(());
+        }
+        let kind = channel.kind.as_str();
+        let receiver = channel.receiver.as_str();
+        let txn = self.db.begin_write()?;
+        {
+            let mut owed = txn.open_table(OWED)?;
+            let mut owed_ids = txn.open_table(OWED_IDS)?;
+            let mut log = txn.open_table(LOG)?;
+            for (seq, id, at_ms) in &delivered.entries {
+                owed.remove((receiver, kind, *seq))?;
+                owed_ids.remove((id.as_str(), kind))?;
+                log.insert((id.as_str(), kind), (receiver, *at_ms))?;
+            }
+        }
+        txn.commit()?;
+        *delivered = Delivered::default();
+        Ok(())
+    }
+
     /// Records the outcome of one attempt: delivered (logged), retry later, or dead letter.
     fn settle(
         &self,
@@ -942,7 +1011,18 @@ impl Outbox {
         let now_ms = self.clock.now_ms();
         let error = match result {
             Ok(()) => {
-                self.remove_owed(channel, seq, &record, Some(now_ms))?;
+                let batch_full = {
+                    let mut delivered = lock(&channel.delivered);
+                    delivered
+                        .entries
+                        .push((seq, record.notification.id.clone(), now_ms));
+                    let since = *delivered.since.get_or_insert_with(Instant::now);
+                    delivered.entries.len() >= MAX_DELIVERED_BATCH
+                        || since.elapsed() >= MAX_DELIVERED_AGE
+                };
+                if batch_full {
+                    self.record_delivered(channel)?;
+                }
                 self.metrics
                     .notifications
                     .get_or_create(&channel.outcome("delivered"))

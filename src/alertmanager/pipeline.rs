@@ -1,8 +1,9 @@
 //! The pipeline that turns sightings into the few notifications a person should get:
 //! receive → fingerprint → IgnoreAlerts → Occurrences → IssuedAlerts → grouping → outbox, plus
 //! the group flush and the SuccessDuration sweep. Each stage is its own module; this one holds
-//! their state, applies them in order, and commits every request or tick as one redb write
-//! transaction that also stages the notifications in the outbox.
+//! their state, applies them in order, and commits every request (or group of concurrent
+//! requests, see [`super::ingest`]) or tick as one redb write transaction that also stages the
+//! notifications in the outbox.
 //!
 //! Order: the routes an alert takes are looked up right after IgnoreAlerts (routes carry their
 //! own Occurrences and grouping), and IssuedAlerts decides per fingerprint before grouping, so
@@ -69,6 +70,8 @@ pub enum PipelineError {
     Rule(#[from] RuleError),
     #[error("not found: {0}")]
     NotFound(String),
+    #[error("ingest: {0}")]
+    Ingest(String),
 }
 
 /// What the pipeline last did with an alert (shown by `GET /api/v1/alerts`).
@@ -113,7 +116,7 @@ pub struct Incoming {
     pub ends_at_ms: Option<u64>,
 }
 
-/// Counts of one ingest call.
+/// Counts of one request's alerts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct IngestSummary {
     pub received: usize,
@@ -123,6 +126,26 @@ pub struct IngestSummary {
     pub suppressed: usize,
     pub unrouted: usize,
     pub resolved: usize,
+}
+
+impl IngestSummary {
+    fn add(&mut self, other: &IngestSummary) {
+        self.received += other.received;
+        self.ignored += other.ignored;
+        self.waiting += other.waiting;
+        self.due += other.due;
+        self.suppressed += other.suppressed;
+        self.unrouted += other.unrouted;
+        self.resolved += other.resolved;
+    }
+}
+
+/// One request's batch of sightings, as [`Pipeline::ingest_group`] takes it.
+#[derive(Debug)]
+pub struct IngestRequest<'a> {
+    pub alerts: Vec<Incoming>,
+    /// Logged with the alerts that become due, and carried by the groups they open.
+    pub request_id: Option<&'a str>,
 }
 
 /// Durations of the pipeline in milliseconds.
@@ -487,9 +510,24 @@ impl Pipeline {
         batch: Vec<Incoming>,
         request_id: Option<&str>,
     ) -> Result<IngestSummary, PipelineError> {
+        let mut summaries = self.ingest_group(vec![IngestRequest {
+            alerts: batch,
+            request_id,
+        }])?;
+        Ok(summaries.pop().unwrap_or_default())
+    }
+
+    /// Runs several requests' batches through the pipeline in order and commits them all in one
+    /// transaction (group commit): one summary per request, in the order given. The outcome is
+    /// that of ingesting them one after the other at the same instant; a failed commit fails
+    /// them all and changes nothing.
+    pub fn ingest_group(
+        &self,
+        requests: Vec<IngestRequest<'_>>,
+    ) -> Result<Vec<IngestSummary>, PipelineError> {
         let mut state = self.lock();
         let now = self.clock.now_ms();
-        let mut summary = IngestSummary::default();
+        let mut summaries = vec![IngestSummary::default(); requests.len()];
         // Work on copies of the touched records; memory is updated only after the commit.
         let mut alerts: FxHashMap<String, AlertRecord> = FxHashMap::default();
         let mut issued: FxHashMap<String, Option<IssuedAlert>> = FxHashMap::default();
@@ -505,202 +543,205 @@ impl Pipeline {
         // those of them whose alert content changed too.
         let mut material: FxHashSet<String> = FxHashSet::default();
         let mut content_changed: FxHashSet<String> = FxHashSet::default();
-        for Incoming {
-            mut alert,
-            ends_at_ms,
-        } in batch
-        {
-            summary.received += 1;
-            alert.complete_labels();
-            if alert.name.is_empty()
-                && let Some(name) = alert.labels.get("alertname")
+        for (request, summary) in requests.into_iter().zip(summaries.iter_mut()) {
+            let request_id = request.request_id;
+            for Incoming {
+                mut alert,
+                ends_at_ms,
+            } in request.alerts
             {
-                alert.name = name.clone();
-            }
-            let fingerprint = alert.computed_fingerprint();
-            alert.fingerprint.clone_from(&fingerprint);
-            // One copy shared by the alert record, the issued entry and the groups.
-            let alert = Arc::new(alert);
-            let first_in_batch =
-                !alerts.contains_key(&fingerprint) && !touches.contains_key(&fingerprint);
-            if first_in_batch
-                && let Some(quiet) = self.unchanged_sighting(&state, &alert, ends_at_ms, now)
-            {
-                match quiet {
-                    None => {
-                        summary.ignored += 1;
-                        tracing::debug!(fingerprint = %fingerprint, "alert ignored");
-                    }
-                    Some(_) => summary.suppressed += 1,
+                summary.received += 1;
+                alert.complete_labels();
+                if alert.name.is_empty()
+                    && let Some(name) = alert.labels.get("alertname")
+                {
+                    alert.name = name.clone();
                 }
-                touches.insert(
-                    fingerprint,
-                    Touch {
-                        alert,
-                        ends_at_ms,
-                        sighted: quiet,
-                    },
-                );
-                continue;
-            }
-            let issued_entry = issued
-                .entry(fingerprint.clone())
-                .or_insert_with(|| state.issued.get(&fingerprint).cloned());
-            let mut record = match alerts.remove(&fingerprint) {
-                Some(record) => record,
-                None => match state.alerts.get(&fingerprint) {
-                    Some(record) => {
-                        let mut record = record.clone();
-                        // An earlier sighting of this batch that changed nothing: it counts.
-                        if let Some(touch) = touches.remove(&fingerprint)
-                            && apply_touch(&mut record, issued_entry.as_mut(), touch, now)
-                        {
+                let fingerprint = alert.computed_fingerprint();
+                alert.fingerprint.clone_from(&fingerprint);
+                // One copy shared by the alert record, the issued entry and the groups.
+                let alert = Arc::new(alert);
+                let first_in_batch =
+                    !alerts.contains_key(&fingerprint) && !touches.contains_key(&fingerprint);
+                if first_in_batch
+                    && let Some(quiet) = self.unchanged_sighting(&state, &alert, ends_at_ms, now)
+                {
+                    match quiet {
+                        None => {
+                            summary.ignored += 1;
+                            tracing::debug!(fingerprint = %fingerprint, "alert ignored");
+                        }
+                        Some(_) => summary.suppressed += 1,
+                    }
+                    touches.insert(
+                        fingerprint,
+                        Touch {
+                            alert,
+                            ends_at_ms,
+                            sighted: quiet,
+                        },
+                    );
+                    continue;
+                }
+                let issued_entry = issued
+                    .entry(fingerprint.clone())
+                    .or_insert_with(|| state.issued.get(&fingerprint).cloned());
+                let mut record = match alerts.remove(&fingerprint) {
+                    Some(record) => record,
+                    None => match state.alerts.get(&fingerprint) {
+                        Some(record) => {
+                            let mut record = record.clone();
+                            // An earlier sighting of this batch that changed nothing: it counts.
+                            if let Some(touch) = touches.remove(&fingerprint)
+                                && apply_touch(&mut record, issued_entry.as_mut(), touch, now)
+                            {
+                                content_changed.insert(fingerprint.clone());
+                            }
+                            record
+                        }
+                        None => {
                             content_changed.insert(fingerprint.clone());
+                            AlertRecord {
+                                alert: Arc::clone(&alert),
+                                first_seen_ms: now,
+                                last_seen_ms: now,
+                                ends_at_ms: None,
+                                sightings: Sightings::default(),
+                                state: AlertState::Unrouted,
+                                receivers: Vec::new(),
+                            }
                         }
-                        record
-                    }
-                    None => {
-                        content_changed.insert(fingerprint.clone());
-                        AlertRecord {
-                            alert: Arc::clone(&alert),
-                            first_seen_ms: now,
-                            last_seen_ms: now,
-                            ends_at_ms: None,
-                            sightings: Sightings::default(),
-                            state: AlertState::Unrouted,
-                            receivers: Vec::new(),
-                        }
-                    }
-                },
-            };
-            let previous_state = record.state.clone();
-            if *record.alert != *alert {
-                record.alert = Arc::clone(&alert);
-                content_changed.insert(fingerprint.clone());
-            }
-            record.ends_at_ms = ends_at_ms;
-            let was_withheld = issued_entry
-                .as_ref()
-                .is_some_and(|i| i.success_withheld_since_ms.is_some());
-
-            if ends_at_ms.is_some_and(|end| end <= now) {
-                summary.resolved += 1;
-                record.state = AlertState::Resolved;
-                material.insert(fingerprint.clone());
-                alerts.insert(fingerprint, record);
-                continue;
-            }
-            record.last_seen_ms = now;
-            if let Some(existing) = issued_entry.as_mut() {
-                // Still firing (even if ignored or below Occurrences): not a recovery.
-                existing.last_seen_ms = now;
-                existing.success_withheld_since_ms = None;
-                if *existing.alert != *alert {
-                    existing.alert = Arc::clone(&alert);
+                    },
+                };
+                let previous_state = record.state.clone();
+                if *record.alert != *alert {
+                    record.alert = Arc::clone(&alert);
                     content_changed.insert(fingerprint.clone());
                 }
-            }
-            let ignored_by = state.ignores.matching(&alert.labels, now);
-            if !ignored_by.is_empty() {
-                summary.ignored += 1;
-                tracing::debug!(fingerprint = %fingerprint, rules = ?ignored_by, "alert ignored");
-                record.state = AlertState::Ignored { by: ignored_by };
-                if record.state != previous_state
-                    || was_withheld
-                    || !self.seen_recently_persisted(&state, &fingerprint, now)
-                {
+                record.ends_at_ms = ends_at_ms;
+                let was_withheld = issued_entry
+                    .as_ref()
+                    .is_some_and(|i| i.success_withheld_since_ms.is_some());
+
+                if ends_at_ms.is_some_and(|end| end <= now) {
+                    summary.resolved += 1;
+                    record.state = AlertState::Resolved;
                     material.insert(fingerprint.clone());
+                    alerts.insert(fingerprint, record);
+                    continue;
                 }
-                alerts.insert(fingerprint, record);
-                continue;
-            }
-            let routes = self.router.routes_for(&alert.labels);
-            if !routes
-                .iter()
-                .map(|r| &r.receiver)
-                .eq(record.receivers.iter())
-            {
-                record.receivers = routes.iter().map(|r| r.receiver.clone()).collect();
-            }
-            if routes.is_empty() {
-                summary.unrouted += 1;
-                tracing::warn!(fingerprint = %fingerprint, "no route takes the alert and there is no default_receiver");
-                record.state = AlertState::Unrouted;
-                material.insert(fingerprint.clone());
-                alerts.insert(fingerprint, record);
-                continue;
-            }
-            let rule = self.router.occurrences_for(&routes);
-            if let Sighting::Waiting { seen, needed } = record.sightings.sight(now, rule) {
-                summary.waiting += 1;
-                record.state = AlertState::Waiting { seen, needed };
-                material.insert(fingerprint.clone());
-                alerts.insert(fingerprint, record);
-                continue;
-            }
-            match decide(
-                issued_entry,
-                &fingerprint,
-                &alert,
-                now,
-                self.settings.reissue_ms,
-            ) {
-                IssueDecision::Suppressed { until_ms } => {
-                    summary.suppressed += 1;
-                    record.state = AlertState::Suppressed { until_ms };
+                record.last_seen_ms = now;
+                if let Some(existing) = issued_entry.as_mut() {
+                    // Still firing (even if ignored or below Occurrences): not a recovery.
+                    existing.last_seen_ms = now;
+                    existing.success_withheld_since_ms = None;
+                    if *existing.alert != *alert {
+                        existing.alert = Arc::clone(&alert);
+                        content_changed.insert(fingerprint.clone());
+                    }
+                }
+                let ignored_by = state.ignores.matching(&alert.labels, now);
+                if !ignored_by.is_empty() {
+                    summary.ignored += 1;
+                    tracing::debug!(fingerprint = %fingerprint, rules = ?ignored_by, "alert ignored");
+                    record.state = AlertState::Ignored { by: ignored_by };
                     if record.state != previous_state
                         || was_withheld
                         || !self.seen_recently_persisted(&state, &fingerprint, now)
                     {
                         material.insert(fingerprint.clone());
                     }
+                    alerts.insert(fingerprint, record);
+                    continue;
                 }
-                IssueDecision::Deliver {
-                    delivery,
-                    starts_at_ms,
-                } => {
-                    summary.due += 1;
+                let routes = self.router.routes_for(&alert.labels);
+                if !routes
+                    .iter()
+                    .map(|r| &r.receiver)
+                    .eq(record.receivers.iter())
+                {
+                    record.receivers = routes.iter().map(|r| r.receiver.clone()).collect();
+                }
+                if routes.is_empty() {
+                    summary.unrouted += 1;
+                    tracing::warn!(fingerprint = %fingerprint, "no route takes the alert and there is no default_receiver");
+                    record.state = AlertState::Unrouted;
                     material.insert(fingerprint.clone());
-                    tracing::info!(fingerprint = %fingerprint, delivery, request_id = request_id.unwrap_or(""), "alert due for delivery");
-                    record.state = AlertState::Due { delivery };
-                    for route in &routes {
-                        let (key, _) = super::grouping::group_key(route, &alert.labels);
-                        let pending = PendingAlert {
-                            alert: Arc::clone(&alert),
-                            delivery,
-                            starts_at_ms,
-                        };
-                        let group_seq = if let Some(group) = opened.get_mut(&key) {
-                            group.alerts.insert(fingerprint.clone(), pending);
-                            group.seq
-                        } else if let Some(group) = state.groups.get(&key) {
-                            joined.push((key.clone(), pending));
-                            group.seq
-                        } else {
-                            let mut group = Group::open(
-                                route,
-                                &alert.labels,
-                                now,
-                                request_id.map(str::to_owned),
-                                next_group_seq,
-                            );
-                            next_group_seq += 1;
-                            group.alerts.insert(fingerprint.clone(), pending);
-                            opened.insert(key.clone(), group);
-                            next_group_seq - 1
-                        };
-                        let refs = new_refs.entry(fingerprint.clone()).or_default();
-                        refs.retain(|r| r.group_key != key);
-                        refs.push(PendingRef {
-                            group_key: key,
-                            group_seq,
-                            delivery,
-                            starts_at_ms,
-                        });
+                    alerts.insert(fingerprint, record);
+                    continue;
+                }
+                let rule = self.router.occurrences_for(&routes);
+                if let Sighting::Waiting { seen, needed } = record.sightings.sight(now, rule) {
+                    summary.waiting += 1;
+                    record.state = AlertState::Waiting { seen, needed };
+                    material.insert(fingerprint.clone());
+                    alerts.insert(fingerprint, record);
+                    continue;
+                }
+                match decide(
+                    issued_entry,
+                    &fingerprint,
+                    &alert,
+                    now,
+                    self.settings.reissue_ms,
+                ) {
+                    IssueDecision::Suppressed { until_ms } => {
+                        summary.suppressed += 1;
+                        record.state = AlertState::Suppressed { until_ms };
+                        if record.state != previous_state
+                            || was_withheld
+                            || !self.seen_recently_persisted(&state, &fingerprint, now)
+                        {
+                            material.insert(fingerprint.clone());
+                        }
+                    }
+                    IssueDecision::Deliver {
+                        delivery,
+                        starts_at_ms,
+                    } => {
+                        summary.due += 1;
+                        material.insert(fingerprint.clone());
+                        tracing::info!(fingerprint = %fingerprint, delivery, request_id = request_id.unwrap_or(""), "alert due for delivery");
+                        record.state = AlertState::Due { delivery };
+                        for route in &routes {
+                            let (key, _) = super::grouping::group_key(route, &alert.labels);
+                            let pending = PendingAlert {
+                                alert: Arc::clone(&alert),
+                                delivery,
+                                starts_at_ms,
+                            };
+                            let group_seq = if let Some(group) = opened.get_mut(&key) {
+                                group.alerts.insert(fingerprint.clone(), pending);
+                                group.seq
+                            } else if let Some(group) = state.groups.get(&key) {
+                                joined.push((key.clone(), pending));
+                                group.seq
+                            } else {
+                                let mut group = Group::open(
+                                    route,
+                                    &alert.labels,
+                                    now,
+                                    request_id.map(str::to_owned),
+                                    next_group_seq,
+                                );
+                                next_group_seq += 1;
+                                group.alerts.insert(fingerprint.clone(), pending);
+                                opened.insert(key.clone(), group);
+                                next_group_seq - 1
+                            };
+                            let refs = new_refs.entry(fingerprint.clone()).or_default();
+                            refs.retain(|r| r.group_key != key);
+                            refs.push(PendingRef {
+                                group_key: key,
+                                group_seq,
+                                delivery,
+                                starts_at_ms,
+                            });
+                        }
                     }
                 }
+                alerts.insert(fingerprint, record);
             }
-            alerts.insert(fingerprint, record);
         }
 
         let mut batch = Batch::default();
@@ -783,6 +824,12 @@ impl Pipeline {
         self.metrics.issued.set(state.issued.len() as i64);
         self.metrics.groups_waiting.set(state.groups.len() as i64);
         drop(state);
+        let summary = summaries
+            .iter()
+            .fold(IngestSummary::default(), |mut total, s| {
+                total.add(s);
+                total
+            });
         self.metrics.received.inc_by(summary.received as u64);
         self.metrics.ignored.inc_by(summary.ignored as u64);
         self.metrics
@@ -799,7 +846,7 @@ impl Pipeline {
         if opened_group {
             self.group_opened.notify_one();
         }
-        Ok(summary)
+        Ok(summaries)
     }
 
     /// Recognises a sighting that would change nothing but "last seen" (and the alert's content

@@ -112,6 +112,7 @@ pub async fn serve(config: AlertManagerConfig) -> Result<(), ServeError> {
     ));
     let state = AppState {
         started_ms: clock.now_ms(),
+        ingest: super::ingest::IngestQueue::new(Arc::clone(&pipeline)),
         pipeline,
         registry: Arc::new(registry),
         config_text: Arc::new(redacted_config(&config)),
