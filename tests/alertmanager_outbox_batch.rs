@@ -13,14 +13,16 @@ use axum::routing::post;
 use monitor::alertmanager::alert::Alert;
 use monitor::alertmanager::clock::SystemClock;
 use monitor::alertmanager::notify::{ChannelKind, Notification, NotificationStatus, NotifiedAlert};
-use monitor::alertmanager::outbox::{MAX_DELIVERED_BATCH, Outbox};
-use monitor::config::alert::AlertManagerConfig;
+use monitor::alertmanager::outbox::Outbox;
+use monitor::config::alert::{AlertManagerConfig, OutboxConfig};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 const LIMIT: Duration = Duration::from_secs(20);
 /// Several batches' worth, not a multiple of the batch size.
-const BURST: usize = MAX_DELIVERED_BATCH * 4 + 7;
+fn burst() -> usize {
+    OutboxConfig::default().record_batch as usize * 4 + 7
+}
 
 type Received = Arc<Mutex<HashMap<String, usize>>>;
 
@@ -104,7 +106,7 @@ async fn a_burst_is_delivered_once_each_and_every_delivery_is_recorded() {
     let path = dir.path().join("state.redb");
     let received: Received = Arc::default();
     let url = webhook_sink(Arc::clone(&received)).await;
-    let ids: Vec<String> = (0..BURST).map(|i| format!("burst-{i}")).collect();
+    let ids: Vec<String> = (0..burst()).map(|i| format!("burst-{i}")).collect();
     {
         let (db, outbox) = open(&path, &url);
         let txn = db.begin_write().unwrap();
@@ -116,7 +118,7 @@ async fn a_burst_is_delivered_once_each_and_every_delivery_is_recorded() {
         let running = tokio::spawn(Arc::clone(&outbox).run(shutdown));
         outbox.wake();
         wait_until("every notification delivered", || {
-            received.lock().unwrap().len() == BURST
+            received.lock().unwrap().len() == burst()
         })
         .await;
         wait_until("nothing owed", || outbox.snapshot().owed() == 0).await;
@@ -142,7 +144,7 @@ async fn a_burst_is_delivered_once_each_and_every_delivery_is_recorded() {
     stop.send(true).unwrap();
     running.await.unwrap();
     let received = received.lock().unwrap();
-    assert_eq!(received.len(), BURST);
+    assert_eq!(received.len(), burst());
     let repeated: Vec<_> = received.iter().filter(|(_, n)| **n != 1).collect();
     assert!(repeated.is_empty(), "sent more than once: {repeated:?}");
     for id in &ids {

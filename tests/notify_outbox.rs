@@ -913,6 +913,7 @@ receivers:
     rate_limit: { count: 0, per: 1m }
 outbox:
   permanent_failure_attempts: 0
+  record_batch: 0
 "#;
     let error = AlertManagerConfig::from_yaml_str(yaml, "am.yaml")
         .unwrap_err()
@@ -923,6 +924,7 @@ outbox:
         "am.yaml:12: receivers[0].chat.text: template error at character 1: unknown filter `shout`",
         "am.yaml:13: receivers[0].rate_limit.count: must be at least 1",
         "am.yaml:15: outbox.permanent_failure_attempts: must be at least 1",
+        "am.yaml:16: outbox.record_batch: must be at least 1 (1 records every delivery before the next is sent)",
     ] {
         assert!(
             error.contains(expected),
@@ -947,6 +949,8 @@ fn the_readme_receiver_example_is_a_valid_config() {
     let config = AlertManagerConfig::from_yaml_str(yaml, "README.md").unwrap();
     assert_eq!(config.receivers[0].rate_limit.unwrap().count, 10);
     assert_eq!(config.outbox.permanent_failure_attempts, 3);
+    assert_eq!(config.outbox.record_batch, 32);
+    assert_eq!(config.outbox.record_within.get(), Duration::from_millis(50));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,12 +10,13 @@
 //! Delivery guarantee: at least once, deduplicated by id. Success is recorded (entry removed,
 //! `(id, channel)` written to the notification log) in one durable transaction shortly after
 //! the receiver acknowledged: a busy channel records its deliveries in batches (at most
-//! [`MAX_DELIVERED_BATCH`] of them or [`MAX_DELIVERED_AGE`] old, and always before its worker
-//! waits), so that a burst of a thousand notifications costs a few dozen commits instead of a
-//! thousand fsyncs, each holding the database's single write lock against the alert ingests.
-//! Until then the channel's worker skips those entries (they are delivered). A crash in that
-//! window sends the message again after restart, carrying the same id (`Idempotency-Key`
-//! header, mail `Message-ID`). A notification the log already shows as
+//! `outbox.record_batch` of them, default 32, or `outbox.record_within` old, default 50 ms, and
+//! always before its worker waits), so that a burst of a thousand notifications costs a few
+//! dozen commits instead of a thousand fsyncs, each holding the database's single write lock
+//! against the alert ingests. Until then the channel's worker skips those entries (they are
+//! delivered). A crash in that window sends the message again after restart, carrying the
+//! same id (`Idempotency-Key` header, mail `Message-ID`); `record_batch: 1` narrows the window
+//! to the one delivery being recorded, as before batching, at one fsync per notification. A notification the log already shows as
 //! delivered is never sent again, whether it is still queued or enqueued a second time.
 //!
 //! It must never forget an owed notification across a crash, never send one the notification
@@ -62,10 +63,6 @@ const MAX_IDLE: Duration = Duration::from_secs(1);
 const GAUGE_REFRESH: Duration = Duration::from_secs(1);
 /// How often an empty queue is looked at without a wake-up.
 const IDLE_POLL: Duration = Duration::from_secs(5);
-/// Most deliveries a channel acknowledges before it records them in one transaction.
-pub const MAX_DELIVERED_BATCH: usize = 32;
-/// Oldest an unrecorded delivery gets before the channel records its batch.
-pub const MAX_DELIVERED_AGE: Duration = Duration::from_millis(50);
 /// How often delivered ids older than `log_retention` are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
@@ -1017,8 +1014,8 @@ impl Outbox {
                         .entries
                         .push((seq, record.notification.id.clone(), now_ms));
                     let since = *delivered.since.get_or_insert_with(Instant::now);
-                    delivered.entries.len() >= MAX_DELIVERED_BATCH
-                        || since.elapsed() >= MAX_DELIVERED_AGE
+                    delivered.entries.len() >= self.config.record_batch as usize
+                        || since.elapsed() >= self.config.record_within.get()
                 };
                 if batch_full {
                     self.record_delivered(channel)?;

@@ -195,6 +195,12 @@ pub struct OutboxConfig {
     /// How long the notification log remembers a delivered id (a re-enqueued duplicate within
     /// this window is not sent again). At least `give_up_after`. Default 7d.
     pub log_retention: HumanDuration,
+    /// A busy channel records this many deliveries in one durable commit (and always before it
+    /// waits). A crash before the record re-sends them after restart with the same id; 1 records
+    /// each delivery before the next is sent (one fsync per notification). Default 32.
+    pub record_batch: u32,
+    /// Deliveries are recorded at the latest this long after the first of a batch. Default 50ms.
+    pub record_within: HumanDuration,
 }
 
 impl Default for OutboxConfig {
@@ -205,6 +211,8 @@ impl Default for OutboxConfig {
             give_up_after: HumanDuration::from_secs(86_400),
             permanent_failure_attempts: 3,
             log_retention: HumanDuration::from_secs(7 * 86_400),
+            record_batch: 32,
+            record_within: HumanDuration::from_millis(50),
         }
     }
 }
@@ -403,6 +411,12 @@ impl AlertManagerConfig {
             problems.push(
                 &root.key("outbox").key("permanent_failure_attempts"),
                 "must be at least 1",
+            );
+        }
+        if self.outbox.record_batch == 0 {
+            problems.push(
+                &root.key("outbox").key("record_batch"),
+                "must be at least 1 (1 records every delivery before the next is sent)",
             );
         }
         problems.require_at_least(
