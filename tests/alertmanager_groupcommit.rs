@@ -2,105 +2,23 @@
 //! the same time (which the alert manager commits together when they wait for the same
 //! transaction) are each answered with their own summary and request id, an invalid request
 //! among them gets its own 400 and ingests nothing, and every answered alert survives `kill -9`.
-//!
-//! Self-contained (its own small process fixture) so that it does not depend on the shared
-//! test support while that is being reworked.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod alertmanager_support;
+mod support;
 
+use alertmanager_support::AlertManager;
 use serde_json::{Value, json};
 
-const READY_LIMIT: Duration = Duration::from_secs(20);
-
-struct AlertManager {
-    child: Child,
-    config: PathBuf,
-    url: String,
-}
-
-impl AlertManager {
-    async fn start(dir: &Path) -> AlertManager {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = dir.join("am.yaml");
-        // Port 9 (discard) refuses: deliveries are retried later, which this test never waits
-        // for; group_wait of an hour keeps every alert in its group anyway.
-        std::fs::write(
-            &config,
-            format!(
-                r#"listen: "127.0.0.1:{port}"
-data_dir: "{}"
-log_level: warn
+/// Port 9 (discard) refuses: deliveries are retried later, which this test never waits for;
+/// group_wait of an hour keeps every alert in its group anyway.
+const CONFIG: &str = r#"log_level: warn
 reissue_duration: "1h"
 success_duration: "1h"
 group_wait: "1h"
 receivers:
-  - {{ name: hook, webhook: {{ url: "http://127.0.0.1:9/hook" }} }}
+  - { name: hook, webhook: { url: "http://127.0.0.1:9/hook" } }
 default_receiver: hook
-"#,
-                dir.join("data").display()
-            ),
-        )
-        .unwrap();
-        let mut am = AlertManager {
-            child: spawn(&config),
-            config,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        am.wait_ready().await;
-        am
-    }
-
-    async fn wait_ready(&mut self) {
-        let client = reqwest::Client::new();
-        let started = Instant::now();
-        loop {
-            if let Ok(response) = client.get(format!("{}/ready", self.url)).send().await
-                && response.status().is_success()
-            {
-                return;
-            }
-            assert!(
-                self.child.try_wait().unwrap().is_none(),
-                "monitor-alert-manager exited before it was ready"
-            );
-            assert!(
-                started.elapsed() < READY_LIMIT,
-                "monitor-alert-manager not ready"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    async fn kill9_and_restart(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        self.child = spawn(&self.config);
-        self.wait_ready().await;
-    }
-}
-
-impl Drop for AlertManager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_monitor-alert-manager"))
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
+"#;
 
 fn alert(name: &str, host: &str) -> Value {
     json!({ "name": name, "index": "cluster1", "host": host, "severity": "warning",
@@ -169,8 +87,8 @@ async fn metric(client: &reqwest::Client, url: &str, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_get_their_own_answers_and_an_invalid_one_fails_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut am = AlertManager::start(dir.path()).await;
+    let am = AlertManager::start(CONFIG);
+    let url = am.url();
     let client = reqwest::Client::new();
     const ROUNDS: usize = 3;
     const VALID: usize = 6;
@@ -179,7 +97,7 @@ async fn concurrent_requests_get_their_own_answers_and_an_invalid_one_fails_alon
         let mut tasks = Vec::new();
         for request in 0..=VALID {
             let client = client.clone();
-            let url = am.url.clone();
+            let url = url.clone();
             let id = format!("round{round}-request{request}");
             let body = if request == VALID {
                 // Valid alerts first: none of them may be ingested when a later one is bad.
@@ -233,18 +151,18 @@ async fn concurrent_requests_get_their_own_answers_and_an_invalid_one_fails_alon
     }
     expected.sort();
     expected.dedup();
-    assert_eq!(issued_names(&client, &am.url).await, expected);
+    assert_eq!(issued_names(&client, &url).await, expected);
     let requests = metric(
         &client,
-        &am.url,
+        &url,
         "monitor_am_ingest_group_committed_requests_total",
     )
     .await;
-    let commits = metric(&client, &am.url, "monitor_am_ingest_group_commits_total").await;
+    let commits = metric(&client, &url, "monitor_am_ingest_group_commits_total").await;
     assert_eq!(requests, (ROUNDS * VALID) as f64);
     assert!(commits >= 1.0 && commits <= requests, "{commits} commits");
 
     // Every answered request was durable before its answer.
-    am.kill9_and_restart().await;
-    assert_eq!(issued_names(&client, &am.url).await, expected);
+    am.restart();
+    assert_eq!(issued_names(&client, &url).await, expected);
 }
