@@ -54,7 +54,7 @@ test: deps lint
 conformance:
 	MONITOR_CORPUS="$(CORPUS)" $(CARGO) test --release --test conformance
 
-## bench: criterion benchmarks and the end-to-end write load test (figures go to BENCHMARKS.md)
+## bench: every benchmark: micro (criterion), write load, query, rules and alert manager (figures go to BENCHMARKS.md)
 bench: bench-micro bench-write bench-query bench-rules bench-alerts
 
 bench-micro:
