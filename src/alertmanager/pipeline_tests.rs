@@ -51,6 +51,28 @@ struct Harness {
     pipeline: Pipeline,
 }
 
+impl Harness {
+    /// The same store, clock and recorder after the pipeline is dropped and opened again (a
+    /// restart).
+    fn reopened(self) -> Harness {
+        let Harness {
+            _dir,
+            path,
+            clock,
+            sent,
+            pipeline,
+        } = self;
+        drop(pipeline);
+        Harness {
+            pipeline: open(&path, clock.clone(), sent.clone()),
+            _dir,
+            path,
+            clock,
+            sent,
+        }
+    }
+}
+
 fn open(path: &std::path::Path, clock: Arc<ManualClock>, sent: Arc<Recorder>) -> Pipeline {
     let config = AlertManagerConfig::from_yaml_str(CONFIG, "test.yaml").unwrap();
     let store = Store::open(path).unwrap();
@@ -280,21 +302,7 @@ fn a_restart_keeps_rules_issued_alerts_and_waiting_groups() {
         updated_at_ms: 0,
     };
     h.pipeline.put_ignore(rule, "matchers", "ends_at").unwrap();
-    let Harness {
-        _dir,
-        path,
-        clock,
-        sent,
-        pipeline,
-    } = h;
-    drop(pipeline);
-    let h = Harness {
-        pipeline: open(&path, clock.clone(), sent.clone()),
-        _dir,
-        path,
-        clock,
-        sent,
-    };
+    let h = h.reopened();
     assert_eq!(h.pipeline.ignores().len(), 1);
     h.at(1_000);
     assert_eq!(
@@ -372,21 +380,7 @@ fn a_group_joined_over_several_batches_and_a_restart_is_delivered_once_whole() {
     h.at(10);
     h.see(alert("Swap", "h21", "warning"));
     h.see(alert("Swap", "h21", "warning"));
-    let Harness {
-        _dir,
-        path,
-        clock,
-        sent,
-        pipeline,
-    } = h;
-    drop(pipeline);
-    let h = Harness {
-        pipeline: open(&path, clock.clone(), sent.clone()),
-        _dir,
-        path,
-        clock,
-        sent,
-    };
+    let h = h.reopened();
     assert_eq!(h.pipeline.groups().len(), 1);
     h.at(20);
     h.see(alert("Swap", "h22", "warning"));
@@ -402,21 +396,7 @@ fn a_group_joined_over_several_batches_and_a_restart_is_delivered_once_whole() {
     hosts.sort_unstable();
     assert_eq!(hosts, ["h20", "h21", "h22"]);
     // The flushed group's references are stale: a restart does not resurrect it.
-    let Harness {
-        _dir,
-        path,
-        clock,
-        sent,
-        pipeline,
-    } = h;
-    drop(pipeline);
-    let h = Harness {
-        pipeline: open(&path, clock.clone(), sent.clone()),
-        _dir,
-        path,
-        clock,
-        sent,
-    };
+    let h = h.reopened();
     assert!(h.pipeline.groups().is_empty());
     h.at(400);
     assert!(h.flush().is_empty(), "exactly once");

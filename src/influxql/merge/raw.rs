@@ -122,7 +122,7 @@ pub fn merge_chunks_to_json(
     let mut merge = RawMerge::new(replicas.len(), *window);
     let mut writer = StatementWriter::new(0, format, layout);
     let mut next = vec![0usize; replicas.len()];
-    let mut decoded: Vec<Vec<Chunk>> = vec![Vec::new(); replicas.len()];
+    let mut decoded: Vec<BTreeMap<usize, Chunk>> = vec![BTreeMap::new(); replicas.len()];
     loop {
         match merge.drain(&mut writer)? {
             Progress::Done => break,
@@ -133,17 +133,22 @@ pub fn merge_chunks_to_json(
                     // A document another replica has alike at the same position is decoded
                     // once, as the streaming readers do (`proxy::query::twins`); the answers
                     // are in memory already, their decoded chunks share their bytes.
-                    let twin = (0..replicas.len()).find(|&j| {
-                        j != i
-                            && decoded[j].len() > position
-                            && replicas[j].get(position) == Some(document)
+                    let twin = (0..replicas.len()).find_map(|j| {
+                        (j != i && replicas[j].get(position) == Some(document))
+                            .then(|| decoded[j].remove(&position))
+                            .flatten()
                     });
                     let mut chunk = match twin {
-                        Some(j) => decoded[j][position].clone(),
+                        Some(chunk) => chunk,
                         None => parse_chunk(document)?,
                     };
-                    if decoded[i].len() == position {
-                        decoded[i].push(chunk.clone());
+                    // Kept only for a replica that has the same document there and has not
+                    // come to it yet.
+                    let awaited = (0..replicas.len()).any(|j| {
+                        j != i && next[j] <= position && replicas[j].get(position) == Some(document)
+                    });
+                    if awaited {
+                        decoded[i].insert(position, chunk.clone());
                     }
                     for message in std::mem::take(&mut chunk.messages) {
                         writer.add_message(message);
