@@ -16,5 +16,6 @@ pub mod proxy;
 pub mod queue;
 pub mod replication;
 pub mod rules;
+pub mod runtime;
 pub mod shard;
 pub mod telemetry;

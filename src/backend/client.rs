@@ -14,6 +14,7 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 
 use super::chunks::Chunks;
+use super::query_http::{AnswerBody, QueryHttp, QueryHttpError};
 use crate::protocol::Precision;
 use crate::telemetry::error_chain;
 
@@ -77,7 +78,7 @@ pub enum QueryReply {
 /// A successful `/query` answer, read one newline-delimited JSON document at a time.
 #[derive(Debug)]
 pub struct QueryLines {
-    response: reqwest::Response,
+    body: ReplyBody,
     buffer: bytes::BytesMut,
     finished: bool,
     client: BackendClient,
@@ -93,13 +94,12 @@ impl QueryLines {
         if self.finished {
             return Ok(None);
         }
-        match self.response.chunk().await {
-            Ok(Some(chunk)) => Ok(Some(chunk)),
-            Ok(None) => {
+        match self.body.chunk(&self.client).await? {
+            Some(chunk) => Ok(Some(chunk)),
+            None => {
                 self.finished = true;
                 Ok(None)
             }
-            Err(error) => Err(self.client.unreachable(error)),
         }
     }
 
@@ -120,11 +120,40 @@ impl QueryLines {
                 }
                 return Ok(Some(self.buffer.split().freeze()));
             }
-            match self.response.chunk().await {
-                Ok(Some(chunk)) => self.buffer.extend_from_slice(&chunk),
-                Ok(None) => self.finished = true,
-                Err(error) => return Err(self.client.unreachable(error)),
+            match self.body.chunk(&self.client).await? {
+                Some(chunk) => self.buffer.extend_from_slice(&chunk),
+                None => self.finished = true,
             }
+        }
+    }
+}
+
+/// The body of a replica's `/query` answer, from whichever client sent the request.
+#[derive(Debug)]
+enum ReplyBody {
+    Pooled(reqwest::Response),
+    Direct(AnswerBody),
+}
+
+impl ReplyBody {
+    async fn chunk(
+        &mut self,
+        client: &BackendClient,
+    ) -> Result<Option<bytes::Bytes>, BackendError> {
+        match self {
+            ReplyBody::Pooled(response) => {
+                response.chunk().await.map_err(|e| client.unreachable(e))
+            }
+            ReplyBody::Direct(body) => body.chunk().await.map_err(|e| client.unreachable_direct(e)),
+        }
+    }
+
+    async fn all(self, client: &BackendClient) -> Result<bytes::Bytes, BackendError> {
+        match self {
+            ReplyBody::Pooled(response) => {
+                response.bytes().await.map_err(|e| client.unreachable(e))
+            }
+            ReplyBody::Direct(body) => body.all().await.map_err(|e| client.unreachable_direct(e)),
         }
     }
 }
@@ -249,6 +278,8 @@ impl BackendError {
 #[derive(Debug, Clone)]
 pub struct BackendClient {
     http: reqwest::Client,
+    /// The replica's `/query` over connections of its own (plain HTTP replicas).
+    query_http: Option<std::sync::Arc<QueryHttp>>,
     endpoint: Endpoint,
     write_url: String,
 }
@@ -264,6 +295,9 @@ impl BackendClient {
                 url: endpoint.url.clone(),
                 message: format!("cannot build an HTTP client: {e}"),
             })?;
+        let query_http =
+            QueryHttp::for_url(&endpoint.url, timeout, timeout.min(Duration::from_secs(5)))
+                .map(std::sync::Arc::new);
         let base = endpoint.url.trim_end_matches('/');
         let write_url = match endpoint.dialect {
             Dialect::V1 => format!("{base}/write"),
@@ -271,6 +305,7 @@ impl BackendClient {
         };
         Ok(BackendClient {
             http,
+            query_http,
             endpoint,
             write_url,
         })
@@ -365,13 +400,9 @@ impl BackendClient {
         request: &QueryRequest<'_>,
         request_id: &str,
     ) -> Result<QueryAnswer, BackendError> {
-        let response = self.send_query(request, request_id).await?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| self.unreachable(e))?;
-        Ok(QueryAnswer {
-            status: status.as_u16(),
-            body,
-        })
+        let (status, body) = self.send_query(request, request_id).await?;
+        let body = body.all(self).await?;
+        Ok(QueryAnswer { status, body })
     }
 
     /// Like [`Self::query`], but a 2xx answer is read line by line as it arrives (ask with
@@ -382,30 +413,25 @@ impl BackendClient {
         request: &QueryRequest<'_>,
         request_id: &str,
     ) -> Result<QueryReply, BackendError> {
-        let response = self.send_query(request, request_id).await?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.bytes().await.map_err(|e| self.unreachable(e))?;
-            return Ok(QueryReply::Answer(QueryAnswer {
-                status: status.as_u16(),
-                body,
-            }));
+        let (status, body) = self.send_query(request, request_id).await?;
+        if !(200..300).contains(&status) {
+            let body = body.all(self).await?;
+            return Ok(QueryReply::Answer(QueryAnswer { status, body }));
         }
         Ok(QueryReply::Lines(Box::new(QueryLines {
-            response,
+            body,
             buffer: bytes::BytesMut::new(),
             finished: false,
             client: self.clone(),
         })))
     }
 
+    /// POSTs the request to `/query`; a 5xx or 429 becomes the failure it stands for.
     async fn send_query(
         &self,
         request: &QueryRequest<'_>,
         request_id: &str,
-    ) -> Result<reqwest::Response, BackendError> {
-        let url = format!("{}/query", self.endpoint.url.trim_end_matches('/'));
-        let request_accept = request.accept;
+    ) -> Result<(u16, ReplyBody), BackendError> {
         let mut form: Vec<(&str, &str)> = vec![("q", request.statement)];
         if let Some(db) = request.database {
             form.push(("db", db));
@@ -425,30 +451,81 @@ impl BackendClient {
         }
         // POST with a form body: statements can be long, and POST is what InfluxDB requires
         // for statements that change data (DDL); it accepts it for SELECT/SHOW too.
-        let body = url::form_urlencoded::Serializer::new(String::new())
+        let form = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
-        let mut request = self
-            .http
-            .post(url)
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header("X-Request-Id", request_id)
-            .body(body);
-        if let Some(accept) = request_accept {
-            request = request.header(reqwest::header::ACCEPT, accept);
+        let (status, headers, body) = match &self.query_http {
+            Some(http) => {
+                self.send_query_direct(http, request, request_id, &form)
+                    .await?
+            }
+            None => {
+                let url = format!("{}/query", self.endpoint.url.trim_end_matches('/'));
+                let mut builder = self
+                    .http
+                    .post(url)
+                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header("X-Request-Id", request_id)
+                    .body(form);
+                if let Some(accept) = request.accept {
+                    builder = builder.header(reqwest::header::ACCEPT, accept);
+                }
+                let response = self
+                    .authorize(builder)
+                    .send()
+                    .await
+                    .map_err(|e| self.unreachable(e))?;
+                let status = response.status().as_u16();
+                let headers = response.headers().clone();
+                (status, headers, ReplyBody::Pooled(response))
+            }
+        };
+        if status >= 500 || status == StatusCode::TOO_MANY_REQUESTS.as_u16() {
+            let retry_after = parse_retry_after(&headers);
+            let text = body.all(self).await.unwrap_or_default();
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            return Err(self.classify_failure(
+                status,
+                retry_after,
+                &String::from_utf8_lossy(&text),
+            ));
         }
-        let response = self
-            .authorize(request)
-            .send()
+        Ok((status, body))
+    }
+
+    /// [`Self::send_query`] over the replica's own connections (`query_http`).
+    async fn send_query_direct(
+        &self,
+        http: &std::sync::Arc<QueryHttp>,
+        request: &QueryRequest<'_>,
+        request_id: &str,
+        form: &str,
+    ) -> Result<(u16, HeaderMap, ReplyBody), BackendError> {
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(3);
+        // A request id is ours (hex and dashes) or the client's; a header value must not break
+        // the request's framing whatever the client sent.
+        let request_id = if request_id.bytes().all(|b| b.is_ascii_graphic()) {
+            request_id
+        } else {
+            "-"
+        };
+        headers.push(("X-Request-Id", request_id));
+        if let Some(accept) = request.accept {
+            headers.push(("Accept", accept));
+        }
+        let authorization = self.authorization_value();
+        if let Some(value) = authorization.as_deref() {
+            headers.push(("Authorization", value));
+        }
+        let answer = http
+            .post_form(&headers, form)
             .await
-            .map_err(|e| self.unreachable(e))?;
-        let status = response.status();
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            let retry_after = parse_retry_after(response.headers());
-            let text = response.text().await.unwrap_or_default();
-            return Err(self.classify_failure(status, retry_after, &text));
-        }
-        Ok(response)
+            .map_err(|e| self.unreachable_direct(e))?;
+        Ok((
+            answer.status,
+            answer.headers,
+            ReplyBody::Direct(answer.body),
+        ))
     }
 
     /// `GET /ping`: whether the replica answers at all.
@@ -511,6 +588,30 @@ impl BackendClient {
             (Some(token), _) => request.header(AUTHORIZATION, format!("Token {token}")),
             (None, Some(user)) => request.basic_auth(user, self.endpoint.password.as_deref()),
             (None, None) => request,
+        }
+    }
+
+    /// The `Authorization` header value the replica's credentials call for.
+    fn authorization_value(&self) -> Option<String> {
+        use base64::Engine as _;
+        match (&self.endpoint.token, &self.endpoint.username) {
+            (Some(token), _) => Some(format!("Token {token}")),
+            (None, Some(user)) => {
+                let credentials =
+                    format!("{user}:{}", self.endpoint.password.as_deref().unwrap_or(""));
+                Some(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(credentials)
+                ))
+            }
+            (None, None) => None,
+        }
+    }
+
+    fn unreachable_direct(&self, error: QueryHttpError) -> BackendError {
+        BackendError::Unreachable {
+            url: self.endpoint.url.clone(),
+            message: error.to_string(),
         }
     }
 

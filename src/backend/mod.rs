@@ -9,6 +9,7 @@ pub mod backoff;
 pub mod breaker;
 pub mod chunks;
 pub mod client;
+pub mod query_http;
 
 pub use backoff::Backoff;
 pub use breaker::{BreakerState, CircuitBreaker};

@@ -30,19 +30,13 @@ fn main() -> ExitCode {
         }
     };
     monitor::telemetry::init_logging("monitor-alert-manager", &config.log_level, true);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
+    match monitor::runtime::run_server(monitor::alertmanager::server::serve(config)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("monitor-alert-manager: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
+            eprintln!("monitor-alert-manager: {error}");
+            ExitCode::FAILURE
         }
-    };
-    match runtime.block_on(monitor::alertmanager::server::serve(config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
+        Ok(Err(error)) => {
             tracing::error!(%error, config = %args.config.display(), "monitor-alert-manager stopped");
             eprintln!("monitor-alert-manager: {error}");
             ExitCode::FAILURE

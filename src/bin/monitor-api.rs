@@ -34,19 +34,17 @@ fn main() -> ExitCode {
         &config.log.level,
         config.log.format == LogFormat::Json,
     );
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
+    let config_path = args.config.clone();
+    let served = monitor::runtime::run_server(async move {
+        monitor::proxy::server::serve(config, &config_path).await
+    });
+    match served {
+        Ok(Ok(())) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("monitor-api: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
+            eprintln!("monitor-api: {error}");
+            ExitCode::FAILURE
         }
-    };
-    match runtime.block_on(monitor::proxy::server::serve(config, &args.config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
+        Ok(Err(error)) => {
             tracing::error!(%error, config = %args.config.display(), "monitor-api stopped");
             eprintln!("monitor-api: {error}");
             ExitCode::FAILURE

@@ -183,7 +183,7 @@ impl Executor<'_> {
         let started = Instant::now();
         let reply = replica.client.query_lines(&request, self.rid).await;
         self.observe(group, &replica.id, started, reply.is_ok());
-        let mut lines = match reply.ok()? {
+        let lines = match reply.ok()? {
             QueryReply::Answer(answer) => {
                 // InfluxDB's own refusal (a 4xx), as it gave it.
                 let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -197,48 +197,17 @@ impl Executor<'_> {
             QueryReply::Lines(lines) => lines,
         };
         let gzip = accepts_gzip(headers);
-        let (sender, receiver) =
-            tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
-        let replica_id = replica.id.clone();
-        tokio::spawn(async move {
-            let mut encoder = gzip
-                .then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
-            loop {
-                let chunk = match lines.next_chunk().await {
-                    Ok(Some(chunk)) => chunk,
-                    Ok(None) => break,
-                    Err(error) => {
-                        tracing::info!(replica = %replica_id, %error, "replica answer cut off while streaming it");
-                        let _ = sender
-                            .send(Err(std::io::Error::other(error.to_string())))
-                            .await;
-                        return;
-                    }
-                };
-                let out = match encoder.as_mut() {
-                    None => chunk,
-                    Some(encoder) => {
-                        if encoder
-                            .write_all(&chunk)
-                            .and_then(|()| encoder.flush())
-                            .is_err()
-                        {
-                            return;
-                        }
-                        bytes::Bytes::from(std::mem::take(encoder.get_mut()))
-                    }
-                };
-                if !out.is_empty() && sender.send(Ok(out)).await.is_err() {
-                    // The client left: dropping `lines` closes the replica connection.
-                    return;
-                }
-            }
-            if let Some(encoder) = encoder
-                && let Ok(rest) = encoder.finish()
-            {
-                let _ = sender.send(Ok(bytes::Bytes::from(rest))).await;
-            }
-        });
+        let body = PulledBody::new(
+            PassThrough {
+                lines,
+                encoder: gzip.then(|| {
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())
+                }),
+                replica_id: replica.id.clone(),
+                done: false,
+            },
+            |state| Box::pin(state.next()),
+        );
         let mut response_headers = common_headers(self.rid);
         response_headers.insert(
             header::CONTENT_TYPE,
@@ -247,14 +216,7 @@ impl Executor<'_> {
         if gzip {
             response_headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
-        Some(
-            (
-                StatusCode::OK,
-                response_headers,
-                Body::new(ChannelBody(receiver)),
-            )
-                .into_response(),
-        )
+        Some((StatusCode::OK, response_headers, Body::new(body)).into_response())
     }
 
     /// Turns what a fan-out collected into the statement's result.
@@ -638,6 +600,104 @@ pub(super) fn parse_whole_answer(body: &[u8]) -> Result<StatementResult, String>
         return Err(error);
     }
     Ok(response.results.into_iter().next().unwrap_or_default())
+}
+
+/// One replica's answer on its way to the client as it arrives, gzipped if the client asked.
+struct PassThrough {
+    lines: Box<crate::backend::client::QueryLines>,
+    encoder: Option<flate2::write::GzEncoder<Vec<u8>>>,
+    replica_id: String,
+    done: bool,
+}
+
+impl PassThrough {
+    async fn next(mut self) -> (Option<Result<bytes::Bytes, std::io::Error>>, Self) {
+        while !self.done {
+            match self.lines.next_chunk().await {
+                Ok(Some(chunk)) => {
+                    let Some(encoder) = self.encoder.as_mut() else {
+                        return (Some(Ok(chunk)), self);
+                    };
+                    if let Err(error) = encoder.write_all(&chunk).and_then(|()| encoder.flush()) {
+                        self.done = true;
+                        return (Some(Err(error)), self);
+                    }
+                    let out = std::mem::take(encoder.get_mut());
+                    if !out.is_empty() {
+                        return (Some(Ok(bytes::Bytes::from(out))), self);
+                    }
+                }
+                Ok(None) => {
+                    self.done = true;
+                    if let Some(encoder) = self.encoder.take() {
+                        return (
+                            encoder
+                                .finish()
+                                .map(bytes::Bytes::from)
+                                .map(Some)
+                                .transpose(),
+                            self,
+                        );
+                    }
+                }
+                Err(error) => {
+                    tracing::info!(replica = %self.replica_id, %error, "replica answer cut off while streaming it");
+                    self.done = true;
+                    return (Some(Err(std::io::Error::other(error.to_string()))), self);
+                }
+            }
+        }
+        (None, self)
+    }
+}
+
+type NextFrame<S> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (Option<Result<bytes::Bytes, std::io::Error>>, S)> + Send>,
+>;
+
+/// A response body whose frames are pulled from its state by the task sending the response
+/// (hyper's connection task): nothing sits between the replica's socket and the client's.
+pub(super) struct PulledBody<S> {
+    state: Option<S>,
+    next: fn(S) -> NextFrame<S>,
+    pending: Option<NextFrame<S>>,
+}
+
+impl<S> PulledBody<S> {
+    pub(super) fn new(state: S, next: fn(S) -> NextFrame<S>) -> Self {
+        PulledBody {
+            state: Some(state),
+            next,
+            pending: None,
+        }
+    }
+}
+
+impl<S: Unpin> http_body::Body for PulledBody<S> {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        if this.pending.is_none() {
+            let Some(state) = this.state.take() else {
+                return std::task::Poll::Ready(None);
+            };
+            this.pending = Some((this.next)(state));
+        }
+        let Some(pending) = this.pending.as_mut() else {
+            return std::task::Poll::Ready(None);
+        };
+        let (item, state) = std::task::ready!(pending.as_mut().poll(cx));
+        this.pending = None;
+        if item.is_some() {
+            this.state = Some(state);
+        }
+        std::task::Poll::Ready(item.map(|result| result.map(http_body::Frame::data)))
+    }
 }
 
 /// A response body fed by a channel (the task streaming a replica's answer).
