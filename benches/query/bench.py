@@ -11,7 +11,9 @@ with the same data: 1,000,000 `cpu` points (10 hosts x 100,000, 60 ms apart) and
 `tracelog` lines (2,000 traces of 10 lines). Two monitor-api processes in front:
   RF=1: group g1 `replicated: true` over n0 alone (one replica asked: the proxy's own cost);
   RF=2: group g1 = n0 + n1 (a raw SELECT asks both and merges the union; aggregates ask one).
-"direct" is n0 itself. With --baseline-bin, a third monitor-api (another build, e.g. the previous
+"direct" is n0 itself; "both replicas" sends the same query to n0 and n1 at once, without a
+proxy, and waits for both answers: what any union of the two replicas waits for at least on
+this machine, where both compute it on the same cores. With --baseline-bin, a third monitor-api (another build, e.g. the previous
 commit's) serves the RF=2 configuration too, as "RF=2 base", interleaved with the others: its
 ratio to "RF=2" compares two builds within one run. Every request uses a fresh TCP connection and `epoch=ms` (what Grafana
 sends), no compression. Targets are interleaved (direct, RF=1, RF=2, direct, ...) so background
@@ -81,11 +83,31 @@ def request(port, method, path, body=None, headers=None, timeout=300):
 
 
 def query(port, q, db="bench", extra=None):
+    """Time and row count of one query; `port` a tuple: the same query sent to every port at
+    once (both replicas computing it, as a union needs), timed until the last answer is read,
+    rows counted from the first."""
     params = {"db": db, "q": q, "epoch": "ms"}
     params.update(extra or {})
-    started = time.perf_counter()
-    status, data = request(port, "GET", "/query?" + urllib.parse.urlencode(params))
-    elapsed = time.perf_counter() - started
+    path = "/query?" + urllib.parse.urlencode(params)
+    if isinstance(port, tuple):
+        started = time.perf_counter()
+        conns = [http.client.HTTPConnection("127.0.0.1", p, timeout=300) for p in port]
+        try:
+            for conn in conns:
+                conn.request("GET", path)
+            answers = []
+            for conn in conns:
+                response = conn.getresponse()
+                answers.append((response.status, response.read()))
+        finally:
+            for conn in conns:
+                conn.close()
+        elapsed = time.perf_counter() - started
+        status, data = answers[0]
+    else:
+        started = time.perf_counter()
+        status, data = request(port, "GET", path)
+        elapsed = time.perf_counter() - started
     if status != 200:
         raise RuntimeError(f"{q!r} on :{port}: HTTP {status}: {data[:300]!r}")
     answer = json.loads(data)
@@ -232,6 +254,10 @@ def main():
                 if time.time() > deadline:
                     raise SystemExit(f"bench-query: {name} does not answer /ping")
                 time.sleep(0.1)
+        # Not a proxy: both replicas asked at once, no merge. What any union of two replicas
+        # sharing these cores waits for at least.
+        targets = {"direct": targets["direct"], "both replicas": tuple(influx_ports),
+                   **{k: v for k, v in targets.items() if k != "direct"}}
         load(influx_ports)
 
         t_start_ms = T0 // 1_000_000
@@ -287,13 +313,13 @@ def main():
             return values[min(len(values) - 1, int(len(values) * q / 100))] * 1000
 
         proxies = list(configs)
-        out = ["| query | runs | rows | " + " | ".join(f"{n} p50 / p90 (ms)" for n in ["direct"] + proxies)
+        out = ["| query | runs | rows | " + " | ".join(f"{n} p50 / p90 (ms)" for n in ["direct", "both replicas"] + proxies)
                + " | overhead " + " / ".join(proxies) + " (p50)"
                + (" | RF=2 / RF=2 base (p50) |" if args.baseline_bin else " |"),
-               "|---|---|---|" + "---|" * (len(proxies) + 2) + ("---|" if args.baseline_bin else "")]
+               "|---|---|---|" + "---|" * (len(proxies) + 3) + ("---|" if args.baseline_bin else "")]
         for title, runs, rows, timings in table:
             d50 = ms(timings["direct"], 50)
-            cells = [f"{ms(timings[n], 50):.1f} / {ms(timings[n], 90):.1f}" for n in ["direct"] + proxies]
+            cells = [f"{ms(timings[n], 50):.1f} / {ms(timings[n], 90):.1f}" for n in ["direct", "both replicas"] + proxies]
             over = " / ".join(f"{(ms(timings[n], 50) / d50 - 1) * 100:+.0f}%" for n in proxies)
             line = f"| {title} | {runs} | {rows:,} | {' | '.join(cells)} | {over} |"
             if args.baseline_bin:

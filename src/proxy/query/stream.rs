@@ -1,4 +1,4 @@
-//! Running a raw `SELECT` merge while the replicas answer: one reader per replica reads
+//! Running a raw `SELECT` merge while the replicas answer: one reader task per replica reads
 //! its chunked answer and parses each chunk (in parallel with the others and with the merge;
 //! a chunk a sibling replica sent byte for byte alike is parsed once, see `twins`),
 //! handing it over through a channel of [`FEED_DEPTH`] chunks; the merge
@@ -76,9 +76,6 @@ struct Feed {
 /// One raw statement's merge, from the first chunk to the last byte.
 pub(super) struct RawRun {
     feeds: Vec<Feed>,
-    /// The replicas' readers, driven by whichever task runs the merge (`None` once finished):
-    /// on a small answer, handing every piece between tasks cost more than reading it.
-    readers: Vec<Option<ReaderFuture>>,
     groups: Vec<String>,
     merge: RawMerge,
     writer: StatementWriter,
@@ -88,8 +85,6 @@ pub(super) struct RawRun {
     warned: Vec<String>,
     done: bool,
 }
-
-type ReaderFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// How far [`RawRun::advance`] got.
 #[derive(PartialEq, Eq)]
@@ -112,7 +107,6 @@ impl Executor<'_> {
         layout: Layout,
     ) -> RawRun {
         let mut feeds = Vec::new();
-        let mut readers = Vec::new();
         for group in groups {
             let replicas = self.union_replicas(group);
             let twins = (replicas.len() > 1).then(|| Arc::new(Twins::new(replicas.len())));
@@ -127,7 +121,7 @@ impl Executor<'_> {
                     statement,
                     twins: twins.clone(),
                 };
-                readers.push(Some(Box::pin(reader.run(replica, sender)) as ReaderFuture));
+                tokio::spawn(reader.run(replica, sender));
                 feeds.push(Feed {
                     group: group.clone(),
                     events,
@@ -141,7 +135,6 @@ impl Executor<'_> {
         RawRun {
             merge: RawMerge::new(feeds.len(), window).with_row_cap(self.max_rows),
             feeds,
-            readers,
             groups: groups.to_vec(),
             writer: StatementWriter::new(statement_id, format, layout),
             max_rows: self.max_rows,
@@ -346,18 +339,7 @@ impl RawRun {
                 self.done = true;
                 break;
             };
-            let readers = &mut self.readers;
-            let event = std::future::poll_fn(|cx| {
-                for slot in readers.iter_mut() {
-                    if let Some(reader) = slot
-                        && reader.as_mut().poll(cx).is_ready()
-                    {
-                        *slot = None;
-                    }
-                }
-                feed.events.poll_recv(cx)
-            })
-            .await;
+            let event = feed.events.recv().await;
             feed.started = true;
             match event {
                 Some(Event::Chunk(mut chunk)) => {
