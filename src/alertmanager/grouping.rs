@@ -126,32 +126,52 @@ impl Group {
 
     /// The firing notification this group becomes when it is due.
     pub fn into_notification(self, now_ms: u64) -> Notification {
+        self.notification_without(&[], now_ms)
+            .unwrap_or_else(|| Notification {
+                id: notification_id(&self.receiver, &self.key, NotificationStatus::Firing, &[]),
+                receiver: self.receiver,
+                group_key: self.key,
+                group_labels: self.labels,
+                status: NotificationStatus::Firing,
+                alerts: Vec::new(),
+                created_at_ms: now_ms,
+                request_id: self.request_id,
+            })
+    }
+
+    /// The firing notification of this group without the alerts of `skipped` fingerprints
+    /// (None when no alert is left). Borrows the group: its alerts are shared, not copied.
+    pub fn notification_without(&self, skipped: &[String], now_ms: u64) -> Option<Notification> {
         let alerts: Vec<NotifiedAlert> = self
             .alerts
-            .into_values()
-            .map(|pending| NotifiedAlert {
-                alert: Arc::unwrap_or_clone(pending.alert),
+            .iter()
+            .filter(|(fingerprint, _)| !skipped.contains(fingerprint))
+            .map(|(_, pending)| NotifiedAlert {
+                alert: Arc::clone(&pending.alert),
                 status: NotificationStatus::Firing,
                 starts_at_ms: pending.starts_at_ms,
                 ends_at_ms: None,
                 delivery: pending.delivery,
             })
             .collect();
-        Notification {
+        if alerts.is_empty() {
+            return None;
+        }
+        Some(Notification {
             id: notification_id(
                 &self.receiver,
                 &self.key,
                 NotificationStatus::Firing,
                 &alerts,
             ),
-            receiver: self.receiver,
-            group_key: self.key,
-            group_labels: self.labels,
+            receiver: self.receiver.clone(),
+            group_key: self.key.clone(),
+            group_labels: self.labels.clone(),
             status: NotificationStatus::Firing,
             alerts,
             created_at_ms: now_ms,
-            request_id: self.request_id,
-        }
+            request_id: self.request_id.clone(),
+        })
     }
 }
 
@@ -170,7 +190,7 @@ pub fn resolved_notifications(
                 .or_insert_with(|| (route.receiver.clone(), labels, Vec::new()))
                 .2
                 .push(NotifiedAlert {
-                    alert: alert.clone(),
+                    alert: Arc::new(alert.clone()),
                     status: NotificationStatus::Resolved,
                     starts_at_ms: *starts_at_ms,
                     ends_at_ms: Some(now_ms),

@@ -57,6 +57,16 @@ pub trait Dispatch: Send + Sync {
         txn: &redb::WriteTransaction,
         notification: &Notification,
     ) -> Result<(), String>;
+    /// Stages several notifications in one go (the outbox opens its tables once for all).
+    fn enqueue_all_in(
+        &self,
+        txn: &redb::WriteTransaction,
+        notifications: &[Notification],
+    ) -> Result<(), String> {
+        notifications
+            .iter()
+            .try_for_each(|notification| self.enqueue_in(txn, notification))
+    }
     fn wake(&self);
 }
 
@@ -938,7 +948,7 @@ impl Pipeline {
         let mut unissue: Vec<String> = Vec::new();
         for key in &due {
             batch.delete(Table::GroupHeaders, key);
-            let Some(mut group) = state.groups.get(key).cloned() else {
+            let Some(group) = state.groups.get(key) else {
                 continue;
             };
             // A rule added while the group waited still wins: its alerts are not delivered, and
@@ -949,17 +959,16 @@ impl Pipeline {
                 .filter(|(_, p)| !state.ignores.matching(&p.alert.labels, now).is_empty())
                 .map(|(fp, _)| fp.clone())
                 .collect();
-            for fingerprint in ignored {
-                if let Some(pending) = group.alerts.remove(&fingerprint)
-                    && pending.delivery == 1
+            for fingerprint in &ignored {
+                if group
+                    .alerts
+                    .get(fingerprint)
+                    .is_some_and(|pending| pending.delivery == 1)
                 {
-                    unissue.push(fingerprint);
+                    unissue.push(fingerprint.clone());
                 }
             }
-            if group.alerts.is_empty() {
-                continue;
-            }
-            notifications.push(group.into_notification(now));
+            notifications.extend(group.notification_without(&ignored, now));
         }
         // Taken off IssuedAlerts: rewritten without the issued entry and the flushed groups.
         for fingerprint in &unissue {
@@ -979,11 +988,9 @@ impl Pipeline {
         }
         let txn = self.store.begin()?;
         self.store.write(&txn, batch)?;
-        for notification in &notifications {
-            self.dispatch
-                .enqueue_in(&txn, notification)
-                .map_err(PipelineError::Outbox)?;
-        }
+        self.dispatch
+            .enqueue_all_in(&txn, &notifications)
+            .map_err(PipelineError::Outbox)?;
         if let Err(error) = txn.commit() {
             self.metrics.store_errors.inc();
             return Err(super::store::commit_error(error).into());
@@ -1131,11 +1138,9 @@ impl Pipeline {
         let notifications = resolved_notifications(&over, now);
         let txn = self.store.begin()?;
         self.store.write(&txn, batch)?;
-        for notification in &notifications {
-            self.dispatch
-                .enqueue_in(&txn, notification)
-                .map_err(PipelineError::Outbox)?;
-        }
+        self.dispatch
+            .enqueue_all_in(&txn, &notifications)
+            .map_err(PipelineError::Outbox)?;
         if let Err(error) = txn.commit() {
             self.metrics.store_errors.inc();
             return Err(super::store::commit_error(error).into());
