@@ -52,7 +52,7 @@ fn alert(host: &str, value: f64, status: NotificationStatus) -> NotifiedAlert {
     alert.complete_labels();
     alert.fingerprint = alert.computed_fingerprint();
     NotifiedAlert {
-        alert,
+        alert: std::sync::Arc::new(alert),
         status,
         starts_at_ms: STARTS_AT_MS,
         ends_at_ms: (status == NotificationStatus::Resolved).then_some(STARTS_AT_MS + 600_000),

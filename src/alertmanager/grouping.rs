@@ -52,15 +52,39 @@ pub fn group_key(
         .iter()
         .filter_map(|name| labels.get(name).map(|v| (name.clone(), v.clone())))
         .collect();
-    let rendered = group_labels
+    let key = render_key(
+        route,
+        group_labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    (key, group_labels)
+}
+
+/// The key of [`group_key`] alone, without copying the group labels (per due alert).
+pub fn group_key_only(route: &Route, labels: &BTreeMap<String, String>) -> String {
+    let mut pairs: Vec<(&str, &str)> = route
+        .group_by
         .iter()
-        .map(|(k, v)| format!("{k}={v:?}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    (
-        format!("{}/{}:{{{rendered}}}", route.index, route.receiver),
-        group_labels,
-    )
+        .filter_map(|name| labels.get(name).map(|v| (name.as_str(), v.as_str())))
+        .collect();
+    // The order and uniqueness of the map `group_key` renders from.
+    pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    pairs.dedup_by(|a, b| a.0 == b.0);
+    render_key(route, pairs.into_iter())
+}
+
+fn render_key<'a>(route: &Route, pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    use std::fmt::Write;
+    let mut key = String::with_capacity(64);
+    // Writing to a String cannot fail.
+    let _ = write!(key, "{}/{}:{{", route.index, route.receiver);
+    for (position, (name, value)) in pairs.enumerate() {
+        if position > 0 {
+            key.push(',');
+        }
+        let _ = write!(key, "{name}={value:?}");
+    }
+    key.push('}');
+    key
 }
 
 /// A stable idempotency key: the same receiver, group, status and alerts (with their delivery
@@ -257,6 +281,34 @@ mod tests {
         assert_ne!(k1, k3);
         assert_eq!(labels.len(), 2);
         assert_eq!(k1, "0/hook:{alertname=\"HighMem\",index=\"c1\"}");
+    }
+
+    #[test]
+    fn the_key_alone_is_the_key_of_group_key() {
+        let mut odd = route(2);
+        odd.group_by = vec![
+            "index".into(),
+            "missing".into(),
+            "alertname".into(),
+            "index".into(),
+        ];
+        let mut quoted = alert("h1");
+        quoted.labels.insert("index".into(), "c\"1\\".into());
+        for route in [
+            route(0),
+            odd,
+            Route {
+                group_by: vec![],
+                ..route(3)
+            },
+        ] {
+            for alert in [alert("h1"), quoted.clone()] {
+                assert_eq!(
+                    group_key_only(&route, &alert.labels),
+                    group_key(&route, &alert.labels).0
+                );
+            }
+        }
     }
 
     #[test]

@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
 
-use super::pipeline::{Incoming, IngestRequest, IngestSummary, Pipeline, PipelineError};
+use super::pipeline::{
+    Incoming, IngestRequest, IngestSummary, Pipeline, PipelineError, PreparedAlert,
+};
 
 /// Alerts per group commit by default: a few requests of 1,000 alerts (what monitor-api sends)
 /// share a commit, while the latency a request can add to the ones behind it stays bounded.
@@ -28,7 +30,7 @@ pub const DEFAULT_MAX_GROUP_ALERTS: usize = 4_096;
 pub type IngestAnswer = Result<IngestSummary, Arc<PipelineError>>;
 
 struct Waiting {
-    alerts: Vec<Incoming>,
+    alerts: Vec<PreparedAlert>,
     request_id: Option<String>,
     answer: oneshot::Sender<IngestAnswer>,
 }
@@ -124,12 +126,14 @@ impl IngestQueue {
     }
 
     /// Queues a batch; returns its answer channel and whether the caller must start a committer
-    /// (none was running).
+    /// (none was running). The alerts are prepared here, by the caller, before they queue: the
+    /// requests' handlers do that work in parallel, the committer only what needs the state.
     fn enqueue(
         &self,
         alerts: Vec<Incoming>,
         request_id: Option<String>,
     ) -> (oneshot::Receiver<IngestAnswer>, bool) {
+        let alerts = self.pipeline.prepare_all(alerts);
         let (answer, receiver) = oneshot::channel();
         let mut queue = self.lock_queue();
         queue.waiting.push_back(Waiting {

@@ -150,10 +150,24 @@ impl IngestSummary {
     }
 }
 
+/// A received alert with the work that needs no pipeline state already done
+/// ([`Pipeline::prepare`]): labels completed, name and fingerprint set, the routes that take
+/// it (routes are configuration, fixed for the process) and its group key on each. The group
+/// commit's handlers prepare their alerts in parallel, before they queue, so the single
+/// committer only applies state transitions and writes. Ignore rules are matched by the
+/// committer: they change at run time and must be the ones in force at commit.
+#[derive(Debug)]
+pub struct PreparedAlert {
+    alert: Arc<Alert>,
+    ends_at_ms: Option<u64>,
+    /// [`Route::index`] of each route that takes the alert, with the alert's group key there.
+    routes: Vec<(usize, String)>,
+}
+
 /// One request's batch of sightings, as [`Pipeline::ingest_group`] takes it.
 #[derive(Debug)]
 pub struct IngestRequest<'a> {
-    pub alerts: Vec<Incoming>,
+    pub alerts: Vec<PreparedAlert>,
     /// Logged with the alerts that become due, and carried by the groups they open.
     pub request_id: Option<&'a str>,
 }
@@ -514,6 +528,46 @@ impl Pipeline {
         &self.metrics
     }
 
+    /// Does the per-alert work that needs no pipeline state (no lock taken): see
+    /// [`PreparedAlert`].
+    pub fn prepare(&self, incoming: Incoming) -> PreparedAlert {
+        let Incoming {
+            mut alert,
+            ends_at_ms,
+        } = incoming;
+        alert.complete_labels();
+        if alert.name.is_empty()
+            && let Some(name) = alert.labels.get("alertname")
+        {
+            alert.name = name.clone();
+        }
+        alert.fingerprint = alert.computed_fingerprint();
+        let routes = self
+            .router
+            .routes_for(&alert.labels)
+            .into_iter()
+            .map(|route| {
+                (
+                    route.index,
+                    super::grouping::group_key_only(route, &alert.labels),
+                )
+            })
+            .collect();
+        PreparedAlert {
+            alert: Arc::new(alert),
+            ends_at_ms,
+            routes,
+        }
+    }
+
+    /// [`Pipeline::prepare`] for a batch.
+    pub fn prepare_all(&self, batch: Vec<Incoming>) -> Vec<PreparedAlert> {
+        batch
+            .into_iter()
+            .map(|incoming| self.prepare(incoming))
+            .collect()
+    }
+
     /// Runs a batch of sightings through the pipeline and commits the result.
     pub fn ingest(
         &self,
@@ -521,7 +575,7 @@ impl Pipeline {
         request_id: Option<&str>,
     ) -> Result<IngestSummary, PipelineError> {
         let mut summaries = self.ingest_group(vec![IngestRequest {
-            alerts: batch,
+            alerts: self.prepare_all(batch),
             request_id,
         }])?;
         Ok(summaries.pop().unwrap_or_default())
@@ -555,26 +609,25 @@ impl Pipeline {
         let mut content_changed: FxHashSet<String> = FxHashSet::default();
         for (request, summary) in requests.into_iter().zip(summaries.iter_mut()) {
             let request_id = request.request_id;
-            for Incoming {
-                mut alert,
+            for PreparedAlert {
+                alert,
                 ends_at_ms,
+                routes: prepared_routes,
             } in request.alerts
             {
                 summary.received += 1;
-                alert.complete_labels();
-                if alert.name.is_empty()
-                    && let Some(name) = alert.labels.get("alertname")
-                {
-                    alert.name = name.clone();
-                }
-                let fingerprint = alert.computed_fingerprint();
-                alert.fingerprint.clone_from(&fingerprint);
-                // One copy shared by the alert record, the issued entry and the groups.
-                let alert = Arc::new(alert);
+                let fingerprint = alert.fingerprint.clone();
+                // The router is fixed for the process: the routes found when the alert was
+                // prepared are the ones it would find now.
+                let (routes, group_keys): (Vec<&Route>, Vec<String>) = prepared_routes
+                    .into_iter()
+                    .filter_map(|(index, key)| Some((self.router.route_at(index)?, key)))
+                    .unzip();
                 let first_in_batch =
                     !alerts.contains_key(&fingerprint) && !touches.contains_key(&fingerprint);
                 if first_in_batch
-                    && let Some(quiet) = self.unchanged_sighting(&state, &alert, ends_at_ms, now)
+                    && let Some(quiet) =
+                        self.unchanged_sighting(&state, &alert, &routes, ends_at_ms, now)
                 {
                     match quiet {
                         None => {
@@ -664,7 +717,6 @@ impl Pipeline {
                     alerts.insert(fingerprint, record);
                     continue;
                 }
-                let routes = self.router.routes_for(&alert.labels);
                 if !routes
                     .iter()
                     .map(|r| &r.receiver)
@@ -713,8 +765,7 @@ impl Pipeline {
                         material.insert(fingerprint.clone());
                         tracing::info!(fingerprint = %fingerprint, delivery, request_id = request_id.unwrap_or(""), "alert due for delivery");
                         record.state = AlertState::Due { delivery };
-                        for route in &routes {
-                            let (key, _) = super::grouping::group_key(route, &alert.labels);
+                        for (route, key) in routes.iter().zip(group_keys) {
                             let pending = PendingAlert {
                                 alert: Arc::clone(&alert),
                                 delivery,
@@ -868,6 +919,7 @@ impl Pipeline {
         &self,
         state: &State,
         alert: &Alert,
+        routes: &[&Route],
         ends_at_ms: Option<u64>,
         now: u64,
     ) -> Option<Option<OccurrenceRule>> {
@@ -897,7 +949,6 @@ impl Pipeline {
                 {
                     return None;
                 }
-                let routes = self.router.routes_for(&alert.labels);
                 if routes.is_empty()
                     || !routes
                         .iter()
@@ -906,7 +957,7 @@ impl Pipeline {
                 {
                     return None;
                 }
-                let rule = self.router.occurrences_for(&routes);
+                let rule = self.router.occurrences_for(routes);
                 record
                     .sightings
                     .would_reach(now, rule)
