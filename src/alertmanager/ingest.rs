@@ -4,6 +4,11 @@
 //! own summary. Under concurrent load that turns N durable commits into one; a lone request is
 //! committed at once, as before.
 //!
+//! Each request prepares its own alerts before it queues ([`Pipeline::prepare`]: labels,
+//! fingerprint, routes), so that work runs in the requests' handlers in parallel and the one
+//! committer is left with what needs the pipeline's state (ignore rules, Occurrences,
+//! IssuedAlerts, grouping) and the write.
+//!
 //! Leader/follower: the request that finds no committer running starts one on the blocking pool;
 //! the committer keeps taking groups until the queue is empty, so requests arriving while a
 //! group commits form the next group. No thread runs while nothing is waiting.

@@ -152,7 +152,9 @@ impl IngestSummary {
 
 /// A received alert with the work that needs no pipeline state already done
 /// ([`Pipeline::prepare`]): labels completed, name and fingerprint set, the routes that take
-/// it (routes are configuration, fixed for the process) and its group key on each. The group
+/// it (routes are configuration, fixed for the process). Group keys are not computed here:
+/// only the alerts that turn out due need one, and a firing fleet re-sending its alerts would
+/// pay for them on every sighting. The group
 /// commit's handlers prepare their alerts in parallel, before they queue, so the single
 /// committer only applies state transitions and writes. Ignore rules are matched by the
 /// committer: they change at run time and must be the ones in force at commit.
@@ -160,8 +162,8 @@ impl IngestSummary {
 pub struct PreparedAlert {
     alert: Arc<Alert>,
     ends_at_ms: Option<u64>,
-    /// [`Route::index`] of each route that takes the alert, with the alert's group key there.
-    routes: Vec<(usize, String)>,
+    /// [`Route::index`] of each route that takes the alert.
+    routes: Vec<usize>,
 }
 
 /// One request's batch of sightings, as [`Pipeline::ingest_group`] takes it.
@@ -546,12 +548,7 @@ impl Pipeline {
             .router
             .routes_for(&alert.labels)
             .into_iter()
-            .map(|route| {
-                (
-                    route.index,
-                    super::grouping::group_key_only(route, &alert.labels),
-                )
-            })
+            .map(|route| route.index)
             .collect();
         PreparedAlert {
             alert: Arc::new(alert),
@@ -619,10 +616,10 @@ impl Pipeline {
                 let fingerprint = alert.fingerprint.clone();
                 // The router is fixed for the process: the routes found when the alert was
                 // prepared are the ones it would find now.
-                let (routes, group_keys): (Vec<&Route>, Vec<String>) = prepared_routes
+                let routes: Vec<&Route> = prepared_routes
                     .into_iter()
-                    .filter_map(|(index, key)| Some((self.router.route_at(index)?, key)))
-                    .unzip();
+                    .filter_map(|index| self.router.route_at(index))
+                    .collect();
                 let first_in_batch =
                     !alerts.contains_key(&fingerprint) && !touches.contains_key(&fingerprint);
                 if first_in_batch
@@ -765,7 +762,8 @@ impl Pipeline {
                         material.insert(fingerprint.clone());
                         tracing::info!(fingerprint = %fingerprint, delivery, request_id = request_id.unwrap_or(""), "alert due for delivery");
                         record.state = AlertState::Due { delivery };
-                        for (route, key) in routes.iter().zip(group_keys) {
+                        for route in &routes {
+                            let key = super::grouping::group_key_only(route, &alert.labels);
                             let pending = PendingAlert {
                                 alert: Arc::clone(&alert),
                                 delivery,
