@@ -70,7 +70,7 @@ fn notification(id: &str) -> Notification {
         group_labels: [("alertname".to_owned(), "Burst".to_owned())].into(),
         status: NotificationStatus::Firing,
         alerts: vec![NotifiedAlert {
-            alert,
+            alert: std::sync::Arc::new(alert),
             status: NotificationStatus::Firing,
             starts_at_ms: 1_795_262_400_000,
             ends_at_ms: None,

@@ -52,7 +52,7 @@ fn alert(host: &str, value: f64, status: NotificationStatus) -> NotifiedAlert {
     alert.complete_labels();
     alert.fingerprint = alert.computed_fingerprint();
     NotifiedAlert {
-        alert,
+        alert: std::sync::Arc::new(alert),
         status,
         starts_at_ms: STARTS_AT_MS,
         ends_at_ms: (status == NotificationStatus::Resolved).then_some(STARTS_AT_MS + 600_000),
@@ -1038,6 +1038,48 @@ async fn an_entry_that_no_longer_decodes_is_set_aside_not_blocking_its_queue() {
     assert_eq!(
         notifications_total(&metrics, "hook", "webhook", "undecodable"),
         Some(1.0),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_entry_left_by_an_earlier_build_is_still_delivered() {
+    let hook = Hook::start().await;
+    let (_dir, path) = fresh_db();
+    let yaml = webhook_config(&hook, "hook", FAST_RETRIES);
+    {
+        let (db, _outbox, _registry) = open(&path, &yaml);
+        // Builds before the binary records wrote owed entries as JSON (white box: the table).
+        let owed: redb::TableDefinition<(&str, &str, u64), &[u8]> =
+            redb::TableDefinition::new("outbox_owed");
+        let record = serde_json::json!({
+            "notification": firing("from-json", "hook"),
+            "enqueued_at_ms": 1,
+            "attempts": 0,
+            "permanent_failures": 0,
+            "next_attempt_ms": 0,
+            "last_error": null,
+        });
+        let txn = db.begin_write().unwrap();
+        txn.open_table(owed)
+            .unwrap()
+            .insert(
+                ("hook", "webhook", 0),
+                serde_json::to_vec(&record).unwrap().as_slice(),
+            )
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let running = Running::start(&path, &yaml);
+    running.enqueue(&firing("binary", "hook"));
+    let got = hook.wait_for("/hook", 2).await;
+    assert_eq!(got[0].idempotency_key.as_deref(), Some("from-json"));
+    assert_eq!(got[1].idempotency_key.as_deref(), Some("binary"));
+    running.drained("drained").await;
+    let metrics = running.stop().await;
+    assert_eq!(
+        notifications_total(&metrics, "hook", "webhook", "undecodable"),
+        None,
         "{metrics}"
     );
 }

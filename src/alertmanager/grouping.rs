@@ -52,15 +52,39 @@ pub fn group_key(
         .iter()
         .filter_map(|name| labels.get(name).map(|v| (name.clone(), v.clone())))
         .collect();
-    let rendered = group_labels
+    let key = render_key(
+        route,
+        group_labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    (key, group_labels)
+}
+
+/// The key of [`group_key`] alone, without copying the group labels (per due alert).
+pub fn group_key_only(route: &Route, labels: &BTreeMap<String, String>) -> String {
+    let mut pairs: Vec<(&str, &str)> = route
+        .group_by
         .iter()
-        .map(|(k, v)| format!("{k}={v:?}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    (
-        format!("{}/{}:{{{rendered}}}", route.index, route.receiver),
-        group_labels,
-    )
+        .filter_map(|name| labels.get(name).map(|v| (name.as_str(), v.as_str())))
+        .collect();
+    // The order and uniqueness of the map `group_key` renders from.
+    pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    pairs.dedup_by(|a, b| a.0 == b.0);
+    render_key(route, pairs.into_iter())
+}
+
+fn render_key<'a>(route: &Route, pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    use std::fmt::Write;
+    let mut key = String::with_capacity(64);
+    // Writing to a String cannot fail.
+    let _ = write!(key, "{}/{}:{{", route.index, route.receiver);
+    for (position, (name, value)) in pairs.enumerate() {
+        if position > 0 {
+            key.push(',');
+        }
+        let _ = write!(key, "{name}={value:?}");
+    }
+    key.push('}');
+    key
 }
 
 /// A stable idempotency key: the same receiver, group, status and alerts (with their delivery
@@ -126,32 +150,52 @@ impl Group {
 
     /// The firing notification this group becomes when it is due.
     pub fn into_notification(self, now_ms: u64) -> Notification {
+        self.notification_without(&[], now_ms)
+            .unwrap_or_else(|| Notification {
+                id: notification_id(&self.receiver, &self.key, NotificationStatus::Firing, &[]),
+                receiver: self.receiver,
+                group_key: self.key,
+                group_labels: self.labels,
+                status: NotificationStatus::Firing,
+                alerts: Vec::new(),
+                created_at_ms: now_ms,
+                request_id: self.request_id,
+            })
+    }
+
+    /// The firing notification of this group without the alerts of `skipped` fingerprints
+    /// (None when no alert is left). Borrows the group: its alerts are shared, not copied.
+    pub fn notification_without(&self, skipped: &[String], now_ms: u64) -> Option<Notification> {
         let alerts: Vec<NotifiedAlert> = self
             .alerts
-            .into_values()
-            .map(|pending| NotifiedAlert {
-                alert: Arc::unwrap_or_clone(pending.alert),
+            .iter()
+            .filter(|(fingerprint, _)| !skipped.contains(fingerprint))
+            .map(|(_, pending)| NotifiedAlert {
+                alert: Arc::clone(&pending.alert),
                 status: NotificationStatus::Firing,
                 starts_at_ms: pending.starts_at_ms,
                 ends_at_ms: None,
                 delivery: pending.delivery,
             })
             .collect();
-        Notification {
+        if alerts.is_empty() {
+            return None;
+        }
+        Some(Notification {
             id: notification_id(
                 &self.receiver,
                 &self.key,
                 NotificationStatus::Firing,
                 &alerts,
             ),
-            receiver: self.receiver,
-            group_key: self.key,
-            group_labels: self.labels,
+            receiver: self.receiver.clone(),
+            group_key: self.key.clone(),
+            group_labels: self.labels.clone(),
             status: NotificationStatus::Firing,
             alerts,
             created_at_ms: now_ms,
-            request_id: self.request_id,
-        }
+            request_id: self.request_id.clone(),
+        })
     }
 }
 
@@ -170,7 +214,7 @@ pub fn resolved_notifications(
                 .or_insert_with(|| (route.receiver.clone(), labels, Vec::new()))
                 .2
                 .push(NotifiedAlert {
-                    alert: alert.clone(),
+                    alert: Arc::new(alert.clone()),
                     status: NotificationStatus::Resolved,
                     starts_at_ms: *starts_at_ms,
                     ends_at_ms: Some(now_ms),
@@ -237,6 +281,34 @@ mod tests {
         assert_ne!(k1, k3);
         assert_eq!(labels.len(), 2);
         assert_eq!(k1, "0/hook:{alertname=\"HighMem\",index=\"c1\"}");
+    }
+
+    #[test]
+    fn the_key_alone_is_the_key_of_group_key() {
+        let mut odd = route(2);
+        odd.group_by = vec![
+            "index".into(),
+            "missing".into(),
+            "alertname".into(),
+            "index".into(),
+        ];
+        let mut quoted = alert("h1");
+        quoted.labels.insert("index".into(), "c\"1\\".into());
+        for route in [
+            route(0),
+            odd,
+            Route {
+                group_by: vec![],
+                ..route(3)
+            },
+        ] {
+            for alert in [alert("h1"), quoted.clone()] {
+                assert_eq!(
+                    group_key_only(&route, &alert.labels),
+                    group_key(&route, &alert.labels).0
+                );
+            }
+        }
     }
 
     #[test]

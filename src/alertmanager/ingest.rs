@@ -4,6 +4,11 @@
 //! own summary. Under concurrent load that turns N durable commits into one; a lone request is
 //! committed at once, as before.
 //!
+//! Each request prepares its own alerts before it queues ([`Pipeline::prepare`]: labels,
+//! fingerprint, routes), so that work runs in the requests' handlers in parallel and the one
+//! committer is left with what needs the pipeline's state (ignore rules, Occurrences,
+//! IssuedAlerts, grouping) and the write.
+//!
 //! Leader/follower: the request that finds no committer running starts one on the blocking pool;
 //! the committer keeps taking groups until the queue is empty, so requests arriving while a
 //! group commits form the next group. No thread runs while nothing is waiting.
@@ -18,7 +23,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
 
-use super::pipeline::{Incoming, IngestRequest, IngestSummary, Pipeline, PipelineError};
+use super::pipeline::{
+    Incoming, IngestRequest, IngestSummary, Pipeline, PipelineError, PreparedAlert,
+};
 
 /// Alerts per group commit by default: a few requests of 1,000 alerts (what monitor-api sends)
 /// share a commit, while the latency a request can add to the ones behind it stays bounded.
@@ -28,7 +35,7 @@ pub const DEFAULT_MAX_GROUP_ALERTS: usize = 4_096;
 pub type IngestAnswer = Result<IngestSummary, Arc<PipelineError>>;
 
 struct Waiting {
-    alerts: Vec<Incoming>,
+    alerts: Vec<PreparedAlert>,
     request_id: Option<String>,
     answer: oneshot::Sender<IngestAnswer>,
 }
@@ -124,12 +131,14 @@ impl IngestQueue {
     }
 
     /// Queues a batch; returns its answer channel and whether the caller must start a committer
-    /// (none was running).
+    /// (none was running). The alerts are prepared here, by the caller, before they queue: the
+    /// requests' handlers do that work in parallel, the committer only what needs the state.
     fn enqueue(
         &self,
         alerts: Vec<Incoming>,
         request_id: Option<String>,
     ) -> (oneshot::Receiver<IngestAnswer>, bool) {
+        let alerts = self.pipeline.prepare_all(alerts);
         let (answer, receiver) = oneshot::channel();
         let mut queue = self.lock_queue();
         queue.waiting.push_back(Waiting {

@@ -39,10 +39,13 @@ use tokio::sync::{Notify, watch};
 
 use super::clock::Clock;
 use super::notify::{ChannelKind, DeliveryError, Notification, Notifier, build_notifiers};
+use super::records::{self, DecodeError, OwedFields};
 use crate::config::alert::{AlertManagerConfig, OutboxConfig, RateLimitConfig};
 
-/// Owed notifications: (receiver, channel, sequence) -> JSON [`OwedRecord`]. The sequence is
-/// global and monotonic, so a range over one (receiver, channel) is that queue in order.
+/// Owed notifications: (receiver, channel, sequence) -> [`OwedRecord`], binary
+/// ([`records::encode_owed`], first byte [`records::OWED_BINARY_V1`]) or, as builds before it
+/// wrote them, JSON (first byte `{`); both are read. The sequence is global and monotonic, so a
+/// range over one (receiver, channel) is that queue in order.
 const OWED: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("outbox_owed");
 /// (notification id, channel) -> sequence of the owed entry: makes enqueue idempotent.
 const OWED_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("outbox_owed_ids");
@@ -74,6 +77,8 @@ pub enum OutboxError {
     Store(Box<redb::Error>),
     #[error("outbox record does not decode: {0}")]
     Decode(#[from] serde_json::Error),
+    #[error("outbox record does not decode: {0}")]
+    Record(#[from] DecodeError),
     #[error("notification {id:?} names unknown receiver {receiver:?}")]
     UnknownReceiver { id: String, receiver: String },
     #[error("receiver {receiver:?}: {message}")]
@@ -110,6 +115,49 @@ struct OwedRecord {
     permanent_failures: u32,
     next_attempt_ms: u64,
     last_error: Option<String>,
+}
+
+impl OwedRecord {
+    /// A notification owed from now, not yet attempted.
+    fn fresh_fields(now_ms: u64) -> OwedFields {
+        OwedFields {
+            enqueued_at_ms: now_ms,
+            attempts: 0,
+            permanent_failures: 0,
+            next_attempt_ms: now_ms,
+            last_error: None,
+        }
+    }
+
+    /// The binary encoding (what this build writes).
+    fn encode(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(256 + 320 * self.notification.alerts.len());
+        let fields = OwedFields {
+            enqueued_at_ms: self.enqueued_at_ms,
+            attempts: self.attempts,
+            permanent_failures: self.permanent_failures,
+            next_attempt_ms: self.next_attempt_ms,
+            last_error: self.last_error.clone(),
+        };
+        records::encode_owed(&mut bytes, &self.notification, &fields);
+        bytes
+    }
+
+    /// Reads either encoding: JSON (written by earlier builds, starts with `{`) or binary.
+    fn decode(bytes: &[u8]) -> Result<Self, OutboxError> {
+        if bytes.first() == Some(&b'{') {
+            return Ok(serde_json::from_slice(bytes)?);
+        }
+        let (notification, fields) = records::decode_owed(bytes)?;
+        Ok(OwedRecord {
+            notification,
+            enqueued_at_ms: fields.enqueued_at_ms,
+            attempts: fields.attempts,
+            permanent_failures: fields.permanent_failures,
+            next_attempt_ms: fields.next_attempt_ms,
+            last_error: fields.last_error,
+        })
+    }
 }
 
 /// A notification given up on, kept for inspection.
@@ -402,59 +450,72 @@ impl Outbox {
     /// pipeline's state change): one queue entry per channel of its receiver. The caller calls
     /// [`Outbox::wake`] after commit. Idempotent: an id already owed, or already delivered
     /// according to the notification log, is not staged again (counted as `duplicate` even if
-    /// the caller then aborts). Cheap: a few B-tree lookups and one JSON encoding per channel.
+    /// the caller then aborts). Cheap: a few B-tree lookups and one binary encoding per channel.
     pub fn enqueue_in(
         &self,
         txn: &redb::WriteTransaction,
         notification: &Notification,
     ) -> Result<(), OutboxError> {
-        let channels: Vec<&Channel> = self
-            .channels
-            .iter()
-            .filter(|c| c.receiver == notification.receiver)
-            .collect();
-        if channels.is_empty() {
-            return Err(OutboxError::UnknownReceiver {
-                id: notification.id.clone(),
-                receiver: notification.receiver.clone(),
-            });
+        self.enqueue_all_in(txn, std::slice::from_ref(notification))
+    }
+
+    /// [`Outbox::enqueue_in`] for several notifications, opening the tables once (a flush of a
+    /// thousand due groups stages a thousand notifications in one transaction).
+    pub fn enqueue_all_in(
+        &self,
+        txn: &redb::WriteTransaction,
+        notifications: &[Notification],
+    ) -> Result<(), OutboxError> {
+        if notifications.is_empty() {
+            return Ok(());
         }
         let now_ms = self.clock.now_ms();
         let mut owed = txn.open_table(OWED)?;
         let mut owed_ids = txn.open_table(OWED_IDS)?;
         let log = txn.open_table(LOG)?;
         let mut meta = txn.open_table(META)?;
-        let mut seq = meta.get(NEXT_SEQ)?.map_or(1, |v| v.value());
-        for channel in channels {
-            let kind = channel.kind.as_str();
-            let key = (notification.id.as_str(), kind);
-            if log.get(key)?.is_some() {
-                self.metrics
-                    .notifications
-                    .get_or_create(&channel.outcome("duplicate"))
-                    .inc();
-                continue;
+        let first_seq = meta.get(NEXT_SEQ)?.map_or(1, |v| v.value());
+        let mut seq = first_seq;
+        let fields = OwedRecord::fresh_fields(now_ms);
+        let mut bytes = Vec::new();
+        for notification in notifications {
+            let mut channels = self
+                .channels
+                .iter()
+                .filter(|c| c.receiver == notification.receiver)
+                .peekable();
+            if channels.peek().is_none() {
+                return Err(OutboxError::UnknownReceiver {
+                    id: notification.id.clone(),
+                    receiver: notification.receiver.clone(),
+                });
             }
-            if owed_ids.get(key)?.is_some() {
-                continue;
+            for channel in channels {
+                let kind = channel.kind.as_str();
+                let key = (notification.id.as_str(), kind);
+                if log.get(key)?.is_some() {
+                    self.metrics
+                        .notifications
+                        .get_or_create(&channel.outcome("duplicate"))
+                        .inc();
+                    continue;
+                }
+                if owed_ids.get(key)?.is_some() {
+                    continue;
+                }
+                bytes.clear();
+                records::encode_owed(&mut bytes, notification, &fields);
+                owed.insert(
+                    (notification.receiver.as_str(), kind, seq),
+                    bytes.as_slice(),
+                )?;
+                owed_ids.insert(key, seq)?;
+                seq += 1;
             }
-            let record = OwedRecord {
-                notification: notification.clone(),
-                enqueued_at_ms: now_ms,
-                attempts: 0,
-                permanent_failures: 0,
-                next_attempt_ms: now_ms,
-                last_error: None,
-            };
-            let bytes = serde_json::to_vec(&record)?;
-            owed.insert(
-                (notification.receiver.as_str(), kind, seq),
-                bytes.as_slice(),
-            )?;
-            owed_ids.insert(key, seq)?;
-            seq += 1;
         }
-        meta.insert(NEXT_SEQ, seq)?;
+        if seq != first_seq {
+            meta.insert(NEXT_SEQ, seq)?;
+        }
         Ok(())
     }
 
@@ -570,7 +631,7 @@ impl Outbox {
                 .insert((record.notification.id.as_str(), kind.as_str()), new_seq)?;
             txn.open_table(OWED)?.insert(
                 (receiver, kind.as_str(), new_seq),
-                serde_json::to_vec(&record)?.as_slice(),
+                record.encode().as_slice(),
             )?;
         }
         txn.commit()?;
@@ -631,7 +692,7 @@ impl Outbox {
             let (key, value) = entry?;
             let (receiver, kind, _) = key.value();
             // An entry that does not decode is still owed until its worker sets it aside.
-            let record: Option<OwedRecord> = serde_json::from_slice(value.value()).ok();
+            let record: Option<OwedRecord> = OwedRecord::decode(value.value()).ok();
             let snapshot = channels
                 .entry((receiver.to_owned(), kind.to_owned()))
                 .or_insert_with(|| ChannelSnapshot {
@@ -738,7 +799,7 @@ impl Outbox {
                 ));
             }
             for (receiver, kind, seq, bytes) in moved {
-                let record: OwedRecord = serde_json::from_slice(&bytes)?;
+                let record = OwedRecord::decode(&bytes)?;
                 let Some(kind_value) = ChannelKind::parse(&kind) else {
                     continue;
                 };
@@ -807,7 +868,7 @@ impl Outbox {
                         break (key, value);
                     }
                 };
-                match serde_json::from_slice(value.value()) {
+                match OwedRecord::decode(value.value()) {
                     Ok(record) => return Ok(Some((key.value().2, record))),
                     Err(_) => (key.value().2, value.value().to_vec()),
                 }
@@ -1118,7 +1179,7 @@ impl Outbox {
         {
             txn.open_table(OWED)?.insert(
                 (channel.receiver.as_str(), kind, seq),
-                serde_json::to_vec(&record)?.as_slice(),
+                record.encode().as_slice(),
             )?;
         }
         txn.commit()?;

@@ -57,6 +57,16 @@ pub trait Dispatch: Send + Sync {
         txn: &redb::WriteTransaction,
         notification: &Notification,
     ) -> Result<(), String>;
+    /// Stages several notifications in one go (the outbox opens its tables once for all).
+    fn enqueue_all_in(
+        &self,
+        txn: &redb::WriteTransaction,
+        notifications: &[Notification],
+    ) -> Result<(), String> {
+        notifications
+            .iter()
+            .try_for_each(|notification| self.enqueue_in(txn, notification))
+    }
     fn wake(&self);
 }
 
@@ -140,10 +150,26 @@ impl IngestSummary {
     }
 }
 
+/// A received alert with the work that needs no pipeline state already done
+/// ([`Pipeline::prepare`]): labels completed, name and fingerprint set, the routes that take
+/// it (routes are configuration, fixed for the process). Group keys are not computed here:
+/// only the alerts that turn out due need one, and a firing fleet re-sending its alerts would
+/// pay for them on every sighting. The group
+/// commit's handlers prepare their alerts in parallel, before they queue, so the single
+/// committer only applies state transitions and writes. Ignore rules are matched by the
+/// committer: they change at run time and must be the ones in force at commit.
+#[derive(Debug)]
+pub struct PreparedAlert {
+    alert: Arc<Alert>,
+    ends_at_ms: Option<u64>,
+    /// [`Route::index`] of each route that takes the alert.
+    routes: Vec<usize>,
+}
+
 /// One request's batch of sightings, as [`Pipeline::ingest_group`] takes it.
 #[derive(Debug)]
 pub struct IngestRequest<'a> {
-    pub alerts: Vec<Incoming>,
+    pub alerts: Vec<PreparedAlert>,
     /// Logged with the alerts that become due, and carried by the groups they open.
     pub request_id: Option<&'a str>,
 }
@@ -504,6 +530,41 @@ impl Pipeline {
         &self.metrics
     }
 
+    /// Does the per-alert work that needs no pipeline state (no lock taken): see
+    /// [`PreparedAlert`].
+    pub fn prepare(&self, incoming: Incoming) -> PreparedAlert {
+        let Incoming {
+            mut alert,
+            ends_at_ms,
+        } = incoming;
+        alert.complete_labels();
+        if alert.name.is_empty()
+            && let Some(name) = alert.labels.get("alertname")
+        {
+            alert.name = name.clone();
+        }
+        alert.fingerprint = alert.computed_fingerprint();
+        let routes = self
+            .router
+            .routes_for(&alert.labels)
+            .into_iter()
+            .map(|route| route.index)
+            .collect();
+        PreparedAlert {
+            alert: Arc::new(alert),
+            ends_at_ms,
+            routes,
+        }
+    }
+
+    /// [`Pipeline::prepare`] for a batch.
+    pub fn prepare_all(&self, batch: Vec<Incoming>) -> Vec<PreparedAlert> {
+        batch
+            .into_iter()
+            .map(|incoming| self.prepare(incoming))
+            .collect()
+    }
+
     /// Runs a batch of sightings through the pipeline and commits the result.
     pub fn ingest(
         &self,
@@ -511,7 +572,7 @@ impl Pipeline {
         request_id: Option<&str>,
     ) -> Result<IngestSummary, PipelineError> {
         let mut summaries = self.ingest_group(vec![IngestRequest {
-            alerts: batch,
+            alerts: self.prepare_all(batch),
             request_id,
         }])?;
         Ok(summaries.pop().unwrap_or_default())
@@ -545,26 +606,25 @@ impl Pipeline {
         let mut content_changed: FxHashSet<String> = FxHashSet::default();
         for (request, summary) in requests.into_iter().zip(summaries.iter_mut()) {
             let request_id = request.request_id;
-            for Incoming {
-                mut alert,
+            for PreparedAlert {
+                alert,
                 ends_at_ms,
+                routes: prepared_routes,
             } in request.alerts
             {
                 summary.received += 1;
-                alert.complete_labels();
-                if alert.name.is_empty()
-                    && let Some(name) = alert.labels.get("alertname")
-                {
-                    alert.name = name.clone();
-                }
-                let fingerprint = alert.computed_fingerprint();
-                alert.fingerprint.clone_from(&fingerprint);
-                // One copy shared by the alert record, the issued entry and the groups.
-                let alert = Arc::new(alert);
+                let fingerprint = alert.fingerprint.clone();
+                // The router is fixed for the process: the routes found when the alert was
+                // prepared are the ones it would find now.
+                let routes: Vec<&Route> = prepared_routes
+                    .into_iter()
+                    .filter_map(|index| self.router.route_at(index))
+                    .collect();
                 let first_in_batch =
                     !alerts.contains_key(&fingerprint) && !touches.contains_key(&fingerprint);
                 if first_in_batch
-                    && let Some(quiet) = self.unchanged_sighting(&state, &alert, ends_at_ms, now)
+                    && let Some(quiet) =
+                        self.unchanged_sighting(&state, &alert, &routes, ends_at_ms, now)
                 {
                     match quiet {
                         None => {
@@ -654,7 +714,6 @@ impl Pipeline {
                     alerts.insert(fingerprint, record);
                     continue;
                 }
-                let routes = self.router.routes_for(&alert.labels);
                 if !routes
                     .iter()
                     .map(|r| &r.receiver)
@@ -704,7 +763,7 @@ impl Pipeline {
                         tracing::info!(fingerprint = %fingerprint, delivery, request_id = request_id.unwrap_or(""), "alert due for delivery");
                         record.state = AlertState::Due { delivery };
                         for route in &routes {
-                            let (key, _) = super::grouping::group_key(route, &alert.labels);
+                            let key = super::grouping::group_key_only(route, &alert.labels);
                             let pending = PendingAlert {
                                 alert: Arc::clone(&alert),
                                 delivery,
@@ -858,6 +917,7 @@ impl Pipeline {
         &self,
         state: &State,
         alert: &Alert,
+        routes: &[&Route],
         ends_at_ms: Option<u64>,
         now: u64,
     ) -> Option<Option<OccurrenceRule>> {
@@ -887,7 +947,6 @@ impl Pipeline {
                 {
                     return None;
                 }
-                let routes = self.router.routes_for(&alert.labels);
                 if routes.is_empty()
                     || !routes
                         .iter()
@@ -896,7 +955,7 @@ impl Pipeline {
                 {
                     return None;
                 }
-                let rule = self.router.occurrences_for(&routes);
+                let rule = self.router.occurrences_for(routes);
                 record
                     .sightings
                     .would_reach(now, rule)
@@ -938,7 +997,7 @@ impl Pipeline {
         let mut unissue: Vec<String> = Vec::new();
         for key in &due {
             batch.delete(Table::GroupHeaders, key);
-            let Some(mut group) = state.groups.get(key).cloned() else {
+            let Some(group) = state.groups.get(key) else {
                 continue;
             };
             // A rule added while the group waited still wins: its alerts are not delivered, and
@@ -949,17 +1008,16 @@ impl Pipeline {
                 .filter(|(_, p)| !state.ignores.matching(&p.alert.labels, now).is_empty())
                 .map(|(fp, _)| fp.clone())
                 .collect();
-            for fingerprint in ignored {
-                if let Some(pending) = group.alerts.remove(&fingerprint)
-                    && pending.delivery == 1
+            for fingerprint in &ignored {
+                if group
+                    .alerts
+                    .get(fingerprint)
+                    .is_some_and(|pending| pending.delivery == 1)
                 {
-                    unissue.push(fingerprint);
+                    unissue.push(fingerprint.clone());
                 }
             }
-            if group.alerts.is_empty() {
-                continue;
-            }
-            notifications.push(group.into_notification(now));
+            notifications.extend(group.notification_without(&ignored, now));
         }
         // Taken off IssuedAlerts: rewritten without the issued entry and the flushed groups.
         for fingerprint in &unissue {
@@ -979,11 +1037,9 @@ impl Pipeline {
         }
         let txn = self.store.begin()?;
         self.store.write(&txn, batch)?;
-        for notification in &notifications {
-            self.dispatch
-                .enqueue_in(&txn, notification)
-                .map_err(PipelineError::Outbox)?;
-        }
+        self.dispatch
+            .enqueue_all_in(&txn, &notifications)
+            .map_err(PipelineError::Outbox)?;
         if let Err(error) = txn.commit() {
             self.metrics.store_errors.inc();
             return Err(super::store::commit_error(error).into());
@@ -1131,11 +1187,9 @@ impl Pipeline {
         let notifications = resolved_notifications(&over, now);
         let txn = self.store.begin()?;
         self.store.write(&txn, batch)?;
-        for notification in &notifications {
-            self.dispatch
-                .enqueue_in(&txn, notification)
-                .map_err(PipelineError::Outbox)?;
-        }
+        self.dispatch
+            .enqueue_all_in(&txn, &notifications)
+            .map_err(PipelineError::Outbox)?;
         if let Err(error) = txn.commit() {
             self.metrics.store_errors.inc();
             return Err(super::store::commit_error(error).into());

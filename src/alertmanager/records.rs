@@ -12,6 +12,7 @@ use std::sync::Arc;
 use super::alert::Alert;
 use super::grouping::Group;
 use super::issued::IssuedAlert;
+use super::notify::{Notification, NotificationStatus, NotifiedAlert};
 use super::occurrences::Sightings;
 use super::pipeline::{AlertRecord, AlertState};
 
@@ -297,7 +298,8 @@ pub struct AlertContent {
 pub fn encode_content(out: &mut Vec<u8>, alert: &Alert, issued_alert: Option<&Alert>) {
     let mut w = Writer(out);
     write_alert(&mut w, alert);
-    let differs = issued_alert.filter(|issued| *issued != alert);
+    // The same shared alert (the common case) is equal without comparing its strings.
+    let differs = issued_alert.filter(|issued| !std::ptr::eq(*issued, alert) && *issued != alert);
     w.flag(differs.is_some());
     if let Some(issued) = differs {
         write_alert(&mut w, issued);
@@ -449,6 +451,115 @@ pub fn decode_group_header(bytes: &[u8]) -> Result<Group, DecodeError> {
     Ok(group)
 }
 
+// ------------------------------------------------------------------ outbox records
+
+/// The first byte of a binary owed outbox record. A JSON record (what builds before it wrote)
+/// starts with `{`, so both are told apart by their first byte.
+pub const OWED_BINARY_V1: u8 = 0x01;
+
+/// The fields of an owed outbox record besides its notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwedFields {
+    pub enqueued_at_ms: u64,
+    pub attempts: u32,
+    pub permanent_failures: u32,
+    pub next_attempt_ms: u64,
+    pub last_error: Option<String>,
+}
+
+fn write_notification(w: &mut Writer<'_>, notification: &Notification) {
+    w.str(&notification.id);
+    w.str(&notification.receiver);
+    w.str(&notification.group_key);
+    w.map(&notification.group_labels);
+    write_status(w, notification.status);
+    w.len(notification.alerts.len());
+    for notified in &notification.alerts {
+        write_alert(w, &notified.alert);
+        write_status(w, notified.status);
+        w.u64(notified.starts_at_ms);
+        w.opt_u64(notified.ends_at_ms);
+        w.u32(notified.delivery);
+    }
+    w.u64(notification.created_at_ms);
+    w.opt_str(notification.request_id.as_deref());
+}
+
+fn write_status(w: &mut Writer<'_>, status: NotificationStatus) {
+    w.0.push(match status {
+        NotificationStatus::Firing => 0,
+        NotificationStatus::Resolved => 1,
+    });
+}
+
+fn read_status(r: &mut Reader<'_>) -> Result<NotificationStatus, DecodeError> {
+    match r.byte()? {
+        0 => Ok(NotificationStatus::Firing),
+        1 => Ok(NotificationStatus::Resolved),
+        _ => Err(DecodeError("unknown notification status")),
+    }
+}
+
+fn read_notification(r: &mut Reader<'_>) -> Result<Notification, DecodeError> {
+    let id = r.str()?;
+    let receiver = r.str()?;
+    let group_key = r.str()?;
+    let group_labels = r.map()?;
+    let status = read_status(r)?;
+    let count = r.len()?;
+    let mut alerts = Vec::with_capacity(count);
+    for _ in 0..count {
+        alerts.push(NotifiedAlert {
+            alert: Arc::new(read_alert(r)?),
+            status: read_status(r)?,
+            starts_at_ms: r.u64()?,
+            ends_at_ms: r.opt_u64()?,
+            delivery: r.u32()?,
+        });
+    }
+    Ok(Notification {
+        id,
+        receiver,
+        group_key,
+        group_labels,
+        status,
+        alerts,
+        created_at_ms: r.u64()?,
+        request_id: r.opt_str()?,
+    })
+}
+
+/// Encodes an owed outbox record (binary, [`OWED_BINARY_V1`]) from a borrowed notification, so
+/// staging a notification does not copy it first.
+pub fn encode_owed(out: &mut Vec<u8>, notification: &Notification, fields: &OwedFields) {
+    out.push(OWED_BINARY_V1);
+    let mut w = Writer(out);
+    w.u64(fields.enqueued_at_ms);
+    w.u32(fields.attempts);
+    w.u32(fields.permanent_failures);
+    w.u64(fields.next_attempt_ms);
+    w.opt_str(fields.last_error.as_deref());
+    write_notification(&mut w, notification);
+}
+
+/// Decodes a binary owed outbox record (the caller reads JSON ones, which start with `{`).
+pub fn decode_owed(bytes: &[u8]) -> Result<(Notification, OwedFields), DecodeError> {
+    let mut r = Reader(bytes);
+    if r.byte()? != OWED_BINARY_V1 {
+        return Err(DecodeError("unknown outbox record version"));
+    }
+    let fields = OwedFields {
+        enqueued_at_ms: r.u64()?,
+        attempts: r.u32()?,
+        permanent_failures: r.u32()?,
+        next_attempt_ms: r.u64()?,
+        last_error: r.opt_str()?,
+    };
+    let notification = read_notification(&mut r)?;
+    r.finish()?;
+    Ok((notification, fields))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -586,5 +697,73 @@ mod tests {
         let bytes = encode_group_header(&group);
         assert_eq!(decode_group_header(&bytes).unwrap(), group);
         assert!(decode_group_header(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    fn notification() -> Notification {
+        Notification {
+            id: "0123456789abcdef".into(),
+            receiver: "hook".into(),
+            group_key: "0/hook:{alertname=\"HighMem\"}".into(),
+            group_labels: BTreeMap::from([("alertname".to_owned(), "HighMem".to_owned())]),
+            status: NotificationStatus::Firing,
+            alerts: vec![
+                NotifiedAlert {
+                    alert: Arc::new(alert("mem 93.5")),
+                    status: NotificationStatus::Firing,
+                    starts_at_ms: 5,
+                    ends_at_ms: None,
+                    delivery: 1,
+                },
+                NotifiedAlert {
+                    alert: Arc::new(alert("mé 99")),
+                    status: NotificationStatus::Resolved,
+                    starts_at_ms: u64::MAX,
+                    ends_at_ms: Some(9),
+                    delivery: 7,
+                },
+            ],
+            created_at_ms: 1_700_000_000_000,
+            request_id: Some("req-1".into()),
+        }
+    }
+
+    #[test]
+    fn owed_records_round_trip_and_refuse_damage() {
+        let fields = OwedFields {
+            enqueued_at_ms: 1,
+            attempts: 2,
+            permanent_failures: 1,
+            next_attempt_ms: 1_700_000_000_123,
+            last_error: Some("HTTP 503".into()),
+        };
+        let mut bytes = Vec::new();
+        encode_owed(&mut bytes, &notification(), &fields);
+        assert_eq!(bytes[0], OWED_BINARY_V1);
+        assert_eq!(
+            decode_owed(&bytes).unwrap(),
+            (notification(), fields.clone())
+        );
+        let empty = Notification {
+            alerts: Vec::new(),
+            request_id: None,
+            ..notification()
+        };
+        let plain = OwedFields {
+            last_error: None,
+            ..fields
+        };
+        let mut other = Vec::new();
+        encode_owed(&mut other, &empty, &plain);
+        assert_eq!(decode_owed(&other).unwrap(), (empty, plain));
+        for cut in 0..bytes.len() {
+            assert!(decode_owed(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(decode_owed(&trailing).is_err());
+        let mut version = bytes.clone();
+        version[0] = 0x02;
+        assert!(decode_owed(&version).is_err(), "unknown version");
+        assert!(decode_owed(b"{\"notification\": {}}").is_err());
     }
 }

@@ -103,6 +103,13 @@ impl Router {
             .unwrap_or(self.global_occurrences)
     }
 
+    /// The route with this [`Route::index`] (the default route's is `routes.len()`).
+    pub fn route_at(&self, index: usize) -> Option<&Route> {
+        self.routes
+            .get(index)
+            .or_else(|| self.default_route.as_ref().filter(|r| r.index == index))
+    }
+
     /// Every receiver name a route can deliver to (for `/api/v2/receivers`).
     pub fn all_routes(&self) -> impl Iterator<Item = &Route> {
         self.routes.iter().chain(self.default_route.iter())

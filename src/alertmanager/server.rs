@@ -51,6 +51,14 @@ impl Dispatch for Outbox {
         Outbox::enqueue_in(self, txn, notification).map_err(|e| e.to_string())
     }
 
+    fn enqueue_all_in(
+        &self,
+        txn: &redb::WriteTransaction,
+        notifications: &[Notification],
+    ) -> Result<(), String> {
+        Outbox::enqueue_all_in(self, txn, notifications).map_err(|e| e.to_string())
+    }
+
     fn wake(&self) {
         Outbox::wake(self);
     }

@@ -6,6 +6,7 @@
 //! must never drop a notification it was given without counting it and recording why.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +25,9 @@ pub enum NotificationStatus {
 /// One alert inside a notification.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotifiedAlert {
-    pub alert: Alert,
+    /// Shared with the pipeline's records: a notification does not copy its alerts.
+    #[serde(with = "super::alert::shared")]
+    pub alert: Arc<Alert>,
     pub status: NotificationStatus,
     /// When the alert was first delivered in this episode (ms since the epoch).
     pub starts_at_ms: u64,

@@ -549,7 +549,7 @@ mod tests {
         alert.complete_labels();
         alert.fingerprint = alert.computed_fingerprint();
         NotifiedAlert {
-            alert,
+            alert: std::sync::Arc::new(alert),
             status,
             starts_at_ms: 1_795_262_400_000,
             ends_at_ms: None,
