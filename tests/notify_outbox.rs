@@ -1005,26 +1005,27 @@ async fn dead_letters_can_be_requeued_once_the_receiver_is_fixed_or_discarded() 
     running.stop().await;
 }
 
+/// Writes `value` as the first owed entry of receiver `hook` (white box: the outbox table's
+/// name and key), as another build might have left it.
+fn put_owed_entry(path: &Path, yaml: &str, value: &[u8]) {
+    let (db, _outbox, _registry) = open(path, yaml);
+    let owed: redb::TableDefinition<(&str, &str, u64), &[u8]> =
+        redb::TableDefinition::new("outbox_owed");
+    let txn = db.begin_write().unwrap();
+    txn.open_table(owed)
+        .unwrap()
+        .insert(("hook", "webhook", 0), value)
+        .unwrap();
+    txn.commit().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_that_no_longer_decodes_is_set_aside_not_blocking_its_queue() {
     let hook = Hook::start().await;
     let (_dir, path) = fresh_db();
     let yaml = webhook_config(&hook, "hook", FAST_RETRIES);
-    {
-        let (db, _outbox, _registry) = open(&path, &yaml);
-        // As an incompatible older version might have left it (white box: the table's name).
-        let owed: redb::TableDefinition<(&str, &str, u64), &[u8]> =
-            redb::TableDefinition::new("outbox_owed");
-        let txn = db.begin_write().unwrap();
-        txn.open_table(owed)
-            .unwrap()
-            .insert(
-                ("hook", "webhook", 0),
-                b"{\"not\": \"a record\"}".as_slice(),
-            )
-            .unwrap();
-        txn.commit().unwrap();
-    }
+    // As an incompatible older version might have left it.
+    put_owed_entry(&path, &yaml, b"{\"not\": \"a record\"}");
     {
         let (_db, outbox, _registry) = open(&path, &yaml);
         assert_eq!(outbox.snapshot().owed(), 1, "counted until set aside");
@@ -1047,29 +1048,16 @@ async fn a_json_entry_left_by_an_earlier_build_is_still_delivered() {
     let hook = Hook::start().await;
     let (_dir, path) = fresh_db();
     let yaml = webhook_config(&hook, "hook", FAST_RETRIES);
-    {
-        let (db, _outbox, _registry) = open(&path, &yaml);
-        // Builds before the binary records wrote owed entries as JSON (white box: the table).
-        let owed: redb::TableDefinition<(&str, &str, u64), &[u8]> =
-            redb::TableDefinition::new("outbox_owed");
-        let record = serde_json::json!({
-            "notification": firing("from-json", "hook"),
-            "enqueued_at_ms": 1,
-            "attempts": 0,
-            "permanent_failures": 0,
-            "next_attempt_ms": 0,
-            "last_error": null,
-        });
-        let txn = db.begin_write().unwrap();
-        txn.open_table(owed)
-            .unwrap()
-            .insert(
-                ("hook", "webhook", 0),
-                serde_json::to_vec(&record).unwrap().as_slice(),
-            )
-            .unwrap();
-        txn.commit().unwrap();
-    }
+    // Builds before the binary records wrote owed entries as JSON.
+    let record = serde_json::json!({
+        "notification": firing("from-json", "hook"),
+        "enqueued_at_ms": 1,
+        "attempts": 0,
+        "permanent_failures": 0,
+        "next_attempt_ms": 0,
+        "last_error": null,
+    });
+    put_owed_entry(&path, &yaml, &serde_json::to_vec(&record).unwrap());
     let running = Running::start(&path, &yaml);
     running.enqueue(&firing("binary", "hook"));
     let got = hook.wait_for("/hook", 2).await;

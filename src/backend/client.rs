@@ -515,6 +515,14 @@ impl BackendClient {
         }
         let authorization = self.authorization_value();
         if let Some(value) = authorization.as_deref() {
+            if !value.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+                return Err(BackendError::Unsupported {
+                    url: self.endpoint.url.clone(),
+                    message: "the replica's username, password or token holds a character an \
+                              HTTP header cannot carry"
+                        .to_owned(),
+                });
+            }
             headers.push(("Authorization", value));
         }
         let answer = http
