@@ -52,32 +52,24 @@ pub fn group_key(
         .iter()
         .filter_map(|name| labels.get(name).map(|v| (name.clone(), v.clone())))
         .collect();
-    let key = render_key(
-        route,
-        group_labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    );
-    (key, group_labels)
+    (group_key_only(route, labels), group_labels)
 }
 
 /// The key of [`group_key`] alone, without copying the group labels (per due alert).
 pub fn group_key_only(route: &Route, labels: &BTreeMap<String, String>) -> String {
+    use std::fmt::Write;
     let mut pairs: Vec<(&str, &str)> = route
         .group_by
         .iter()
         .filter_map(|name| labels.get(name).map(|v| (name.as_str(), v.as_str())))
         .collect();
-    // The order and uniqueness of the map `group_key` renders from.
+    // By name, each once: the order and uniqueness of the group labels' map.
     pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
     pairs.dedup_by(|a, b| a.0 == b.0);
-    render_key(route, pairs.into_iter())
-}
-
-fn render_key<'a>(route: &Route, pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
-    use std::fmt::Write;
     let mut key = String::with_capacity(64);
     // Writing to a String cannot fail.
     let _ = write!(key, "{}/{}:{{", route.index, route.receiver);
-    for (position, (name, value)) in pairs.enumerate() {
+    for (position, (name, value)) in pairs.into_iter().enumerate() {
         if position > 0 {
             key.push(',');
         }

@@ -592,10 +592,17 @@ impl BackendClient {
     }
 
     fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match (&self.endpoint.token, &self.endpoint.username) {
-            (Some(token), _) => request.header(AUTHORIZATION, format!("Token {token}")),
-            (None, Some(user)) => request.basic_auth(user, self.endpoint.password.as_deref()),
-            (None, None) => request,
+        let Some(value) = self.authorization_value() else {
+            return request;
+        };
+        match reqwest::header::HeaderValue::from_str(&value) {
+            Ok(mut header) => {
+                // Kept out of debug output, as reqwest's own `basic_auth` does.
+                header.set_sensitive(true);
+                request.header(AUTHORIZATION, header)
+            }
+            // reqwest refuses the request when it is sent, as for any invalid header.
+            Err(_) => request.header(AUTHORIZATION, value),
         }
     }
 

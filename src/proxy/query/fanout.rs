@@ -682,14 +682,14 @@ impl<S: Unpin> http_body::Body for PulledBody<S> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let this = &mut *self;
-        if this.pending.is_none() {
-            let Some(state) = this.state.take() else {
-                return std::task::Poll::Ready(None);
-            };
-            this.pending = Some((this.next)(state));
-        }
-        let Some(pending) = this.pending.as_mut() else {
-            return std::task::Poll::Ready(None);
+        let pending = match &mut this.pending {
+            Some(pending) => pending,
+            None => {
+                let Some(state) = this.state.take() else {
+                    return std::task::Poll::Ready(None);
+                };
+                this.pending.insert((this.next)(state))
+            }
         };
         let (item, state) = std::task::ready!(pending.as_mut().poll(cx));
         this.pending = None;
