@@ -364,6 +364,24 @@ fn query_answers_equal_one_complete_influxd() {
     f.same_q("SELECT v FROM twin");
     f.same_q("SELECT v FROM twin ORDER BY time DESC");
 
+    // The proxy keeps its connections to the replicas: by now far more requests went over kept
+    // connections than over new ones, and influxd closed none of them while idle.
+    let connections = |event| {
+        f.api.metric_value(
+            "monitor_query_backend_connections_total",
+            &[("event", event)],
+        )
+    };
+    let (opened, reused, replaced) = (
+        connections("opened"),
+        connections("reused"),
+        connections("replaced"),
+    );
+    assert!(
+        opened >= 1.0 && reused > 2.0 * opened && replaced == 0.0,
+        "replica connections: {opened} opened, {reused} reused, {replaced} replaced"
+    );
+
     // Several statements, epochs, chunked answers, bound parameters, POST forms.
     f.same_q("SELECT * FROM gappy; SELECT count(value) FROM cpu; SHOW MEASUREMENTS");
     for epoch in ["ns", "u", "ms", "s", "m", "h"] {

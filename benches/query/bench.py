@@ -170,6 +170,19 @@ def load(ports):
     log(f"loaded {HOSTS * PER_HOST} cpu points and {len(traces)} tracelog lines into each of {len(ports)} influxd in {time.time() - started:.1f}s")
 
 
+def pin_replicas(cluster_dir, ports):
+    """Each influxd's threads on one CPU of their own (n0: CPU 0, n1: CPU 1). "direct" is n0, so
+    it gets exactly the CPU each replica gets: the model of replicas on machines of their own,
+    where a union waits for the slower replica instead of for both sharing the same cores."""
+    cpus = os.cpu_count() or 1
+    for i, port in enumerate(ports):
+        with open(os.path.join(cluster_dir, str(port), "pid")) as f:
+            pid = f.read().strip()
+        subprocess.run(["taskset", "-a", "-p", "-c", str(i % cpus), pid], check=True,
+                       stdout=subprocess.DEVNULL)
+    log(f"pinned influxd n0..n{len(ports) - 1} to CPUs 0..{min(len(ports), cpus) - 1}")
+
+
 def vm_hwm_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -192,6 +205,9 @@ def main():
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--out", default=os.path.join(REPO, "target/bench-query.md"))
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--pin-replicas", action="store_true",
+                        help="after loading, pin n0 to CPU 0 and n1 to CPU 1 (every thread), as "
+                             "if each replica had a machine of its own; client and proxies float")
     args = parser.parse_args()
     if not os.access(args.api_bin, os.X_OK):
         raise SystemExit(f"bench-query: {args.api_bin} missing: cargo build --release --bin monitor-api")
@@ -259,6 +275,8 @@ def main():
         targets = {"direct": targets["direct"], "both replicas": tuple(influx_ports),
                    **{k: v for k, v in targets.items() if k != "direct"}}
         load(influx_ports)
+        if args.pin_replicas:
+            pin_replicas(os.path.join(workdir, "influxd"), influx_ports)
 
         t_start_ms = T0 // 1_000_000
         raw = (f"SELECT value FROM cpu WHERE host = 'h1' AND time >= {T0} "
@@ -329,7 +347,8 @@ def main():
         out.append("Peak RSS (VmHWM) before / after the 1,000,000-row answers: " + "; ".join(
             f"{n} {rss_before[n] / 1024:.0f} / {rss_after[n] / 1024:.0f} MiB" for n in proxies) + ".")
         out.append(f"Load average (1 min) at start / end of the measured part: {load_before} / {load_after}; "
-                   f"machine: {os.cpu_count()} cores.")
+                   f"machine: {os.cpu_count()} cores"
+                   + ("; influxd n0 pinned to CPU 0, n1 to CPU 1 (`--pin-replicas`)." if args.pin_replicas else "; nothing pinned."))
         text = "\n".join(out)
         print(text)
         os.makedirs(os.path.dirname(args.out), exist_ok=True)

@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 
 use super::chunks::Chunks;
-use super::query_http::{AnswerBody, QueryHttp, QueryHttpError};
+use super::query_http::{AnswerBody, ConnectionCounters, QueryHttp, QueryHttpError};
 use crate::protocol::Precision;
 use crate::telemetry::error_chain;
 
@@ -286,6 +286,15 @@ pub struct BackendClient {
 
 impl BackendClient {
     pub fn new(endpoint: Endpoint, timeout: Duration) -> Result<Self, BackendError> {
+        Self::counted(endpoint, timeout, ConnectionCounters::default())
+    }
+
+    /// [`Self::new`], with the replica's `/query` connections counted into `counters`.
+    pub fn counted(
+        endpoint: Endpoint,
+        timeout: Duration,
+        counters: ConnectionCounters,
+    ) -> Result<Self, BackendError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
@@ -297,7 +306,7 @@ impl BackendClient {
             })?;
         let query_http =
             QueryHttp::for_url(&endpoint.url, timeout, timeout.min(Duration::from_secs(5)))
-                .map(std::sync::Arc::new);
+                .map(|http| std::sync::Arc::new(http.counting(counters)));
         let base = endpoint.url.trim_end_matches('/');
         let write_url = match endpoint.dialect {
             Dialect::V1 => format!("{base}/write"),

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
+use prometheus_client::metrics::counter::Counter;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -55,6 +56,20 @@ pub struct QueryHttp {
     timeout: Duration,
     connect_timeout: Duration,
     idle: Mutex<Vec<TcpStream>>,
+    counters: ConnectionCounters,
+}
+
+/// What happened to the connections of one replica, counted per request. Unregistered counters
+/// (the default) count for nobody.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionCounters {
+    /// A new connection was opened for a request.
+    pub opened: Counter,
+    /// A request went over a kept connection.
+    pub reused: Counter,
+    /// A kept connection turned out closed by the replica before the answer; the request was
+    /// sent again on a new one.
+    pub replaced: Counter,
 }
 
 /// An answer's status and headers, its body still to read.
@@ -115,7 +130,14 @@ impl QueryHttp {
             timeout,
             connect_timeout,
             idle: Mutex::new(Vec::new()),
+            counters: ConnectionCounters::default(),
         })
+    }
+
+    /// Counts this replica's connections into `counters` from now on.
+    pub fn counting(mut self, counters: ConnectionCounters) -> Self {
+        self.counters = counters;
+        self
     }
 
     /// POSTs a form to `/query` with the given extra header lines (`Name: value`, already
@@ -128,12 +150,14 @@ impl QueryHttp {
         let deadline = Instant::now() + self.timeout;
         let request = self.request_bytes(headers, form);
         if let Some(stream) = self.take_idle() {
+            self.counters.reused.inc();
             match self.exchange(stream, &request, deadline).await {
-                Err(Exchange::ClosedBeforeAnswer) => {}
+                Err(Exchange::ClosedBeforeAnswer) => self.counters.replaced.inc(),
                 other => return other.map_err(Exchange::into_error),
-            }
+            };
         }
         let stream = self.connect(deadline).await?;
+        self.counters.opened.inc();
         self.exchange(stream, &request, deadline)
             .await
             .map_err(Exchange::into_error)
@@ -536,7 +560,24 @@ mod tests {
     }
 
     fn endpoint(url: &str) -> Arc<QueryHttp> {
-        Arc::new(QueryHttp::for_url(url, Duration::from_secs(5), Duration::from_secs(1)).unwrap())
+        counted_endpoint(url, ConnectionCounters::default())
+    }
+
+    fn counted_endpoint(url: &str, counters: ConnectionCounters) -> Arc<QueryHttp> {
+        Arc::new(
+            QueryHttp::for_url(url, Duration::from_secs(5), Duration::from_secs(1))
+                .unwrap()
+                .counting(counters),
+        )
+    }
+
+    /// (opened, reused, replaced)
+    fn counted(counters: &ConnectionCounters) -> (u64, u64, u64) {
+        (
+            counters.opened.get(),
+            counters.reused.get(),
+            counters.replaced.get(),
+        )
     }
 
     #[tokio::test]
@@ -546,7 +587,8 @@ mod tests {
             b"HTTP/1.1 400 Bad Request\r\nContent-Length: 14\r\nX-Influxdb-Error: no\r\n\r\n{\"error\":\"no\"}",
         ])
         .await;
-        let http = endpoint(&url);
+        let counters = ConnectionCounters::default();
+        let http = counted_endpoint(&url, counters.clone());
         let answer = http
             .post_form(&[("X-Request-Id", "r1")], "q=x")
             .await
@@ -557,6 +599,7 @@ mod tests {
         assert_eq!(answer.status, 400);
         assert_eq!(answer.headers["x-influxdb-error"], "no");
         assert_eq!(&answer.body.all().await.unwrap()[..], b"{\"error\":\"no\"}");
+        assert_eq!(counted(&counters), (1, 1, 0));
         drop(http);
         assert_eq!(server.await.unwrap(), 1, "both answers over one connection");
     }
@@ -569,11 +612,13 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nagain",
         ])
         .await;
-        let http = endpoint(&url);
+        let counters = ConnectionCounters::default();
+        let http = counted_endpoint(&url, counters.clone());
         let first = http.post_form(&[], "q=1").await.unwrap();
         assert_eq!(&first.body.all().await.unwrap()[..], b"ok");
         let second = http.post_form(&[], "q=2").await.unwrap();
         assert_eq!(&second.body.all().await.unwrap()[..], b"again");
+        assert_eq!(counted(&counters), (2, 1, 1));
         drop(http);
         assert_eq!(server.await.unwrap(), 2);
     }

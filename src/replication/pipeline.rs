@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::backend::query_http::ConnectionCounters;
 use crate::backend::{BackendClient, Endpoint};
 use crate::config::{ApiConfig, FsyncPolicy as ConfigFsync};
 use crate::queue::{AppendReceipt, FsyncPolicy, GroupLog, LogConfig, MAX_PAYLOAD_LEN, QueueError};
@@ -398,13 +399,24 @@ impl Pipeline {
             org: config.org.clone(),
             gzip: self.backend_gzip,
         };
-        let client = BackendClient::new(endpoint, self.backend_timeout).map_err(|e| {
-            PipelineError::Backend {
-                group: group.name.clone(),
-                replica: replica.id.clone(),
-                message: e.to_string(),
-            }
-        })?;
+        let event = |event| {
+            self.metrics
+                .query
+                .connection_event(&group.name, &replica.id, event)
+        };
+        let counters = ConnectionCounters {
+            opened: event("opened"),
+            reused: event("reused"),
+            replaced: event("replaced"),
+        };
+        let client =
+            BackendClient::counted(endpoint, self.backend_timeout, counters).map_err(|e| {
+                PipelineError::Backend {
+                    group: group.name.clone(),
+                    replica: replica.id.clone(),
+                    message: e.to_string(),
+                }
+            })?;
         Ok(Target {
             id: replica.id.clone(),
             client,

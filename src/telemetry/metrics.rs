@@ -93,6 +93,14 @@ pub struct ReplicaLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionEventLabels {
+    pub group: String,
+    pub replica: String,
+    /// `opened`, `reused` or `replaced`.
+    pub event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BackendOutcomeLabels {
     pub group: String,
     pub replica: String,
@@ -263,6 +271,8 @@ pub struct QueryMetrics {
     pub raw_chunks_parsed: Counter,
     /// Raw-merge chunks taken already decoded from a sibling replica that sent the same bytes.
     pub raw_chunks_shared: Counter,
+    /// The proxy's own `/query` connections to plain-HTTP replicas, by replica and event.
+    pub backend_connections: Family<ConnectionEventLabels, Counter>,
 }
 
 impl QueryMetrics {
@@ -275,7 +285,19 @@ impl QueryMetrics {
             ddl_pending: Gauge::default(),
             raw_chunks_parsed: Counter::default(),
             raw_chunks_shared: Counter::default(),
+            backend_connections: Family::default(),
         }
+    }
+
+    /// The counter of one replica's `/query` connection `event` (`opened`, `reused`, `replaced`).
+    pub fn connection_event(&self, group: &str, replica: &str, event: &'static str) -> Counter {
+        self.backend_connections
+            .get_or_create(&ConnectionEventLabels {
+                group: group.to_owned(),
+                replica: replica.to_owned(),
+                event,
+            })
+            .clone()
     }
 
     fn register(&self, registry: &mut Registry) {
@@ -298,6 +320,11 @@ impl QueryMetrics {
             "query_raw_chunks_shared",
             "Chunks of replicas' raw SELECT answers taken decoded from a sibling replica that sent the same bytes",
             self.raw_chunks_shared.clone(),
+        );
+        registry.register(
+            "query_backend_connections",
+            "The proxy's /query requests to plain-HTTP replicas by connection event: opened (a new connection), reused (a kept one), replaced (a kept one the replica had closed; the request was sent again on a new one)",
+            self.backend_connections.clone(),
         );
         registry.register(
             "query_backend_failures",
