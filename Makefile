@@ -68,7 +68,7 @@ bench-write:
 
 ## bench-query: the same queries directly to one influxd and through monitor-api; see benches/query/
 bench-query:
-	integration/install-deps.sh influxdb
+	integration/install-deps.sh influxdb nginx
 	$(CARGO) build --release --bin monitor-api
 	benches/query/run.sh $(BENCH_QUERY_ARGS)
 

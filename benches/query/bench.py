@@ -11,7 +11,9 @@ with the same data: 1,000,000 `cpu` points (10 hosts x 100,000, 60 ms apart) and
 `tracelog` lines (2,000 traces of 10 lines). Two monitor-api processes in front:
   RF=1: group g1 `replicated: true` over n0 alone (one replica asked: the proxy's own cost);
   RF=2: group g1 = n0 + n1 (a raw SELECT asks both and merges the union; aggregates ask one).
-"direct" is n0 itself; "both replicas" sends the same query to n0 and n1 at once, without a
+"direct" is n0 itself; "nginx hop" is n0 behind nginx (one process, kept upstream connections,
+no buffering): what a pass-through HTTP proxy that reads nothing costs on this machine, the floor
+of any hop; "both replicas" sends the same query to n0 and n1 at once, without a
 proxy, and waits for both answers: what any union of the two replicas waits for at least on
 this machine, where both compute it on the same cores. With --baseline-bin, a third monitor-api (another build, e.g. the previous
 commit's) serves the RF=2 configuration too, as "RF=2 base", interleaved with the others: its
@@ -170,17 +172,37 @@ def load(ports):
     log(f"loaded {HOSTS * PER_HOST} cpu points and {len(traces)} tracelog lines into each of {len(ports)} influxd in {time.time() - started:.1f}s")
 
 
-def pin_replicas(cluster_dir, ports):
-    """Each influxd's threads on one CPU of their own (n0: CPU 0, n1: CPU 1). "direct" is n0, so
-    it gets exactly the CPU each replica gets: the model of replicas on machines of their own,
-    where a union waits for the slower replica instead of for both sharing the same cores."""
-    cpus = os.cpu_count() or 1
-    for i, port in enumerate(ports):
-        with open(os.path.join(cluster_dir, str(port), "pid")) as f:
-            pid = f.read().strip()
-        subprocess.run(["taskset", "-a", "-p", "-c", str(i % cpus), pid], check=True,
-                       stdout=subprocess.DEVNULL)
-    log(f"pinned influxd n0..n{len(ports) - 1} to CPUs 0..{min(len(ports), cpus) - 1}")
+def start_nginx(workdir, port, upstream_port):
+    """n0 behind nginx in one process (no master, no daemon: its PID is the process to stop)."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.access(nginx, os.X_OK):
+        raise SystemExit("bench-query: nginx missing: integration/install-deps.sh nginx")
+    directory = os.path.join(workdir, "nginx")
+    os.makedirs(directory)
+    config = os.path.join(directory, "nginx.conf")
+    with open(config, "w") as f:
+        f.write(f"""daemon off;
+master_process off;
+pid {directory}/nginx.pid;
+error_log {directory}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  upstream n0 {{ server 127.0.0.1:{upstream_port}; keepalive 16; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://n0;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_read_timeout 300s;
+    }}
+  }}
+}}
+""")
+    return subprocess.Popen([nginx, "-c", config, "-p", directory], stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(directory, "stderr.log"), "w"))
 
 
 def vm_hwm_kib(pid):
@@ -205,9 +227,6 @@ def main():
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--out", default=os.path.join(REPO, "target/bench-query.md"))
     parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--pin-replicas", action="store_true",
-                        help="after loading, pin n0 to CPU 0 and n1 to CPU 1 (every thread), as "
-                             "if each replica had a machine of its own; client and proxies float")
     args = parser.parse_args()
     if not os.access(args.api_bin, os.X_OK):
         raise SystemExit(f"bench-query: {args.api_bin} missing: cargo build --release --bin monitor-api")
@@ -216,6 +235,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix="bench-query-", dir=base)
     influx_ports = pick_ports(args.port_base, 2, args.rpc_offset)
     api_ports = pick_ports(max(influx_ports) + 1, 3 if args.baseline_bin else 2)
+    nginx_port = pick_ports(max(api_ports) + 1, 1)[0]
     cluster = os.path.join(REPO, "integration/influxd-cluster.sh")
     apis = []
 
@@ -245,7 +265,8 @@ def main():
         if args.baseline_bin:
             configs["RF=2 base"] = configs["RF=2"]
             binaries["RF=2 base"] = args.baseline_bin
-        targets = {"direct": influx_ports[0]}
+        apis.append(start_nginx(workdir, nginx_port, influx_ports[0]))
+        targets = {"direct": influx_ports[0], "nginx hop": nginx_port}
         for (name, groups), port in zip(configs.items(), api_ports):
             data_dir = os.path.join(workdir, f"api-{name}".replace(" ", "-"))
             os.makedirs(data_dir)
@@ -272,11 +293,10 @@ def main():
                 time.sleep(0.1)
         # Not a proxy: both replicas asked at once, no merge. What any union of two replicas
         # sharing these cores waits for at least.
-        targets = {"direct": targets["direct"], "both replicas": tuple(influx_ports),
-                   **{k: v for k, v in targets.items() if k != "direct"}}
+        targets = {"direct": targets["direct"], "nginx hop": targets["nginx hop"],
+                   "both replicas": tuple(influx_ports),
+                   **{k: v for k, v in targets.items() if k not in ("direct", "nginx hop")}}
         load(influx_ports)
-        if args.pin_replicas:
-            pin_replicas(os.path.join(workdir, "influxd"), influx_ports)
 
         t_start_ms = T0 // 1_000_000
         raw = (f"SELECT value FROM cpu WHERE host = 'h1' AND time >= {T0} "
@@ -310,7 +330,8 @@ def main():
             table.append((title, runs, rows["direct"], timings))
             log(f"{title}: done")
 
-        rss_before = {name: vm_hwm_kib(proc.pid) for name, proc in zip(configs, apis)}
+        proxy_procs = apis[1:]  # apis[0] is nginx
+        rss_before = {name: vm_hwm_kib(proc.pid) for name, proc in zip(configs, proxy_procs)}
         million_timings = {name: [] for name in targets}
         million_rows = {}
         for _ in range(3):
@@ -318,7 +339,7 @@ def main():
                 elapsed, n = query(port, million)
                 million_timings[name].append(elapsed)
                 million_rows[name] = n
-        rss_after = {name: vm_hwm_kib(proc.pid) for name, proc in zip(configs, apis)}
+        rss_after = {name: vm_hwm_kib(proc.pid) for name, proc in zip(configs, proxy_procs)}
         if len(set(million_rows.values())) != 1:
             raise RuntimeError(f"1M rows: row counts differ: {million_rows}")
         table.append(("raw SELECT, 1,000,000 rows", 3, million_rows["direct"], million_timings))
@@ -331,14 +352,15 @@ def main():
             return values[min(len(values) - 1, int(len(values) * q / 100))] * 1000
 
         proxies = list(configs)
-        out = ["| query | runs | rows | " + " | ".join(f"{n} p50 / p90 (ms)" for n in ["direct", "both replicas"] + proxies)
-               + " | overhead " + " / ".join(proxies) + " (p50)"
+        hops = ["nginx hop"] + proxies
+        out = ["| query | runs | rows | " + " | ".join(f"{n} p50 / p90 (ms)" for n in ["direct", "nginx hop", "both replicas"] + proxies)
+               + " | overhead " + " / ".join(hops) + " (p50)"
                + (" | RF=2 / RF=2 base (p50) |" if args.baseline_bin else " |"),
-               "|---|---|---|" + "---|" * (len(proxies) + 3) + ("---|" if args.baseline_bin else "")]
+               "|---|---|---|" + "---|" * (len(proxies) + 4) + ("---|" if args.baseline_bin else "")]
         for title, runs, rows, timings in table:
             d50 = ms(timings["direct"], 50)
-            cells = [f"{ms(timings[n], 50):.1f} / {ms(timings[n], 90):.1f}" for n in ["direct", "both replicas"] + proxies]
-            over = " / ".join(f"{(ms(timings[n], 50) / d50 - 1) * 100:+.0f}%" for n in proxies)
+            cells = [f"{ms(timings[n], 50):.1f} / {ms(timings[n], 90):.1f}" for n in ["direct", "nginx hop", "both replicas"] + proxies]
+            over = " / ".join(f"{(ms(timings[n], 50) / d50 - 1) * 100:+.0f}%" for n in hops)
             line = f"| {title} | {runs} | {rows:,} | {' | '.join(cells)} | {over} |"
             if args.baseline_bin:
                 line += f" {ms(timings['RF=2'], 50) / ms(timings['RF=2 base'], 50):.2f} |"
@@ -347,8 +369,7 @@ def main():
         out.append("Peak RSS (VmHWM) before / after the 1,000,000-row answers: " + "; ".join(
             f"{n} {rss_before[n] / 1024:.0f} / {rss_after[n] / 1024:.0f} MiB" for n in proxies) + ".")
         out.append(f"Load average (1 min) at start / end of the measured part: {load_before} / {load_after}; "
-                   f"machine: {os.cpu_count()} cores"
-                   + ("; influxd n0 pinned to CPU 0, n1 to CPU 1 (`--pin-replicas`)." if args.pin_replicas else "; nothing pinned."))
+                   f"machine: {os.cpu_count()} cores.")
         text = "\n".join(out)
         print(text)
         os.makedirs(os.path.dirname(args.out), exist_ok=True)
