@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::serve::ListenerExt;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
@@ -117,6 +118,13 @@ pub async fn serve(config: ApiConfig, config_path: &Path) -> Result<(), ServeErr
     spawn_sighup_reloader(state.clone());
     rules::spawn_derived_writer(state.clone());
     let app = router(state.clone());
+    // Answers stream in several writes (head, then chunks as the replicas send them): without
+    // NODELAY the kernel holds a short write back until the previous one is acknowledged.
+    let listener = listener.tap_io(|connection| {
+        if let Err(error) = connection.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set on a client connection");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
