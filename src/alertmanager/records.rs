@@ -1,6 +1,6 @@
-//! The binary encoding of the pipeline's per-fingerprint and per-group records (store format 2,
-//! described in [`super::store`]): length-prefixed, LEB128 integers, no field names, so a record
-//! is a fraction of its JSON size and encodes without a serializer in the way.
+//! The binary encoding of the pipeline's per-fingerprint and per-group records (store formats 2
+//! and 3, described in [`super::store`]): length-prefixed, LEB128 integers, no field names, so a
+//! record is a fraction of its JSON size and encodes without a serializer in the way.
 //!
 //! It must never decode bytes into a record it does not fully understand: a short buffer, an
 //! unknown tag, invalid UTF-8 or trailing bytes are a [`DecodeError`], never a guess. Changing a
