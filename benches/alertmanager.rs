@@ -11,7 +11,10 @@
 //!
 //! Run with `cargo bench --bench alertmanager`. Not a test: it asserts nothing. With
 //! `ALERT_MANAGER_BIN=<path>` the http and latency parts run that build of the binary instead
-//! (to interleave an older build with this one on a shared machine).
+//! (to interleave an older build with this one on a shared machine). `AM_BENCH_PARTS` (a comma
+//! list of `pipeline`, `http`, `latency`; all by default) runs only some parts, and
+//! `AM_BENCH_HTTP_ROUNDS` (default 4) only the first rounds of the http part, e.g. to profile
+//! the server during round 0 alone.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -337,7 +340,11 @@ async fn bench_http(url: &str, pid: u32) {
             )
         })
         .collect();
-    for round in 0..4 {
+    let rounds: usize = std::env::var("AM_BENCH_HTTP_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    for round in 0..rounds {
         let cpu_before = cpu_ms(pid);
         let started = Instant::now();
         let mut tasks = Vec::new();
@@ -424,10 +431,22 @@ fn main() {
     runtime.block_on(async {
         let arrivals: Arrivals = Arc::new(Mutex::new(HashMap::new()));
         let sink = start_sink(Arc::clone(&arrivals)).await;
-        bench_pipeline(&sink).await;
-        let (process, url, _dir) = start_binary(&sink).await;
-        bench_http(&url, process.0.id()).await;
-        let (_process2, url2, _dir2) = start_binary(&sink).await;
-        bench_latency(&url2, &arrivals).await;
+        let parts =
+            std::env::var("AM_BENCH_PARTS").unwrap_or_else(|_| "pipeline,http,latency".to_owned());
+        let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
+        if part("pipeline") {
+            bench_pipeline(&sink).await;
+        }
+        if part("http") {
+            let (process, url, _dir) = start_binary(&sink).await;
+            bench_http(&url, process.0.id()).await;
+            // Lets the outbox deliver round 0's notifications before the process is killed
+            // (what a profile of the server should see too).
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        if part("latency") {
+            let (_process2, url2, _dir2) = start_binary(&sink).await;
+            bench_latency(&url2, &arrivals).await;
+        }
     });
 }

@@ -26,7 +26,7 @@ pub struct PendingAlert {
 /// A group waiting for its `group_wait`, as persisted (keyed by `key`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
-    /// Unique among the groups ever opened by one store (format 2 matches alerts to it).
+    /// Unique among the groups ever opened by one store (formats 2 and 3 match alerts to it).
     #[serde(default)]
     pub seq: u64,
     pub key: String,

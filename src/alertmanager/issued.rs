@@ -65,7 +65,7 @@ pub fn decide(
             }
         }
         Some(issued) => {
-            if *issued.alert != **alert {
+            if !Arc::ptr_eq(&issued.alert, alert) && *issued.alert != **alert {
                 issued.alert = Arc::clone(alert);
             }
             issued.last_seen_ms = issued.last_seen_ms.max(now_ms);

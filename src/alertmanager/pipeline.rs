@@ -43,10 +43,10 @@ use super::notify::{Notification, NotificationStatus};
 use super::occurrences::{OccurrenceRule, Sighting, Sightings, duration_ms};
 use super::records::{
     AlertContent, FingerprintRecord, PendingRef, decode_content, decode_fingerprint,
-    decode_group_header, encode_content, encode_fingerprint, encode_group_header,
+    decode_group_header, decode_slot_state, encode_content, encode_group_header, encode_slot_state,
 };
 use super::routing::{Route, Router};
-use super::store::{Batch, LegacyTable, META_NEXT_GROUP_SEQ, Store, StoreError, Table};
+use super::store::{Batch, LegacyTable, META_NEXT_GROUP_SEQ, SlotTable, Store, StoreError, Table};
 use crate::config::alert::AlertManagerConfig;
 
 /// Where notifications go: the durable outbox (or a test double). `enqueue_in` stages inside
@@ -214,9 +214,26 @@ struct State {
     /// Alerts whose content in memory is newer than their content record (changed by a
     /// sighting that was not written): the next write of their state writes it too.
     content_dirty: FxHashSet<String>,
+    /// Where each fingerprint's records are stored (see the store format).
+    slots: FxHashMap<String, u64>,
+    /// The slot the next new fingerprint gets.
+    next_slot: u64,
 }
 
 impl State {
+    /// The slot of `fingerprint`, given one now if it has none. A slot is only a storage
+    /// address, so it is given before the commit: if that commit fails, the fingerprint keeps
+    /// a slot with nothing stored at it yet, which its next write fills.
+    fn slot_for(&mut self, fingerprint: &str) -> u64 {
+        if let Some(&slot) = self.slots.get(fingerprint) {
+            return slot;
+        }
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        self.slots.insert(fingerprint.to_owned(), slot);
+        slot
+    }
+
     /// The group references of `fingerprint` as memory holds them.
     fn pending_refs(&self, fingerprint: &str) -> Vec<PendingRef> {
         self.memberships
@@ -244,11 +261,10 @@ impl State {
         }
     }
 
-    /// Forgets a flushed group and the memberships pointing at it (memory only).
-    fn remove_group(&mut self, key: &str) {
-        let Some(group) = self.groups.remove(key) else {
-            return;
-        };
+    /// Forgets a flushed group and the memberships pointing at it (memory only). Returns the
+    /// group, so that the caller can drop it after releasing the lock.
+    fn remove_group(&mut self, key: &str) -> Option<Group> {
+        let group = self.groups.remove(key)?;
         for fingerprint in group.alerts.keys() {
             if let Some(keys) = self.memberships.get_mut(fingerprint) {
                 keys.retain(|k| k != key);
@@ -257,13 +273,15 @@ impl State {
                 }
             }
         }
+        Some(group)
     }
 }
 
-/// Stages the state record of a fingerprint, and its content record when `content` (or both
-/// deletions when nothing is left of it).
+/// Stages the state record of a fingerprint at its slot, and its content record when
+/// `content` (or both deletions when nothing is left of it).
 fn put_fingerprint(
     batch: &mut Batch,
+    slot: u64,
     fingerprint: &str,
     record: Option<&AlertRecord>,
     issued: Option<&IssuedAlert>,
@@ -271,18 +289,18 @@ fn put_fingerprint(
     content: bool,
 ) {
     if record.is_none() && issued.is_none() && pending.is_empty() {
-        batch.delete(Table::Fingerprints, fingerprint);
-        batch.delete(Table::Contents, fingerprint);
+        batch.delete_slot(SlotTable::States, slot);
+        batch.delete_slot(SlotTable::Contents, slot);
         return;
     }
-    let mut bytes = Vec::with_capacity(64);
-    encode_fingerprint(&mut bytes, record, issued, pending);
-    batch.put_bytes(Table::Fingerprints, fingerprint, bytes);
+    let mut bytes = Vec::with_capacity(96);
+    encode_slot_state(&mut bytes, fingerprint, record, issued, pending);
+    batch.put_slot(SlotTable::States, slot, bytes);
     let alert = record.map(|r| &*r.alert).or(issued.map(|i| &*i.alert));
     if content && let Some(alert) = alert {
         let mut bytes = Vec::with_capacity(320);
         encode_content(&mut bytes, alert, issued.map(|i| &*i.alert));
-        batch.put_bytes(Table::Contents, fingerprint, bytes);
+        batch.put_slot(SlotTable::Contents, slot, bytes);
     }
 }
 
@@ -352,9 +370,47 @@ pub struct Pipeline {
     pub group_opened: tokio::sync::Notify,
 }
 
-/// Loads format 2 state: group headers, then the fingerprint records and their references to
-/// them (a reference to a flushed group is stale and dropped).
-fn load_state(store: &Store, state: &mut State) -> Result<(), PipelineError> {
+/// Adds one stored fingerprint to memory: its alert record, issued entry, and its memberships
+/// of the loaded waiting groups (a reference to a flushed group is stale and dropped).
+fn attach(state: &mut State, fingerprint: String, stored: FingerprintRecord) {
+    let FingerprintRecord {
+        record,
+        issued,
+        pending,
+    } = stored;
+    for reference in pending {
+        let alert = record
+            .as_ref()
+            .map(|r| &r.alert)
+            .or(issued.as_ref().map(|i| &i.alert));
+        if let Some(group) = state.groups.get_mut(&reference.group_key)
+            && group.seq == reference.group_seq
+            && let Some(alert) = alert
+        {
+            group.alerts.insert(
+                fingerprint.clone(),
+                PendingAlert {
+                    alert: Arc::clone(alert),
+                    delivery: reference.delivery,
+                    starts_at_ms: reference.starts_at_ms,
+                },
+            );
+            state.join(&fingerprint, &reference.group_key);
+        }
+    }
+    if let Some(record) = record {
+        state
+            .persisted_seen
+            .insert(fingerprint.clone(), record.last_seen_ms);
+        state.alerts.insert(fingerprint.clone(), record);
+    }
+    if let Some(issued) = issued {
+        state.issued.insert(fingerprint, issued);
+    }
+}
+
+/// Loads the group headers; returns the highest sequence number among them.
+fn load_group_headers(store: &Store, state: &mut State) -> Result<u64, PipelineError> {
     let mut max_seq = 0;
     for (key, group) in
         store.load_with(Table::GroupHeaders, |_, bytes| decode_group_header(bytes))?
@@ -362,49 +418,26 @@ fn load_state(store: &Store, state: &mut State) -> Result<(), PipelineError> {
         max_seq = max_seq.max(group.seq);
         state.groups.insert(key, group);
     }
-    let contents: FxHashMap<String, AlertContent> = store
-        .load_with(Table::Contents, |_, bytes| decode_content(bytes))?
+    Ok(max_seq)
+}
+
+/// Loads format 3 state: group headers, then the slots' state records with their contents.
+fn load_state(store: &Store, state: &mut State) -> Result<(), PipelineError> {
+    let max_seq = load_group_headers(store, state)?;
+    let contents: FxHashMap<u64, AlertContent> = store
+        .load_slots(SlotTable::Contents, |_, bytes| decode_content(bytes))?
         .into_iter()
         .collect();
-    let records = store.load_with(Table::Fingerprints, |fingerprint, bytes| {
-        decode_fingerprint(fingerprint, bytes, contents.get(fingerprint))
+    let records = store.load_slots(SlotTable::States, |slot, bytes| {
+        decode_slot_state(bytes, contents.get(&slot))
     })?;
     drop(contents);
-    for (fingerprint, stored) in records {
-        let FingerprintRecord {
-            record,
-            issued,
-            pending,
-        } = stored;
-        for reference in pending {
-            let alert = record
-                .as_ref()
-                .map(|r| &r.alert)
-                .or(issued.as_ref().map(|i| &i.alert));
-            if let Some(group) = state.groups.get_mut(&reference.group_key)
-                && group.seq == reference.group_seq
-                && let Some(alert) = alert
-            {
-                group.alerts.insert(
-                    fingerprint.clone(),
-                    PendingAlert {
-                        alert: Arc::clone(alert),
-                        delivery: reference.delivery,
-                        starts_at_ms: reference.starts_at_ms,
-                    },
-                );
-                state.join(&fingerprint, &reference.group_key);
-            }
-        }
-        if let Some(record) = record {
-            state
-                .persisted_seen
-                .insert(fingerprint.clone(), record.last_seen_ms);
-            state.alerts.insert(fingerprint.clone(), record);
-        }
-        if let Some(issued) = issued {
-            state.issued.insert(fingerprint, issued);
-        }
+    for (slot, (fingerprint, stored)) in records {
+        // Slots load in ascending order: were a fingerprint ever stored at two slots, the later
+        // one (its last write) wins, the same way at every start.
+        state.slots.insert(fingerprint.clone(), slot);
+        state.next_slot = state.next_slot.max(slot + 1);
+        attach(state, fingerprint, stored);
     }
     state.next_group_seq = store
         .meta(META_NEXT_GROUP_SEQ)?
@@ -413,8 +446,28 @@ fn load_state(store: &Store, state: &mut State) -> Result<(), PipelineError> {
     Ok(())
 }
 
-/// Reads format 1 (JSON alert, issued and group records) and rewrites it as format 2 in one
-/// transaction.
+/// Reads format 2 (the same records keyed by fingerprint) and rewrites it as format 3.
+fn migrate_format_2(store: &mut Store, state: &mut State) -> Result<(), PipelineError> {
+    let max_seq = load_group_headers(store, state)?;
+    let contents: FxHashMap<String, AlertContent> = store
+        .load_legacy_with(LegacyTable::Contents, |_, bytes| decode_content(bytes))?
+        .into_iter()
+        .collect();
+    let records = store.load_legacy_with(LegacyTable::Fingerprints, |fingerprint, bytes| {
+        decode_fingerprint(fingerprint, bytes, contents.get(fingerprint))
+    })?;
+    drop(contents);
+    for (fingerprint, stored) in records {
+        attach(state, fingerprint, stored);
+    }
+    state.next_group_seq = store
+        .meta(META_NEXT_GROUP_SEQ)?
+        .unwrap_or(0)
+        .max(max_seq + 1);
+    rewrite_migrated(store, state, 2)
+}
+
+/// Reads format 1 (JSON alert, issued and group records) and rewrites it as format 3.
 fn migrate_format_1(store: &mut Store, state: &mut State) -> Result<(), PipelineError> {
     state.alerts = store
         .load_legacy::<AlertRecord>(LegacyTable::Alerts)?
@@ -434,16 +487,42 @@ fn migrate_format_1(store: &mut Store, state: &mut State) -> Result<(), Pipeline
         }
     }
     state.next_group_seq += 1;
-    let fingerprints: FxHashSet<&String> = state
+    for (fingerprint, record) in &state.alerts {
+        state
+            .persisted_seen
+            .insert(fingerprint.clone(), record.last_seen_ms);
+    }
+    rewrite_migrated(store, state, 1)
+}
+
+/// Writes the state loaded from an earlier format as format 3, in one transaction that also
+/// drops the earlier tables. Slots are given in order of first sighting, the order in which
+/// a running build would have given them.
+fn rewrite_migrated(store: &mut Store, state: &mut State, from: u64) -> Result<(), PipelineError> {
+    let mut fingerprints: Vec<(u64, String)> = state
         .alerts
         .keys()
         .chain(state.issued.keys())
         .chain(state.memberships.keys())
+        .collect::<FxHashSet<&String>>()
+        .into_iter()
+        .map(|fingerprint| {
+            let first = state
+                .alerts
+                .get(fingerprint)
+                .map(|r| r.first_seen_ms)
+                .or(state.issued.get(fingerprint).map(|i| i.first_delivered_ms))
+                .unwrap_or(0);
+            (first, fingerprint.clone())
+        })
         .collect();
+    fingerprints.sort_unstable();
     let mut batch = Batch::default();
-    for fingerprint in fingerprints {
+    for (_, fingerprint) in &fingerprints {
+        let slot = state.slot_for(fingerprint);
         put_fingerprint(
             &mut batch,
+            slot,
             fingerprint,
             state.alerts.get(fingerprint),
             state.issued.get(fingerprint),
@@ -456,16 +535,12 @@ fn migrate_format_1(store: &mut Store, state: &mut State) -> Result<(), Pipeline
     }
     batch.set_meta(META_NEXT_GROUP_SEQ, state.next_group_seq);
     store.finish_migration(batch)?;
-    for (fingerprint, record) in &state.alerts {
-        state
-            .persisted_seen
-            .insert(fingerprint.clone(), record.last_seen_ms);
-    }
     tracing::info!(
         alerts = state.alerts.len(),
         issued = state.issued.len(),
         groups = state.groups.len(),
-        "state database migrated from format 1 to format 2"
+        "state database migrated from format {from} to format {}",
+        super::store::FORMAT
     );
     Ok(())
 }
@@ -490,10 +565,10 @@ impl Pipeline {
                 }
             }
         }
-        if store.is_legacy() {
-            migrate_format_1(&mut store, &mut state)?;
-        } else {
-            load_state(&store, &mut state)?;
+        match store.legacy_format() {
+            Some(1) => migrate_format_1(&mut store, &mut state)?,
+            Some(_) => migrate_format_2(&mut store, &mut state)?,
+            None => load_state(&store, &mut state)?,
         }
         metrics.issued.set(state.issued.len() as i64);
         metrics.ignore_rules.set(state.ignores.len() as i64);
@@ -674,7 +749,9 @@ impl Pipeline {
                     },
                 };
                 let previous_state = record.state.clone();
-                if *record.alert != *alert {
+                // A record made from this very alert (a first sighting) is not compared field by
+                // field with itself.
+                if !Arc::ptr_eq(&record.alert, &alert) && *record.alert != *alert {
                     record.alert = Arc::clone(&alert);
                     content_changed.insert(fingerprint.clone());
                 }
@@ -695,7 +772,7 @@ impl Pipeline {
                     // Still firing (even if ignored or below Occurrences): not a recovery.
                     existing.last_seen_ms = now;
                     existing.success_withheld_since_ms = None;
-                    if *existing.alert != *alert {
+                    if !Arc::ptr_eq(&existing.alert, &alert) && *existing.alert != *alert {
                         existing.alert = Arc::clone(&alert);
                         content_changed.insert(fingerprint.clone());
                     }
@@ -805,6 +882,7 @@ impl Pipeline {
 
         let mut batch = Batch::default();
         for fingerprint in &material {
+            let slot = state.slot_for(fingerprint);
             let issued_now = match issued.get(fingerprint) {
                 Some(entry) => entry.as_ref(),
                 None => state.issued.get(fingerprint),
@@ -818,6 +896,7 @@ impl Pipeline {
                 content_changed.contains(fingerprint) || state.content_dirty.contains(fingerprint);
             put_fingerprint(
                 &mut batch,
+                slot,
                 fingerprint,
                 alerts.get(fingerprint),
                 issued_now,
@@ -1021,6 +1100,7 @@ impl Pipeline {
         }
         // Taken off IssuedAlerts: rewritten without the issued entry and the flushed groups.
         for fingerprint in &unissue {
+            let slot = state.slot_for(fingerprint);
             let refs: Vec<PendingRef> = state
                 .pending_refs(fingerprint)
                 .into_iter()
@@ -1028,6 +1108,7 @@ impl Pipeline {
                 .collect();
             put_fingerprint(
                 &mut batch,
+                slot,
                 fingerprint,
                 state.alerts.get(fingerprint),
                 None,
@@ -1044,15 +1125,18 @@ impl Pipeline {
             self.metrics.store_errors.inc();
             return Err(super::store::commit_error(error).into());
         }
-        for key in &due {
-            state.remove_group(key);
-        }
+        // Freed after the lock is released: a thousand groups' alerts take a while to drop.
+        let flushed: Vec<Group> = due
+            .iter()
+            .filter_map(|key| state.remove_group(key))
+            .collect();
         for fingerprint in &unissue {
             state.issued.remove(fingerprint);
         }
         self.metrics.groups_waiting.set(state.groups.len() as i64);
         self.metrics.issued.set(state.issued.len() as i64);
         drop(state);
+        drop(flushed);
         self.count_sent(&notifications);
         if !notifications.is_empty() {
             self.dispatch.wake();
@@ -1156,8 +1240,10 @@ impl Pipeline {
         }
         for marked in &withheld {
             let fingerprint = &marked.fingerprint;
+            let slot = state.slot_for(fingerprint);
             put_fingerprint(
                 &mut batch,
+                slot,
                 fingerprint,
                 state.alerts.get(fingerprint),
                 Some(marked),
@@ -1174,8 +1260,10 @@ impl Pipeline {
                 record.state = AlertState::Resolved;
                 record
             });
+            let slot = state.slot_for(fingerprint);
             put_fingerprint(
                 &mut batch,
+                slot,
                 fingerprint,
                 record.as_ref(),
                 None,
@@ -1241,8 +1329,10 @@ impl Pipeline {
         }
         let mut batch = Batch::default();
         for fp in &stale_alerts {
-            batch.delete(Table::Fingerprints, fp);
-            batch.delete(Table::Contents, fp);
+            if let Some(&slot) = state.slots.get(fp) {
+                batch.delete_slot(SlotTable::States, slot);
+                batch.delete_slot(SlotTable::Contents, slot);
+            }
         }
         for id in &stale_rules {
             batch.delete(Table::Ignores, id);
@@ -1252,6 +1342,7 @@ impl Pipeline {
             state.alerts.remove(fp);
             state.persisted_seen.remove(fp);
             state.content_dirty.remove(fp);
+            state.slots.remove(fp);
         }
         for id in &stale_rules {
             state.ignores.remove(id);
@@ -1337,8 +1428,10 @@ impl Pipeline {
             )));
         }
         let mut batch = Batch::default();
+        let slot = state.slot_for(fingerprint);
         put_fingerprint(
             &mut batch,
+            slot,
             fingerprint,
             state.alerts.get(fingerprint),
             None,

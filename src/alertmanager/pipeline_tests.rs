@@ -336,14 +336,14 @@ fn last_seen_alone_is_persisted_at_most_once_per_resolution() {
     let on_disk = |h: &Harness| {
         let store = &h.pipeline.store;
         let contents = store
-            .load_with(Table::Contents, |_, b| decode_content(b))
+            .load_slots(SlotTable::Contents, |_, b| decode_content(b))
             .unwrap();
         let stored = store
-            .load_with(Table::Fingerprints, |fp, b| {
-                decode_fingerprint(fp, b, contents.first().map(|(_, c)| c))
+            .load_slots(SlotTable::States, |_, b| {
+                decode_slot_state(b, contents.first().map(|(_, c)| c))
             })
             .unwrap();
-        stored[0].1.issued.as_ref().unwrap().last_seen_ms - 1_000_000_000
+        stored[0].1.1.issued.as_ref().unwrap().last_seen_ms - 1_000_000_000
     };
     let in_memory = |h: &Harness| h.pipeline.issued()[0].last_seen_ms - 1_000_000_000;
     h.at(0);
@@ -471,4 +471,146 @@ fn a_format_1_state_file_is_migrated_once() {
             .any(|n| n == "am_alerts" || n == "am_issued" || n == "am_groups"),
         "{names:?}"
     );
+}
+
+/// A state file of format 2 (the records keyed by fingerprint string), as the previous build
+/// left it, read by this build: no ignore rule lost, no alert re-delivered inside
+/// ReissueDuration, the waiting group delivered once, and the file rewritten as format 3 once.
+#[test]
+fn a_format_2_state_file_is_migrated_once_and_keeps_its_promises() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state");
+    let h = harness();
+    h.at(0);
+    // Issued and flushed (pager + hook), then a second alert waiting in its groups.
+    h.see(alert("Disk", "h40", "critical"));
+    h.at(100);
+    assert_eq!(h.flush().len(), 2);
+    h.see(alert("Load", "h41", "critical"));
+    let rule = IgnoreRule {
+        id: "r40".into(),
+        matchers: vec![super::super::ignore::MatcherSpec {
+            name: "host".into(),
+            op: "=".into(),
+            value: "h42".into(),
+        }],
+        starts_at_ms: h.pipeline.now_ms(),
+        ends_at_ms: None,
+        author: "ops".into(),
+        comment: String::new(),
+        created_at_ms: 0,
+        updated_at_ms: 0,
+    };
+    h.pipeline
+        .put_ignore(rule.clone(), "matchers", "ends_at")
+        .unwrap();
+    let groups = h.pipeline.groups();
+    assert_eq!(groups.len(), 2);
+    // Write the same state as format 2 did: records keyed by fingerprint, format 2 in am_meta.
+    std::fs::create_dir_all(&path).unwrap();
+    {
+        let db = redb::Database::create(path.join("state.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let table =
+                |name| -> redb::TableDefinition<&str, &[u8]> { redb::TableDefinition::new(name) };
+            let mut states = txn.open_table(table("am_fingerprints")).unwrap();
+            let mut contents = txn.open_table(table("am_alert_content")).unwrap();
+            let state = h.pipeline.lock();
+            for (fingerprint, record) in &state.alerts {
+                let issued = state.issued.get(fingerprint);
+                let mut bytes = Vec::new();
+                super::super::records::encode_fingerprint(
+                    &mut bytes,
+                    Some(record),
+                    issued,
+                    &state.pending_refs(fingerprint),
+                );
+                states
+                    .insert(fingerprint.as_str(), bytes.as_slice())
+                    .unwrap();
+                let mut bytes = Vec::new();
+                encode_content(&mut bytes, &record.alert, issued.map(|i| &*i.alert));
+                contents
+                    .insert(fingerprint.as_str(), bytes.as_slice())
+                    .unwrap();
+            }
+            let mut headers = txn.open_table(table("am_group_headers")).unwrap();
+            for group in state.groups.values() {
+                headers
+                    .insert(group.key.as_str(), encode_group_header(group).as_slice())
+                    .unwrap();
+            }
+            let mut ignores = txn.open_table(table("am_ignores")).unwrap();
+            ignores
+                .insert("r40", serde_json::to_vec(&rule).unwrap().as_slice())
+                .unwrap();
+            let mut meta = txn
+                .open_table(redb::TableDefinition::<&str, u64>::new("am_meta"))
+                .unwrap();
+            meta.insert("format", 2).unwrap();
+            meta.insert("next_group_seq", state.next_group_seq).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let expected_alerts = h.pipeline.alerts();
+    let expected_issued = h.pipeline.issued();
+    let clock = h.clock.clone();
+    let sent = Arc::new(Recorder::default());
+    for _ in 0..2 {
+        let migrated = open(&path, clock.clone(), sent.clone());
+        assert_eq!(migrated.alerts(), expected_alerts);
+        assert_eq!(migrated.issued(), expected_issued);
+        assert_eq!(
+            migrated.ignores(),
+            vec![rule.clone()],
+            "no ignore rule lost"
+        );
+        assert_eq!(migrated.groups(), groups);
+    }
+    let migrated = open(&path, clock.clone(), sent.clone());
+    h.at(1_000);
+    assert_eq!(
+        migrated
+            .ingest(vec![alert("Disk", "h40", "critical")], None)
+            .unwrap()
+            .suppressed,
+        1,
+        "no re-delivery inside ReissueDuration"
+    );
+    assert_eq!(
+        migrated
+            .ingest(vec![alert("Disk", "h42", "critical")], None)
+            .unwrap()
+            .ignored,
+        1,
+        "the rule still applies"
+    );
+    migrated.flush_due_groups().unwrap();
+    let owed = sent.take();
+    assert_eq!(owed.len(), 2, "the groups that waited across the migration");
+    assert!(
+        owed.iter()
+            .all(|n| n.alerts[0].alert.labels["alertname"] == "Load")
+    );
+    migrated.flush_due_groups().unwrap();
+    assert!(sent.take().is_empty(), "exactly once");
+    drop(migrated);
+    let db = redb::Database::open(path.join("state.redb")).unwrap();
+    let txn = db.begin_read().unwrap();
+    let names: Vec<String> = txn
+        .list_tables()
+        .unwrap()
+        .map(|t| redb::TableHandle::name(&t).to_owned())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n == "am_fingerprints" || n == "am_alert_content"),
+        "{names:?}"
+    );
+    let meta = txn
+        .open_table(redb::TableDefinition::<&str, u64>::new("am_meta"))
+        .unwrap();
+    assert_eq!(meta.get("format").unwrap().unwrap().value(), 3);
 }

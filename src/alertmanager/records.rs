@@ -1,6 +1,6 @@
-//! The binary encoding of the pipeline's per-fingerprint and per-group records (store format 2,
-//! described in [`super::store`]): length-prefixed, LEB128 integers, no field names, so a record
-//! is a fraction of its JSON size and encodes without a serializer in the way.
+//! The binary encoding of the pipeline's per-fingerprint and per-group records (store formats 2
+//! and 3, described in [`super::store`]): length-prefixed, LEB128 integers, no field names, so a
+//! record is a fraction of its JSON size and encodes without a serializer in the way.
 //!
 //! It must never decode bytes into a record it does not fully understand: a short buffer, an
 //! unknown tag, invalid UTF-8 or trailing bytes are a [`DecodeError`], never a guess. Changing a
@@ -420,6 +420,30 @@ pub fn decode_fingerprint(
     })
 }
 
+/// Encodes the format 3 state record of the fingerprint at a slot: the fingerprint, then the
+/// state record of [`encode_fingerprint`].
+pub fn encode_slot_state(
+    out: &mut Vec<u8>,
+    fingerprint: &str,
+    record: Option<&AlertRecord>,
+    issued: Option<&IssuedAlert>,
+    pending: &[PendingRef],
+) {
+    Writer(out).str(fingerprint);
+    encode_fingerprint(out, record, issued, pending);
+}
+
+/// Decodes a format 3 state record with the content record of the same slot.
+pub fn decode_slot_state(
+    bytes: &[u8],
+    content: Option<&AlertContent>,
+) -> Result<(String, FingerprintRecord), DecodeError> {
+    let mut r = Reader(bytes);
+    let fingerprint = r.str()?;
+    let record = decode_fingerprint(&fingerprint, r.0, content)?;
+    Ok((fingerprint, record))
+}
+
 /// Encodes a group's header: everything but its alerts (they point at it, see [`PendingRef`]).
 pub fn encode_group_header(group: &Group) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
@@ -646,6 +670,33 @@ mod tests {
             assert_eq!(decoded.record, record);
             assert_eq!(decoded.issued, issued);
             assert_eq!(decoded.pending, pending);
+        }
+    }
+
+    #[test]
+    fn slot_state_records_carry_their_fingerprint_and_refuse_every_cut() {
+        let record = record();
+        let issued = issued(Alert::clone(&record.alert));
+        let mut content_bytes = Vec::new();
+        encode_content(&mut content_bytes, &record.alert, Some(&issued.alert));
+        let content = decode_content(&content_bytes).unwrap();
+        let mut bytes = Vec::new();
+        encode_slot_state(
+            &mut bytes,
+            "0fa1b9fea54b6750",
+            Some(&record),
+            Some(&issued),
+            &[],
+        );
+        let (fingerprint, decoded) = decode_slot_state(&bytes, Some(&content)).unwrap();
+        assert_eq!(fingerprint, "0fa1b9fea54b6750");
+        assert_eq!(decoded.record.as_ref(), Some(&record));
+        assert_eq!(decoded.issued.map(|i| i.deliveries), Some(2));
+        for cut in 0..bytes.len() {
+            assert!(
+                decode_slot_state(&bytes[..cut], Some(&content)).is_err(),
+                "cut at {cut}"
+            );
         }
     }
 
