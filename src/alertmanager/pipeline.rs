@@ -1312,6 +1312,20 @@ impl Pipeline {
         let mut state = self.lock();
         let now = self.clock.now_ms();
         let horizon = now.saturating_sub(self.settings.retention_ms);
+        // A fingerprint whose records were all deleted (its last write found nothing to keep)
+        // still holds its slot in memory: let it go, it gets a new one if it comes back.
+        let State {
+            slots,
+            alerts,
+            issued,
+            memberships,
+            ..
+        } = &mut *state;
+        slots.retain(|fingerprint, _| {
+            alerts.contains_key(fingerprint)
+                || issued.contains_key(fingerprint)
+                || memberships.contains_key(fingerprint)
+        });
         let stale_alerts: Vec<String> = state
             .alerts
             .iter()

@@ -79,6 +79,33 @@ fn open(path: &std::path::Path, clock: Arc<ManualClock>, sent: Arc<Recorder>) ->
     Pipeline::open(store, &config, sent, clock, AlertMetrics::default()).unwrap()
 }
 
+/// An operator's rule on one `host` label (`op` `value`), starting at `starts_at_ms`, open-ended.
+fn host_rule(id: &str, op: &str, value: &str, starts_at_ms: u64) -> IgnoreRule {
+    IgnoreRule {
+        id: id.into(),
+        matchers: vec![super::super::ignore::MatcherSpec {
+            name: "host".into(),
+            op: op.into(),
+            value: value.into(),
+        }],
+        starts_at_ms,
+        ends_at_ms: None,
+        author: "ops".into(),
+        comment: String::new(),
+        created_at_ms: 0,
+        updated_at_ms: 0,
+    }
+}
+/// The tables of the state file in the store directory `path`.
+fn table_names(path: &std::path::Path) -> Vec<String> {
+    let db = redb::Database::open(path.join("state.redb")).unwrap();
+    let txn = db.begin_read().unwrap();
+    txn.list_tables()
+        .unwrap()
+        .map(|t| redb::TableHandle::name(&t).to_owned())
+        .collect()
+}
+
 fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state");
@@ -221,18 +248,9 @@ fn an_ignore_rule_holds_alerts_back_until_it_expires() {
     let h = harness();
     h.at(0);
     let rule = IgnoreRule {
-        id: "r1".into(),
-        matchers: vec![super::super::ignore::MatcherSpec {
-            name: "host".into(),
-            op: "=".into(),
-            value: "h3".into(),
-        }],
-        starts_at_ms: h.pipeline.now_ms(),
         ends_at_ms: Some(h.pipeline.now_ms() + 2_000),
-        author: "ops".into(),
         comment: "maintenance".into(),
-        created_at_ms: 0,
-        updated_at_ms: 0,
+        ..host_rule("r1", "=", "h3", h.pipeline.now_ms())
     };
     h.pipeline.put_ignore(rule, "matchers", "ends_at").unwrap();
     for t in [0, 500, 1_000, 1_999] {
@@ -256,20 +274,7 @@ fn a_rule_added_while_a_group_waits_still_wins() {
     let h = harness();
     h.at(0);
     h.see(alert("Disk", "h4", "critical"));
-    let rule = IgnoreRule {
-        id: "r2".into(),
-        matchers: vec![super::super::ignore::MatcherSpec {
-            name: "host".into(),
-            op: "=".into(),
-            value: "h4".into(),
-        }],
-        starts_at_ms: h.pipeline.now_ms(),
-        ends_at_ms: None,
-        author: "ops".into(),
-        comment: String::new(),
-        created_at_ms: 0,
-        updated_at_ms: 0,
-    };
+    let rule = host_rule("r2", "=", "h4", h.pipeline.now_ms());
     h.pipeline.put_ignore(rule, "matchers", "ends_at").unwrap();
     h.at(200);
     assert!(h.flush().is_empty());
@@ -287,20 +292,7 @@ fn a_restart_keeps_rules_issued_alerts_and_waiting_groups() {
     h.at(100);
     assert_eq!(h.flush().len(), 2);
     h.see(alert("Other", "h6", "critical"));
-    let rule = IgnoreRule {
-        id: "r3".into(),
-        matchers: vec![super::super::ignore::MatcherSpec {
-            name: "host".into(),
-            op: "=~".into(),
-            value: "h7|h8".into(),
-        }],
-        starts_at_ms: h.pipeline.now_ms(),
-        ends_at_ms: None,
-        author: "ops".into(),
-        comment: String::new(),
-        created_at_ms: 0,
-        updated_at_ms: 0,
-    };
+    let rule = host_rule("r3", "=~", "h7|h8", h.pipeline.now_ms());
     h.pipeline.put_ignore(rule, "matchers", "ends_at").unwrap();
     let h = h.reopened();
     assert_eq!(h.pipeline.ignores().len(), 1);
@@ -458,13 +450,7 @@ fn a_format_1_state_file_is_migrated_once() {
             assert_eq!(loaded.due_ms, original.due_ms);
         }
     }
-    let db = redb::Database::open(path.join("state.redb")).unwrap();
-    let txn = db.begin_read().unwrap();
-    let names: Vec<String> = txn
-        .list_tables()
-        .unwrap()
-        .map(|t| redb::TableHandle::name(&t).to_owned())
-        .collect();
+    let names = table_names(&path);
     assert!(
         !names
             .iter()
@@ -487,20 +473,7 @@ fn a_format_2_state_file_is_migrated_once_and_keeps_its_promises() {
     h.at(100);
     assert_eq!(h.flush().len(), 2);
     h.see(alert("Load", "h41", "critical"));
-    let rule = IgnoreRule {
-        id: "r40".into(),
-        matchers: vec![super::super::ignore::MatcherSpec {
-            name: "host".into(),
-            op: "=".into(),
-            value: "h42".into(),
-        }],
-        starts_at_ms: h.pipeline.now_ms(),
-        ends_at_ms: None,
-        author: "ops".into(),
-        comment: String::new(),
-        created_at_ms: 0,
-        updated_at_ms: 0,
-    };
+    let rule = host_rule("r40", "=", "h42", h.pipeline.now_ms());
     h.pipeline
         .put_ignore(rule.clone(), "matchers", "ends_at")
         .unwrap();
@@ -596,19 +569,15 @@ fn a_format_2_state_file_is_migrated_once_and_keeps_its_promises() {
     migrated.flush_due_groups().unwrap();
     assert!(sent.take().is_empty(), "exactly once");
     drop(migrated);
-    let db = redb::Database::open(path.join("state.redb")).unwrap();
-    let txn = db.begin_read().unwrap();
-    let names: Vec<String> = txn
-        .list_tables()
-        .unwrap()
-        .map(|t| redb::TableHandle::name(&t).to_owned())
-        .collect();
+    let names = table_names(&path);
     assert!(
         !names
             .iter()
             .any(|n| n == "am_fingerprints" || n == "am_alert_content"),
         "{names:?}"
     );
+    let db = redb::Database::open(path.join("state.redb")).unwrap();
+    let txn = db.begin_read().unwrap();
     let meta = txn
         .open_table(redb::TableDefinition::<&str, u64>::new("am_meta"))
         .unwrap();
