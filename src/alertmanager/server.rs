@@ -140,7 +140,9 @@ pub async fn serve(config: AlertManagerConfig) -> Result<(), ServeError> {
         })?;
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), "monitor-alert-manager listening");
     let mut on_shutdown = shutdown_rx.clone();
-    let served = axum::serve(listener, app)
+    // The router as it is for each connection (see `proxy::server::serve`: served directly it
+    // rebuilds itself per connection).
+    let served = axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(async move {
             tokio::select! {
                 _ = shutdown_signal() => {}
