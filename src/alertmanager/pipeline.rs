@@ -409,8 +409,8 @@ fn attach(state: &mut State, fingerprint: String, stored: FingerprintRecord) {
     }
 }
 
-/// Loads the group headers; returns the highest sequence number among them.
-fn load_group_headers(store: &Store, state: &mut State) -> Result<u64, PipelineError> {
+/// Loads the group headers and the next group sequence number (past every loaded group's).
+fn load_group_headers(store: &Store, state: &mut State) -> Result<(), PipelineError> {
     let mut max_seq = 0;
     for (key, group) in
         store.load_with(Table::GroupHeaders, |_, bytes| decode_group_header(bytes))?
@@ -418,12 +418,16 @@ fn load_group_headers(store: &Store, state: &mut State) -> Result<u64, PipelineE
         max_seq = max_seq.max(group.seq);
         state.groups.insert(key, group);
     }
-    Ok(max_seq)
+    state.next_group_seq = store
+        .meta(META_NEXT_GROUP_SEQ)?
+        .unwrap_or(0)
+        .max(max_seq + 1);
+    Ok(())
 }
 
 /// Loads format 3 state: group headers, then the slots' state records with their contents.
 fn load_state(store: &Store, state: &mut State) -> Result<(), PipelineError> {
-    let max_seq = load_group_headers(store, state)?;
+    load_group_headers(store, state)?;
     let contents: FxHashMap<u64, AlertContent> = store
         .load_slots(SlotTable::Contents, |_, bytes| decode_content(bytes))?
         .into_iter()
@@ -439,16 +443,12 @@ fn load_state(store: &Store, state: &mut State) -> Result<(), PipelineError> {
         state.next_slot = state.next_slot.max(slot + 1);
         attach(state, fingerprint, stored);
     }
-    state.next_group_seq = store
-        .meta(META_NEXT_GROUP_SEQ)?
-        .unwrap_or(0)
-        .max(max_seq + 1);
     Ok(())
 }
 
 /// Reads format 2 (the same records keyed by fingerprint) and rewrites it as format 3.
 fn migrate_format_2(store: &mut Store, state: &mut State) -> Result<(), PipelineError> {
-    let max_seq = load_group_headers(store, state)?;
+    load_group_headers(store, state)?;
     let contents: FxHashMap<String, AlertContent> = store
         .load_legacy_with(LegacyTable::Contents, |_, bytes| decode_content(bytes))?
         .into_iter()
@@ -460,10 +460,6 @@ fn migrate_format_2(store: &mut Store, state: &mut State) -> Result<(), Pipeline
     for (fingerprint, stored) in records {
         attach(state, fingerprint, stored);
     }
-    state.next_group_seq = store
-        .meta(META_NEXT_GROUP_SEQ)?
-        .unwrap_or(0)
-        .max(max_seq + 1);
     rewrite_migrated(store, state, 2)
 }
 
