@@ -206,6 +206,9 @@ async fn ask_replica(
         return Err(refused(format!("answered {}", answer.status)));
     }
     let mut results = body.results;
+    if is_bare_not_executed(&results) && database_is_missing(&replica, database, request_id).await {
+        return Ok(Vec::new());
+    }
     for result in &mut results {
         // A replica that never received a line of this database has nothing to add; that is
         // an empty answer, not a failure.
@@ -221,6 +224,35 @@ async fn ask_replica(
         return Err(refused(error));
     }
     Ok(results)
+}
+
+/// InfluxDB 1.x answers several statements on a database it does not have with one result, a
+/// bare "not executed": the "database not found" it gives a single statement is lost.
+fn is_bare_not_executed(results: &[StatementResult]) -> bool {
+    matches!(results, [only] if only.error.as_deref() == Some("not executed"))
+}
+
+/// Whether the replica lacks `database` (`SHOW DATABASES`). Unknown (it cannot be asked) counts
+/// as present, so that the original refusal stands.
+async fn database_is_missing(replica: &ReadReplica, database: &str, request_id: &str) -> bool {
+    let request = QueryRequest {
+        statement: "SHOW DATABASES",
+        ..QueryRequest::default()
+    };
+    let Ok(answer) = replica.client.query(&request, request_id).await else {
+        return false;
+    };
+    let Ok(body) = serde_json::from_slice::<QueryBody>(&answer.body) else {
+        return false;
+    };
+    match body.results.first() {
+        Some(result) if result.error.is_none() && (200..300).contains(&answer.status) => {
+            !column_values(result, "name")
+                .iter()
+                .any(|name| name == database)
+        }
+        _ => false,
+    }
 }
 
 /// The first column of every row of every series of a result (`SHOW TAG KEYS`: the keys;
