@@ -9,7 +9,7 @@ AM_URL ?= http://127.0.0.1:9193
 SMTP_PORT ?= 2525
 CORPUS ?= $(CURDIR)/../shared/conformance/line-protocol-corpus/corpus.json
 
-.PHONY: run stop deps test unit conformance bench bench-micro bench-write bench-query bench-rules bench-alerts lint fmt
+.PHONY: run stop deps test unit conformance release-pgo bench bench-micro bench-write bench-query bench-rules bench-alerts lint fmt
 
 ## run: install what is missing, start three InfluxDB shards, monitor-api, the alert manager and an SMTP sink
 run: deps
@@ -53,6 +53,10 @@ test: deps lint
 ## conformance: the InfluxData line-protocol corpus against our parser
 conformance:
 	MONITOR_CORPUS="$(CORPUS)" $(CARGO) test --release --test conformance
+
+## release-pgo: a profile-guided release build of monitor-api (target/pgo/build/release/monitor-api)
+release-pgo:
+	integration/pgo/build.sh
 
 ## bench: every benchmark: micro (criterion), write load, query, rules and alert manager (figures go to BENCHMARKS.md)
 bench: bench-micro bench-write bench-query bench-rules bench-alerts

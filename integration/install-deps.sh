@@ -2,7 +2,7 @@
 # Installs the external programs the integration tests and benchmarks need, only what is missing.
 #
 #   integration/install-deps.sh [influxdb] [smtp] [prometheus] [amtool] [victoria-metrics] [wrk] [nginx]
-#                               [python-clients]
+#                               [llvm-profdata] [python-clients]
 #
 # With no argument: influxdb and smtp (what `cargo test` needs). Debian packages via apt-get
 # (`apt-get update` once, then `apt-get install -y`); must run as root (or with passwordless sudo).
@@ -19,6 +19,8 @@
 #   victoria-metrics  victoria-metrics      (package victoria-metrics)
 #   wrk               wrk                   (package wrk)
 #   nginx             nginx                 (package nginx-light, else nginx)
+#   llvm-profdata     llvm-profdata-N, N the LLVM major version `rustc -vV` reports (package
+#                     llvm-N): merges the profiles of a PGO build (integration/pgo/build.sh)
 #   python-clients    not a Debian group: a venv (made with the python3 first in PATH) at
 #                     $MONITOR_PY_CLIENTS_VENV, default ${XDG_CACHE_HOME:-$HOME/.cache}/monitor/venv,
 #                     holding PyPI's `influxdb` and `influxdb-client` (the InfluxDB v1 and v2 Python
@@ -62,6 +64,17 @@ has_command() {
     command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" ]] || [[ -x "/usr/bin/$1" ]]
 }
 
+# The LLVM major version rustc is built on: profiles must be merged by the same major version.
+rustc_llvm_major() {
+    local major
+    major=$(rustc -vV 2>/dev/null | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
+    if [[ -z $major ]]; then
+        log "cannot tell rustc's LLVM version (rustc -vV); is Rust installed?"
+        exit 1
+    fi
+    echo "$major"
+}
+
 missing_packages_for() {
     case "$1" in
         influxdb)
@@ -78,9 +91,14 @@ missing_packages_for() {
         victoria-metrics) has_command victoria-metrics || echo victoria-metrics ;;
         wrk) has_command wrk || echo wrk ;;
         nginx) has_command nginx || echo nginx-light ;;
+        llvm-profdata)
+            local major
+            major=$(rustc_llvm_major)
+            has_command "llvm-profdata-$major" || echo "llvm-$major"
+            ;;
         python-clients) ;; # not apt: install_python_clients
         *)
-            log "unknown group '$1' (known: influxdb smtp prometheus amtool victoria-metrics wrk nginx python-clients)"
+            log "unknown group '$1' (known: influxdb smtp prometheus amtool victoria-metrics wrk nginx llvm-profdata python-clients)"
             exit 2
             ;;
     esac
@@ -113,9 +131,9 @@ main() {
     local packages=() group pkg
     for group in "${groups[@]}"; do
         case "$group" in
-            influxdb | smtp | prometheus | amtool | victoria-metrics | wrk | nginx | python-clients) ;;
+            influxdb | smtp | prometheus | amtool | victoria-metrics | wrk | nginx | llvm-profdata | python-clients) ;;
             *)
-                log "unknown group '$group' (known: influxdb smtp prometheus amtool victoria-metrics wrk nginx python-clients)"
+                log "unknown group '$group' (known: influxdb smtp prometheus amtool victoria-metrics wrk nginx llvm-profdata python-clients)"
                 exit 2
                 ;;
         esac
