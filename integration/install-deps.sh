@@ -20,7 +20,8 @@
 #   wrk               wrk                   (package wrk)
 #   nginx             nginx                 (package nginx-light, else nginx)
 #   llvm-profdata     llvm-profdata-N, N the LLVM major version `rustc -vV` reports (package
-#                     llvm-N): merges the profiles of a PGO build (integration/pgo/build.sh)
+#                     llvm-N): merges the profiles of a PGO build (integration/pgo/build.sh).
+#                     Prints its path on stdout.
 #   python-clients    not a Debian group: a venv (made with the python3 first in PATH) at
 #                     $MONITOR_PY_CLIENTS_VENV, default ${XDG_CACHE_HOME:-$HOME/.cache}/monitor/venv,
 #                     holding PyPI's `influxdb` and `influxdb-client` (the InfluxDB v1 and v2 Python
@@ -189,3 +190,8 @@ main() {
 }
 
 main "$@"
+for group in "$@"; do
+    if [[ $group == llvm-profdata ]]; then
+        command -v "llvm-profdata-$(rustc_llvm_major)"
+    fi
+done

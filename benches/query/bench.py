@@ -45,6 +45,7 @@ import urllib.parse
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 T0 = 1_700_000_000_000_000_000
+CLUSTER = os.path.join(REPO, "integration/influxd-cluster.sh")
 STEP_NS = 60_000_000  # 60 ms between a host's points
 HOSTS = 10
 PER_HOST = 100_000
@@ -205,6 +206,56 @@ http {{
                             stderr=open(os.path.join(directory, "stderr.log"), "w"))
 
 
+def start_cluster(workdir, ports, rpc_offset):
+    """Two (or more) influxd on `ports`, data under `workdir`, stopped with this process."""
+    subprocess.run(
+        [CLUSTER, "start", "--dir", os.path.join(workdir, "influxd"), "--ports",
+         ",".join(map(str, ports)), "--rpc-ports",
+         ",".join(str(p + rpc_offset) for p in ports), "--owner-pid", str(os.getpid())],
+        check=True, stdout=subprocess.DEVNULL)
+
+
+def stop_cluster(workdir):
+    subprocess.run([CLUSTER, "stop", "--dir", os.path.join(workdir, "influxd")],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def group_configs(influx_ports):
+    """The groups monitor-api is measured over: n0 alone (`replicated: true`), n0 + n1."""
+    urls = [f"http://127.0.0.1:{p}" for p in influx_ports]
+    return {
+        "RF=1": f'groups:\n  g1:\n    replicated: true\n    replicas:\n      - url: "{urls[0]}"\n',
+        "RF=2": f'groups:\n  g1:\n    replicas:\n      - url: "{urls[0]}"\n      - url: "{urls[1]}"\n',
+    }
+
+
+def start_api(binary, data_dir, port, groups):
+    """monitor-api on `port` over `groups` (index c1 in g1), its config and log in `data_dir`."""
+    os.makedirs(data_dir)
+    path = os.path.join(data_dir, "config.yaml")
+    with open(path, "w") as f:
+        f.write(f'listen: "127.0.0.1:{port}"\ndata_dir: "{data_dir}"\n'
+                'backend:\n  timeout: "300s"\n  gzip: false\n'
+                'log:\n  level: "warn"\n'
+                f"{groups}indexes:\n  c1: g1\n")
+    with open(os.path.join(data_dir, "api.log"), "w") as log_file:
+        return subprocess.Popen([binary, "--config", path], stdout=log_file,
+                                stderr=subprocess.STDOUT)
+
+
+def wait_for_ping(port, what, prefix="bench-query"):
+    deadline = time.time() + 30
+    while True:
+        try:
+            if request(port, "GET", "/ping")[0] == 204:
+                return
+        except OSError:
+            pass
+        if time.time() > deadline:
+            raise SystemExit(f"{prefix}: {what} does not answer /ping")
+        time.sleep(0.1)
+
+
 def vm_hwm_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -236,7 +287,6 @@ def main():
     influx_ports = pick_ports(args.port_base, 2, args.rpc_offset)
     api_ports = pick_ports(max(influx_ports) + 1, 3 if args.baseline_bin else 2)
     nginx_port = pick_ports(max(api_ports) + 1, 1)[0]
-    cluster = os.path.join(REPO, "integration/influxd-cluster.sh")
     apis = []
 
     def stop(*_):
@@ -244,23 +294,14 @@ def main():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        subprocess.run([cluster, "stop", "--dir", os.path.join(workdir, "influxd")],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stop_cluster(workdir)
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 
     signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(1)))
     try:
-        subprocess.run(
-            [cluster, "start", "--dir", os.path.join(workdir, "influxd"), "--ports",
-             ",".join(map(str, influx_ports)), "--rpc-ports",
-             ",".join(str(p + args.rpc_offset) for p in influx_ports), "--owner-pid", str(os.getpid())],
-            check=True, stdout=subprocess.DEVNULL)
-        urls = [f"http://127.0.0.1:{p}" for p in influx_ports]
-        configs = {
-            "RF=1": f'groups:\n  g1:\n    replicated: true\n    replicas:\n      - url: "{urls[0]}"\n',
-            "RF=2": f'groups:\n  g1:\n    replicas:\n      - url: "{urls[0]}"\n      - url: "{urls[1]}"\n',
-        }
+        start_cluster(workdir, influx_ports, args.rpc_offset)
+        configs = group_configs(influx_ports)
         binaries = {"RF=1": args.api_bin, "RF=2": args.api_bin}
         if args.baseline_bin:
             configs["RF=2 base"] = configs["RF=2"]
@@ -269,28 +310,10 @@ def main():
         targets = {"direct": influx_ports[0], "nginx hop": nginx_port}
         for (name, groups), port in zip(configs.items(), api_ports):
             data_dir = os.path.join(workdir, f"api-{name}".replace(" ", "-"))
-            os.makedirs(data_dir)
-            path = os.path.join(data_dir, "config.yaml")
-            with open(path, "w") as f:
-                f.write(f'listen: "127.0.0.1:{port}"\ndata_dir: "{data_dir}"\n'
-                        'backend:\n  timeout: "300s"\n  gzip: false\n'
-                        'log:\n  level: "warn"\n'
-                        f"{groups}indexes:\n  c1: g1\n")
-            log_file = open(os.path.join(data_dir, "api.log"), "w")
-            apis.append(subprocess.Popen([binaries[name], "--config", path], stdout=log_file,
-                                         stderr=subprocess.STDOUT))
+            apis.append(start_api(binaries[name], data_dir, port, groups))
             targets[name] = port
         for name, port in targets.items():
-            deadline = time.time() + 30
-            while True:
-                try:
-                    if request(port, "GET", "/ping")[0] == 204:
-                        break
-                except OSError:
-                    pass
-                if time.time() > deadline:
-                    raise SystemExit(f"bench-query: {name} does not answer /ping")
-                time.sleep(0.1)
+            wait_for_ping(port, name)
         # Not a proxy: both replicas asked at once, no merge. What any union of two replicas
         # sharing these cores waits for at least.
         targets = {"direct": targets["direct"], "nginx hop": targets["nginx hop"],

@@ -12,13 +12,8 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO"
-integration/install-deps.sh influxdb llvm-profdata
-major=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
-profdata=$(command -v "llvm-profdata-$major" || true)
-if [[ -z $profdata ]]; then
-    echo "pgo: llvm-profdata-$major not found (rustc uses LLVM $major): apt-get install -y llvm-$major" >&2
-    exit 1
-fi
+integration/install-deps.sh influxdb
+profdata=$(integration/install-deps.sh llvm-profdata)
 out=$REPO/target/pgo
 rm -rf "$out/profraw" "$out/monitor-api.profdata"
 mkdir -p "$out/profraw"

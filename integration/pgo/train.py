@@ -15,27 +15,14 @@ import argparse
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "benches/query"))
-from bench import PER_HOST, STEP_NS, T0, load, pick_ports, request  # noqa: E402
-
-
-def wait_for_ping(port, what):
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            if request(port, "GET", "/ping")[0] == 204:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"pgo-train: {what} does not answer /ping on {port}")
+from bench import (PER_HOST, STEP_NS, T0, group_configs, load, pick_ports, request,  # noqa: E402
+                   start_api, start_cluster, stop_cluster, wait_for_ping)
 
 
 def expect(port, method, path, body=None, ok=(200, 204)):
@@ -74,33 +61,16 @@ def main():
     parser.add_argument("--port-base", type=int, default=19320)
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="pgo-train-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-    cluster = os.path.join(REPO, "integration/influxd-cluster.sh")
     influx_ports = pick_ports(args.port_base, 2, 1000)
     api_port = pick_ports(max(influx_ports) + 1, 1)[0]
     try:
-        subprocess.run([cluster, "start", "--dir", os.path.join(workdir, "influxd"), "--ports",
-                        ",".join(map(str, influx_ports)), "--rpc-ports",
-                        ",".join(str(p + 1000) for p in influx_ports), "--owner-pid", str(os.getpid())],
-                       check=True, stdout=subprocess.DEVNULL)
+        start_cluster(workdir, influx_ports, 1000)
         load(influx_ports)
-        urls = [f"http://127.0.0.1:{p}" for p in influx_ports]
-        groups = {
-            "rf1": f'groups:\n  g1:\n    replicated: true\n    replicas:\n      - url: "{urls[0]}"\n',
-            "rf2": f'groups:\n  g1:\n    replicas:\n      - url: "{urls[0]}"\n      - url: "{urls[1]}"\n',
-        }
-        for name, group in groups.items():
-            data_dir = os.path.join(workdir, name)
-            os.makedirs(data_dir)
-            config = os.path.join(data_dir, "config.yaml")
-            with open(config, "w") as f:
-                f.write(f'listen: "127.0.0.1:{api_port}"\ndata_dir: "{data_dir}"\n'
-                        'backend:\n  timeout: "300s"\n  gzip: false\nlog:\n  level: "warn"\n'
-                        f"{group}indexes:\n  c1: g1\n")
-            with open(os.path.join(data_dir, "api.log"), "w") as log_file:
-                api = subprocess.Popen([args.api_bin, "--config", config], stdout=log_file,
-                                       stderr=subprocess.STDOUT)
+        for name, groups in group_configs(influx_ports).items():
+            data_dir = os.path.join(workdir, name.replace("=", ""))
+            api = start_api(args.api_bin, data_dir, api_port, groups)
             try:
-                wait_for_ping(api_port, f"monitor-api ({name})")
+                wait_for_ping(api_port, f"monitor-api ({name})", prefix="pgo-train")
                 workload(api_port)
             finally:
                 api.send_signal(signal.SIGTERM)
@@ -109,8 +79,7 @@ def main():
                 raise SystemExit(f"pgo-train: monitor-api ({name}) exited with {code}; see {data_dir}/api.log")
             print(f"pgo-train: {name} done", file=sys.stderr)
     finally:
-        subprocess.run([cluster, "stop", "--dir", os.path.join(workdir, "influxd")],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stop_cluster(workdir)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

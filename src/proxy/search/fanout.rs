@@ -175,9 +175,61 @@ async fn ask_replica(
     request_id: &str,
 ) -> Result<Vec<StatementResult>, ReplicaFailure> {
     let database = replica.config.backend_database(client_database);
+    let mut results = query_replica(&replica, &statement, Some(database), request_id).await?;
+    if is_bare_not_executed(&results) && database_is_missing(&replica, database, request_id).await {
+        return Ok(Vec::new());
+    }
+    for result in &mut results {
+        // A replica that never received a line of this database has nothing to add; that is
+        // an empty answer, not a failure.
+        if result
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("database not found"))
+        {
+            *result = StatementResult::default();
+        }
+    }
+    if let Some(error) = results.iter().find_map(|r| r.error.clone()) {
+        return Err(ReplicaFailure::Refused {
+            replica: replica.id.clone(),
+            message: error,
+        });
+    }
+    Ok(results)
+}
+
+/// InfluxDB 1.x answers several statements on a database it does not have with one result, a
+/// bare "not executed": the "database not found" it gives a single statement is lost.
+fn is_bare_not_executed(results: &[StatementResult]) -> bool {
+    matches!(results, [only] if only.error.as_deref() == Some("not executed"))
+}
+
+/// Whether the replica lacks `database` (`SHOW DATABASES`). Unknown (it cannot be asked) counts
+/// as present, so that the original refusal stands.
+async fn database_is_missing(replica: &ReadReplica, database: &str, request_id: &str) -> bool {
+    match query_replica(replica, "SHOW DATABASES", None, request_id).await {
+        Ok(results) => results.first().is_some_and(|result| {
+            result.error.is_none()
+                && !column_values(result, "name")
+                    .iter()
+                    .any(|name| name == database)
+        }),
+        Err(_) => false,
+    }
+}
+
+/// One query to one replica: its statements' results, or why there are none (unreachable; an
+/// answer that is not InfluxDB query JSON, carries a top-level error or is not a 2xx).
+async fn query_replica(
+    replica: &ReadReplica,
+    statement: &str,
+    database: Option<&str>,
+    request_id: &str,
+) -> Result<Vec<StatementResult>, ReplicaFailure> {
     let request = QueryRequest {
-        statement: &statement,
-        database: Some(database),
+        statement,
+        database,
         epoch: Some("ns"),
         ..QueryRequest::default()
     };
@@ -205,54 +257,7 @@ async fn ask_replica(
     if !(200..300).contains(&answer.status) {
         return Err(refused(format!("answered {}", answer.status)));
     }
-    let mut results = body.results;
-    if is_bare_not_executed(&results) && database_is_missing(&replica, database, request_id).await {
-        return Ok(Vec::new());
-    }
-    for result in &mut results {
-        // A replica that never received a line of this database has nothing to add; that is
-        // an empty answer, not a failure.
-        if result
-            .error
-            .as_deref()
-            .is_some_and(|e| e.starts_with("database not found"))
-        {
-            *result = StatementResult::default();
-        }
-    }
-    if let Some(error) = results.iter().find_map(|r| r.error.clone()) {
-        return Err(refused(error));
-    }
-    Ok(results)
-}
-
-/// InfluxDB 1.x answers several statements on a database it does not have with one result, a
-/// bare "not executed": the "database not found" it gives a single statement is lost.
-fn is_bare_not_executed(results: &[StatementResult]) -> bool {
-    matches!(results, [only] if only.error.as_deref() == Some("not executed"))
-}
-
-/// Whether the replica lacks `database` (`SHOW DATABASES`). Unknown (it cannot be asked) counts
-/// as present, so that the original refusal stands.
-async fn database_is_missing(replica: &ReadReplica, database: &str, request_id: &str) -> bool {
-    let request = QueryRequest {
-        statement: "SHOW DATABASES",
-        ..QueryRequest::default()
-    };
-    let Ok(answer) = replica.client.query(&request, request_id).await else {
-        return false;
-    };
-    let Ok(body) = serde_json::from_slice::<QueryBody>(&answer.body) else {
-        return false;
-    };
-    match body.results.first() {
-        Some(result) if result.error.is_none() && (200..300).contains(&answer.status) => {
-            !column_values(result, "name")
-                .iter()
-                .any(|name| name == database)
-        }
-        _ => false,
-    }
+    Ok(body.results)
 }
 
 /// The first column of every row of every series of a result (`SHOW TAG KEYS`: the keys;
