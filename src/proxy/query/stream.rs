@@ -1,6 +1,7 @@
-//! Running a raw `SELECT` merge while the replicas answer: one reader task per replica reads
-//! its chunked answer and parses each chunk (in parallel with the others and with the merge;
-//! a chunk a sibling replica sent byte for byte alike is parsed once, see `twins`),
+//! Running a raw `SELECT` merge while the replicas answer: one reader per replica reads its
+//! chunked answer and parses each chunk (on the merge's task while the answer is one chunk, on
+//! a task of its own, in parallel with the others and with the merge, once it is longer: see
+//! [`Readers`]; a chunk a sibling replica sent byte for byte alike is parsed once, see `twins`),
 //! handing it over through a channel of [`FEED_DEPTH`] chunks; the merge
 //! (`influxql::merge::stream`) writes rows as soon as they are decided. A one-statement answer
 //! is held until it is complete or [`COMMIT_BYTES`] long: a complete one is sent exactly as
@@ -12,7 +13,9 @@
 //! without it), and going over `query.max_rows` ends the series there with the row-limit error in
 //! the statement. It must never pass a partial answer off as complete: both are always said.
 
+use std::future::Future;
 use std::io::Write;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -73,9 +76,55 @@ struct Feed {
     erred: bool,
 }
 
+/// A replica's reader, polled by the merge's own task (see [`Readers`]).
+type ReaderFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The readers of one merge. They start on the merge's task: an answer of one chunk per replica
+/// (a trace, a short SELECT) is then read, parsed and merged without a task switch or a
+/// cross-thread wake-up, which on such an answer cost more than the work. The first time a
+/// replica sends a second chunk the answer is a long one, and every reader moves to a task of
+/// its own, to parse in parallel with the others and with the merge.
+struct Readers {
+    inline: Vec<Option<ReaderFuture>>,
+    chunks_seen: usize,
+}
+
+impl Readers {
+    /// Moves the readers still on the merge's task to tasks of their own.
+    fn detach(&mut self) {
+        for reader in self.inline.drain(..).flatten() {
+            tokio::spawn(reader);
+        }
+    }
+
+    /// Counts a chunk handed over; detaches once an answer proves longer than a chunk.
+    fn saw_chunk(&mut self, feeds: usize) {
+        self.chunks_seen += 1;
+        if self.chunks_seen > feeds && !self.inline.is_empty() {
+            self.detach();
+        }
+    }
+
+    /// The next event of `events`, driving the inline readers meanwhile.
+    async fn next_event(&mut self, events: &mut mpsc::Receiver<Event>) -> Option<Event> {
+        std::future::poll_fn(|cx| {
+            for slot in self.inline.iter_mut() {
+                if let Some(reader) = slot
+                    && reader.as_mut().poll(cx).is_ready()
+                {
+                    *slot = None;
+                }
+            }
+            events.poll_recv(cx)
+        })
+        .await
+    }
+}
+
 /// One raw statement's merge, from the first chunk to the last byte.
 pub(super) struct RawRun {
     feeds: Vec<Feed>,
+    readers: Readers,
     groups: Vec<String>,
     merge: RawMerge,
     writer: StatementWriter,
@@ -107,6 +156,7 @@ impl Executor<'_> {
         layout: Layout,
     ) -> RawRun {
         let mut feeds = Vec::new();
+        let mut inline: Vec<Option<ReaderFuture>> = Vec::new();
         for group in groups {
             let replicas = self.union_replicas(group);
             let twins = (replicas.len() > 1).then(|| Arc::new(Twins::new(replicas.len())));
@@ -121,7 +171,7 @@ impl Executor<'_> {
                     statement,
                     twins: twins.clone(),
                 };
-                tokio::spawn(reader.run(replica, sender));
+                inline.push(Some(Box::pin(reader.run(replica, sender))));
                 feeds.push(Feed {
                     group: group.clone(),
                     events,
@@ -135,6 +185,10 @@ impl Executor<'_> {
         RawRun {
             merge: RawMerge::new(feeds.len(), window).with_row_cap(self.max_rows),
             feeds,
+            readers: Readers {
+                inline,
+                chunks_seen: 0,
+            },
             groups: groups.to_vec(),
             writer: StatementWriter::new(statement_id, format, layout),
             max_rows: self.max_rows,
@@ -335,14 +389,16 @@ impl RawRun {
                     break;
                 }
             };
+            let feed_count = self.feeds.len();
             let Some(feed) = self.feeds.get_mut(replica) else {
                 self.done = true;
                 break;
             };
-            let event = feed.events.recv().await;
+            let event = self.readers.next_event(&mut feed.events).await;
             feed.started = true;
             match event {
                 Some(Event::Chunk(mut chunk)) => {
+                    self.readers.saw_chunk(feed_count);
                     for message in std::mem::take(&mut chunk.messages) {
                         self.writer.add_message(message);
                     }
@@ -671,6 +727,70 @@ impl Reader {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A reader that hands over `chunks` empty chunks, then the end.
+    fn reader_of(events: mpsc::Sender<Event>, chunks: usize) -> ReaderFuture {
+        Box::pin(async move {
+            for _ in 0..chunks {
+                if events.send(Event::Chunk(Chunk::default())).await.is_err() {
+                    return;
+                }
+            }
+            let _ = events.send(Event::End).await;
+        })
+    }
+
+    #[tokio::test]
+    async fn readers_run_on_the_merge_task_until_an_answer_proves_long() {
+        let (long_sender, mut long) = mpsc::channel(FEED_DEPTH);
+        let (short_sender, mut short) = mpsc::channel(FEED_DEPTH);
+        let mut readers = Readers {
+            inline: vec![
+                Some(reader_of(long_sender, 4)),
+                Some(reader_of(short_sender, 1)),
+            ],
+            chunks_seen: 0,
+        };
+        let inline = |readers: &Readers| readers.inline.iter().flatten().count();
+        // Waiting for one replica drives the other too: both are polled by this task alone.
+        assert!(matches!(
+            readers.next_event(&mut short).await,
+            Some(Event::Chunk(_))
+        ));
+        readers.saw_chunk(2);
+        assert!(matches!(
+            readers.next_event(&mut short).await,
+            Some(Event::End)
+        ));
+        assert!(matches!(
+            readers.next_event(&mut long).await,
+            Some(Event::Chunk(_))
+        ));
+        readers.saw_chunk(2);
+        assert_eq!(
+            inline(&readers),
+            1,
+            "the short reader finished, the long one waits"
+        );
+        // The long replica's second chunk: it moves to a task of its own.
+        assert!(matches!(
+            readers.next_event(&mut long).await,
+            Some(Event::Chunk(_))
+        ));
+        readers.saw_chunk(2);
+        assert_eq!(inline(&readers), 0);
+        // Nobody drives it here any more, and its answer still comes to the end.
+        let rest = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            let mut events = Vec::new();
+            while let Some(event) = long.recv().await {
+                events.push(matches!(event, Event::Chunk(_)));
+            }
+            events
+        })
+        .await
+        .expect("a detached reader runs on its own task");
+        assert_eq!(rest, [true, true, false]);
+    }
 
     /// Every document of `stream` when its bytes arrive cut at `cuts`.
     fn cut_into_documents(stream: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
