@@ -311,8 +311,8 @@ impl Executor<'_> {
         render: impl Fn(&dyn Fn(&str) -> String) -> String,
     ) -> Collected {
         let mut collected = Collected::default();
-        // Groups are asked one after the other only when there is one; several go in parallel
-        // through one task per group.
+        // One task per group, so that several groups are asked in parallel; within a group the
+        // replicas are tried one after the other.
         let mut tasks = JoinSet::new();
         for group in groups {
             let mut replicas = self.replicas(group);
