@@ -1,6 +1,6 @@
 //! Running a raw `SELECT` merge while the replicas answer: one reader per replica reads its
-//! chunked answer and parses each chunk (on the merge's task while the answer is one chunk, on
-//! a task of its own, in parallel with the others and with the merge, once it is longer: see
+//! chunked answer and parses each chunk (on the merge's task while the answer is short, on a
+//! task of its own, in parallel with the others and with the merge, once it is long: see
 //! [`Readers`]; a chunk a sibling replica sent byte for byte alike is parsed once, see `twins`),
 //! handing it over through a channel of [`FEED_DEPTH`] chunks; the merge
 //! (`influxql::merge::stream`) writes rows as soon as they are decided. A one-statement answer
@@ -54,6 +54,9 @@ const FEED_DEPTH: usize = 2;
 const COMMIT_BYTES: usize = 1 << 20;
 /// Bytes per body frame once streaming.
 const FRAME_BYTES: usize = 64 << 10;
+/// Rows handed over by all replicas together after which an answer counts as long and its
+/// readers move to tasks of their own (about one replica chunk, [`REPLICA_CHUNK_ROWS`]).
+const DETACH_ROWS: usize = 1000;
 
 /// What a replica's reader hands over.
 enum Event {
@@ -79,14 +82,15 @@ struct Feed {
 /// A replica's reader, polled by the merge's own task (see [`Readers`]).
 type ReaderFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// The readers of one merge. They start on the merge's task: an answer of one chunk per replica
-/// (a trace, a short SELECT) is then read, parsed and merged without a task switch or a
-/// cross-thread wake-up, which on such an answer cost more than the work. The first time a
-/// replica sends a second chunk the answer is a long one, and every reader moves to a task of
-/// its own, to parse in parallel with the others and with the merge.
+/// The readers of one merge. They start on the merge's task: a short answer (a trace, a short
+/// SELECT) is then read, parsed and merged without a task switch or a cross-thread wake-up,
+/// which on such an answer cost more than the work. Once the replicas have handed over
+/// [`DETACH_ROWS`] rows the answer is a long one, and every reader moves to a task of its own,
+/// to parse in parallel with the others and with the merge. Counted in rows, not chunks: InfluxDB
+/// sends a chunk per series, and many one-row series are cheaper parsed on one task.
 struct Readers {
     inline: Vec<Option<ReaderFuture>>,
-    chunks_seen: usize,
+    rows_seen: usize,
 }
 
 impl Readers {
@@ -97,10 +101,10 @@ impl Readers {
         }
     }
 
-    /// Counts a chunk handed over; detaches once an answer proves longer than a chunk.
-    fn saw_chunk(&mut self, feeds: usize) {
-        self.chunks_seen += 1;
-        if self.chunks_seen > feeds && !self.inline.is_empty() {
+    /// Counts the rows of a chunk handed over; detaches once the answer proves long.
+    fn saw_rows(&mut self, rows: usize) {
+        self.rows_seen += rows;
+        if self.rows_seen >= DETACH_ROWS && !self.inline.is_empty() {
             self.detach();
         }
     }
@@ -187,7 +191,7 @@ impl Executor<'_> {
             feeds,
             readers: Readers {
                 inline,
-                chunks_seen: 0,
+                rows_seen: 0,
             },
             groups: groups.to_vec(),
             writer: StatementWriter::new(statement_id, format, layout),
@@ -389,7 +393,6 @@ impl RawRun {
                     break;
                 }
             };
-            let feed_count = self.feeds.len();
             let Some(feed) = self.feeds.get_mut(replica) else {
                 self.done = true;
                 break;
@@ -398,7 +401,7 @@ impl RawRun {
             feed.started = true;
             match event {
                 Some(Event::Chunk(mut chunk)) => {
-                    self.readers.saw_chunk(feed_count);
+                    self.readers.saw_rows(chunk.rows());
                     for message in std::mem::take(&mut chunk.messages) {
                         self.writer.add_message(message);
                     }
@@ -749,7 +752,7 @@ mod tests {
                 Some(reader_of(long_sender, 4)),
                 Some(reader_of(short_sender, 1)),
             ],
-            chunks_seen: 0,
+            rows_seen: 0,
         };
         let inline = |readers: &Readers| readers.inline.iter().flatten().count();
         // Waiting for one replica drives the other too: both are polled by this task alone.
@@ -757,27 +760,28 @@ mod tests {
             readers.next_event(&mut short).await,
             Some(Event::Chunk(_))
         ));
-        readers.saw_chunk(2);
+        readers.saw_rows(10);
         assert!(matches!(
             readers.next_event(&mut short).await,
             Some(Event::End)
         ));
+        // Many short chunks (a chunk per series) keep it on this task.
         assert!(matches!(
             readers.next_event(&mut long).await,
             Some(Event::Chunk(_))
         ));
-        readers.saw_chunk(2);
+        readers.saw_rows(DETACH_ROWS - 11);
         assert_eq!(
             inline(&readers),
             1,
             "the short reader finished, the long one waits"
         );
-        // The long replica's second chunk: it moves to a task of its own.
+        // The rows that make the answer long: the reader moves to a task of its own.
         assert!(matches!(
             readers.next_event(&mut long).await,
             Some(Event::Chunk(_))
         ));
-        readers.saw_chunk(2);
+        readers.saw_rows(1);
         assert_eq!(inline(&readers), 0);
         // Nobody drives it here any more, and its answer still comes to the end.
         let rest = tokio::time::timeout(std::time::Duration::from_secs(5), async {
