@@ -1257,6 +1257,10 @@ fn stored_mismatch(
     None
 }
 
+/// Times an empty `SELECT *` right after a write is asked again (200 ms apart) before the line
+/// counts as not stored.
+const RE_READS: usize = 5;
+
 #[test]
 fn influxd_stores_what_we_read() {
     let mut bodies = corpus_bodies();
@@ -1273,6 +1277,7 @@ fn influxd_stores_what_we_read() {
     let mut compared = 0;
     let mut skipped_name_clash = 0;
     let mut not_accepted = 0;
+    let mut re_read = 0;
     let mut mismatches = Vec::new();
     for probe in probes(&bodies)
         .iter()
@@ -1307,9 +1312,25 @@ fn influxd_stores_what_we_read() {
             not_accepted += 1;
             continue;
         }
-        let answer = checker
+        let mut answer = checker
             .cluster
             .query(0, &db, "SELECT * FROM /.*/; SHOW FIELD KEYS");
+        // Seen once in CI (a line written with a 204 and, right after, not in `SELECT *`; the
+        // same line was found in every other run): nothing found at all is asked again, a
+        // bounded number of times, before it counts as not stored. Counted and printed.
+        for _ in 0..RE_READS {
+            if !answer["results"][0]["series"]
+                .as_array()
+                .is_none_or(|series| series.is_empty())
+            {
+                break;
+            }
+            re_read += 1;
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            answer = checker
+                .cluster
+                .query(0, &db, "SELECT * FROM /.*/; SHOW FIELD KEYS");
+        }
         compared += 1;
         if let Some(m) = stored_mismatch(&point, line.timestamp_nanos(), &answer) {
             mismatches.push(format!("{}: {}: {m}", probe.origin, show(&probe.bytes)));
@@ -1317,7 +1338,7 @@ fn influxd_stores_what_we_read() {
     }
     println!(
         "stored values: {compared} lines compared, {} differ, {skipped_name_clash} skipped (tag/field name clash), \
-         {not_accepted} not accepted",
+         {not_accepted} not accepted, {re_read} empty answer(s) asked again",
         mismatches.len()
     );
     assert!(
