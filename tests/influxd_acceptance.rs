@@ -1257,6 +1257,8 @@ fn stored_mismatch(
     None
 }
 
+/// What a line written alone into a fresh database is read back with.
+const READ_BACK: &str = "SELECT * FROM /.*/; SHOW FIELD KEYS";
 /// Times an empty `SELECT *` right after a write is asked again (200 ms apart) before the line
 /// counts as not stored.
 const RE_READS: usize = 5;
@@ -1312,9 +1314,7 @@ fn influxd_stores_what_we_read() {
             not_accepted += 1;
             continue;
         }
-        let mut answer = checker
-            .cluster
-            .query(0, &db, "SELECT * FROM /.*/; SHOW FIELD KEYS");
+        let mut answer = checker.cluster.query(0, &db, READ_BACK);
         // Seen once in CI (a line written with a 204 and, right after, not in `SELECT *`; the
         // same line was found in every other run): nothing found at all is asked again, a
         // bounded number of times, before it counts as not stored. Counted and printed.
@@ -1327,9 +1327,7 @@ fn influxd_stores_what_we_read() {
             }
             re_read += 1;
             std::thread::sleep(std::time::Duration::from_millis(200));
-            answer = checker
-                .cluster
-                .query(0, &db, "SELECT * FROM /.*/; SHOW FIELD KEYS");
+            answer = checker.cluster.query(0, &db, READ_BACK);
         }
         compared += 1;
         if let Some(m) = stored_mismatch(&point, line.timestamp_nanos(), &answer) {
